@@ -1,0 +1,124 @@
+"""Name -> factory registries for the things users extend (corruptions, losses, encoders).
+
+One small class serves every registry so that names, listing and error messages behave the
+same everywhere, in the spirit of timm's ``create_model`` and open_clip's model factory.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Factories by name; ``family:variant`` names pass ``variant`` to the family's factory."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._factories: dict[str, Callable[..., T]] = {}
+        self._families: set[str] = set()
+
+    def register(self, name: str, *, family: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator. A family factory takes the variant (text after ':') as first argument."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._factories[name] = factory
+            if family:
+                self._families.add(name)
+            return factory
+
+        return decorator
+
+    def names(self) -> list[str]:
+        return sorted(f"{n}:<variant>" if n in self._families else n for n in self._factories)
+
+    def _resolve(self, name: str) -> tuple[Callable[..., T], tuple[str, ...]]:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{self.kind} name must be a non-empty string; allowed: {', '.join(self.names())}")
+        family, sep, variant = name.partition(":")
+        if sep and family in self._families:
+            if not variant:
+                raise ValueError(f"{self.kind} {name!r} needs a variant after ':'")
+            return self._factories[family], (variant,)
+        if name in self._factories and name not in self._families:
+            return self._factories[name], ()
+        raise ValueError(f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}")
+
+    def check(self, name: str) -> str:
+        """Validate a name without building anything (configs call this)."""
+        self._resolve(name)
+        return name
+
+    def get(self, name: str, **params: Any) -> T:
+        factory, args = self._resolve(name)
+        _check_params(self.kind, name, factory, len(args), params)
+        return factory(*args, **params)
+
+    def from_spec(self, spec: str) -> T:
+        """Build from a command-line spec such as ``random_mask(fraction=0.9)``."""
+        name, params = parse_spec(spec)
+        return self.get(name, **params)
+
+
+def _check_params(kind: str, name: str, factory: Callable, n_positional: int, params: dict) -> None:
+    """Turn a wrong keyword into a ValueError that names it, instead of a bare TypeError."""
+    sig = inspect.signature(factory)
+    accepted = [p for p in list(sig.parameters.values())[n_positional:]]
+    if any(p.kind is p.VAR_KEYWORD for p in accepted):
+        return
+    allowed = {p.name for p in accepted}
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{kind} {name!r} got unknown parameter(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed)) or 'none'}"
+        )
+    missing = [
+        p.name
+        for p in accepted
+        if p.default is p.empty and p.kind is not p.VAR_POSITIONAL and p.name not in params
+    ]
+    if missing:
+        raise ValueError(f"{kind} {name!r} needs parameter(s) {', '.join(missing)}")
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Parse ``name`` or ``name(key=literal, ...)`` as written on a command line.
+
+    Literals only (numbers, strings, tuples), read with ``ast.literal_eval``: nothing is executed.
+    """
+    import ast
+
+    text = spec.strip() if isinstance(spec, str) else ""
+    if not text:
+        raise ValueError("spec must be a name or name(key=value, ...), got an empty value")
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise ValueError(f"cannot parse {spec!r}; write name or name(key=value, ...)") from None
+    if isinstance(node, ast.Name):
+        return node.id, {}
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)) or node.args:
+        raise ValueError(f"cannot parse {spec!r}; write name or name(key=value, ...) with keywords only")
+    params: dict[str, Any] = {}
+    for kw in node.keywords:
+        if kw.arg is None:
+            raise ValueError(f"cannot parse {spec!r}; **kwargs are not allowed")
+        try:
+            value = ast.literal_eval(kw.value)
+        except ValueError:
+            raise ValueError(f"in {spec!r}, {kw.arg} must be a literal (number, string or tuple)") from None
+        params[kw.arg] = list(value) if isinstance(value, list) else value
+    return node.func.id, params
+
+
+def format_spec(name: str, params: dict[str, Any]) -> str:
+    """Inverse of :func:`parse_spec`, for logging a canonical form."""
+    if not params:
+        return name
+    inner = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in params.items())
+    return f"{name}({inner})"

@@ -1,0 +1,60 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CINV_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The project's offline data (../shared beside the checkout, as in CI)."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"shared data not found at {SHARED} (set CINV_SHARED)")
+    return SHARED / "data"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    """A fresh MLflow tracking store for this test, in-process and for subprocesses."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    with monkeypatch.context() as here:
+        here.chdir(tmp_path)  # the Default experiment's artifacts go under tmp_path/mlruns, not the checkout
+        mlflow.MlflowClient().search_experiments()
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+def write_image_folder(root: Path, classes: dict[str, int], size: int = 40, seed: int = 0) -> Path:
+    """A small real ImageFolder tree: each class a different base colour plus noise."""
+    rng = np.random.default_rng(seed)
+    for split, scale in (("train", 1), ("val", 1)):
+        for i, (cls, n) in enumerate(classes.items()):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for j in range(n * scale):
+                base = np.zeros((size, size, 3)) + 40 + 60 * i
+                pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{j:04d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return write_image_folder(tmp_path / "folder", {"n01": 6, "n02": 6, "n03": 6})
+
+
+def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run an entry point as a user would, in a fresh process."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore", **(env_extra or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
