@@ -1,0 +1,245 @@
+"""Datasets as train / val / test splits of uint8 images with integer labels.
+
+Two sources: the CIFAR-10 subset embedded in the package (decoded once into memory), and
+ImageFolder trees (ImageNet-100 from a local ImageNet copy with a class list). Every split
+yields ``(uint8 tensor [3, h, w], label)``; cropping happens here, corruption never does: it is
+applied to whole batches in the loops (see ``cinv.data.batches``).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Subset
+
+from cinv.errors import DatasetError
+
+EMBEDDED = "embedded"
+EMBEDDED_ARCHIVE = "cifar10_subset.tar.gz"
+PACKAGED_LISTS = ("imagenet100", "imagenet100b")
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    classes: list[str]
+    image_size: int
+    name: str
+    # In-memory images are resized and flipped per batch on the device; folder images arrive
+    # cropped and flipped by the loader workers.
+    augment_on_batch: bool = False
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+class TensorImages(Dataset):
+    """Decoded uint8 images held in memory; the transform is applied per batch, not per item."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], int(self.labels[i])
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()
+
+
+def decode_image(data: bytes | Path, name: str) -> Image.Image:
+    """Open fully (PIL is lazy), so a truncated file fails here with its name."""
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            im.load()
+            return im.convert("RGB")
+    except Exception as exc:  # PIL raises several unrelated types for bad files
+        raise DatasetError(f"cannot read image {name}: {exc}") from None
+
+
+def load_embedded() -> Splits:
+    """The shipped CIFAR-10 subset: 600/100/200 images per class for train/val/test."""
+    archive = resources.files("cinv.data").joinpath("embedded", EMBEDDED_ARCHIVE)
+    per_split: dict[str, list[tuple[str, np.ndarray]]] = {"train": [], "val": [], "test": []}
+    with archive.open("rb") as fh, tarfile.open(fileobj=fh, mode="r:gz") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            split, cls, fname = member.name.split("/")
+            image = decode_image(tar.extractfile(member).read(), f"{EMBEDDED_ARCHIVE}:{member.name}")
+            per_split[split].append((cls, np.asarray(image)))
+    classes = sorted({cls for cls, _ in per_split["train"]})
+    index = {c: i for i, c in enumerate(classes)}
+
+    def tensors(items):
+        images = torch.from_numpy(np.stack([a for _, a in items])).permute(0, 3, 1, 2).contiguous()
+        return TensorImages(images, torch.tensor([index[c] for c, _ in items]))
+
+    return Splits(
+        train=tensors(per_split["train"]),
+        val=tensors(per_split["val"]),
+        test=tensors(per_split["test"]),
+        classes=classes,
+        image_size=32,
+        name=EMBEDDED,
+        augment_on_batch=True,
+    )
+
+
+def read_class_list(spec: str | Path) -> list[str]:
+    """A packaged list name (``imagenet100``, ``imagenet100b``) or a text file, one class per line."""
+    if str(spec) in PACKAGED_LISTS:
+        text = resources.files("cinv.data").joinpath("lists", f"{spec}.txt").read_text()
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise DatasetError(
+                f"class list {spec} not found; give a file with one class folder name per line "
+                f"or one of: {', '.join(PACKAGED_LISTS)}"
+            )
+        text = path.read_text()
+    classes = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not classes:
+        raise DatasetError(f"class list {spec} is empty")
+    if len(set(classes)) != len(classes):
+        raise DatasetError(f"class list {spec} repeats a class")
+    return classes
+
+
+class FolderImages(Dataset):
+    """ImageFolder layout ``root/<class>/<image>``, restricted to ``classes`` in that order."""
+
+    EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+    def __init__(self, root: Path, classes: list[str], transform=None):
+        root = Path(root)
+        missing = [c for c in classes if not (root / c).is_dir()]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise DatasetError(f"{root}: class folder(s) not found: {shown}")
+        self.root, self.classes, self.transform = root, classes, transform
+        self.samples = [
+            (path, label)
+            for label, cls in enumerate(classes)
+            for path in sorted((root / cls).iterdir())
+            if path.suffix.lower() in self.EXTENSIONS
+        ]
+        if not self.samples:
+            raise DatasetError(f"{root}: no images found (extensions {', '.join(self.EXTENSIONS)})")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        path, label = self.samples[i]
+        image = decode_image(path, str(path))
+        return self.transform(image) if self.transform else image, label
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+
+def folder_transforms(image_size: int):
+    """The paper's preprocessing: RandomResizedCrop+flip to train, Resize(256/224)+CenterCrop to eval."""
+    from torchvision.transforms import v2
+
+    to_uint8 = [v2.PILToTensor()]
+    train = v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), *to_uint8])
+    resize = round(image_size * 256 / 224)
+    evaluate = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size), *to_uint8])
+    return train, evaluate
+
+
+def load_folder(root: str | Path, class_list: str | None, image_size: int, val_fraction: float, seed: int) -> Splits:
+    """``root/train`` and ``root/val`` (reported) from an ImageNet-style tree.
+
+    The validation split for model selection is carved out of ``root/train`` (class-stratified,
+    seeded), so the reported split is never used to choose anything. ``root/test``, when
+    present, is reported instead of ``root/val`` and ``root/val`` becomes the validation split.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} not found")
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        raise DatasetError(f"{root}: expected an ImageFolder tree with {root}/train/<class>/... and {root}/val/<class>/...")
+    classes = read_class_list(class_list) if class_list else sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise DatasetError(f"{train_dir}: no class folders")
+    train_tf, eval_tf = folder_transforms(image_size)
+    if (root / "test").is_dir():
+        train = FolderImages(train_dir, classes, train_tf)
+        val = FolderImages(root / "val", classes, eval_tf)
+        test = FolderImages(root / "test", classes, eval_tf)
+    else:
+        if not (root / "val").is_dir():
+            raise DatasetError(f"{root}: no val/ (or test/) folder to report on")
+        full = FolderImages(train_dir, classes, train_tf)
+        held_out = set(stratified_indices(full.targets, fraction=val_fraction, seed=seed).tolist())
+        train = Subset(full, [i for i in range(len(full)) if i not in held_out])
+        val = Subset(FolderImages(train_dir, classes, eval_tf), sorted(held_out))
+        test = FolderImages(root / "val", classes, eval_tf)
+    return Splits(train=train, val=val, test=test, classes=classes, image_size=image_size, name=str(root))
+
+
+def stratified_indices(targets: list[int], *, fraction: float | None = None, per_class: int | None = None,
+                       seed: int = 0) -> torch.Tensor:
+    """Per class, round(fraction * n_c) (at least one) or at most ``per_class`` indices, seeded."""
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1]; got {fraction}")
+    labels = torch.as_tensor(targets)
+    generator = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in labels.unique(sorted=True).tolist():
+        idx = (labels == c).nonzero().flatten()
+        k = min(len(idx), per_class) if per_class is not None else max(1, round(fraction * len(idx)))
+        picks.append(idx[torch.randperm(len(idx), generator=generator)[:k]])
+    return torch.cat(picks).sort().values
+
+
+def dataset_targets(dataset: Dataset) -> list[int]:
+    if isinstance(dataset, Subset):
+        parent = dataset_targets(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
+    return list(dataset.targets)
+
+
+def label_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """The labelled part for a probe: a class-balanced fraction of ``dataset``."""
+    if fraction >= 1:
+        return dataset
+    return Subset(dataset, stratified_indices(dataset_targets(dataset), fraction=fraction, seed=seed).tolist())
+
+
+def load_splits(dataset: str, class_list: str | None, image_size: int | None, val_fraction: float, seed: int,
+                limit_per_class: int | None = None) -> Splits:
+    if dataset == EMBEDDED:
+        if class_list:
+            raise DatasetError("class_list applies to folder datasets, not to the embedded CIFAR-10 subset")
+        splits = load_embedded()
+    else:
+        splits = load_folder(dataset, class_list, image_size or 224, val_fraction, seed)
+    if image_size:
+        splits.image_size = image_size
+    for name in ("train", "val", "test"):
+        split = getattr(splits, name)
+        if len(split) == 0:
+            raise DatasetError(f"{splits.name}: the {name} split is empty")
+        if limit_per_class:
+            picks = stratified_indices(dataset_targets(split), per_class=limit_per_class, seed=seed)
+            setattr(splits, name, Subset(split, picks.tolist()))
+    return splits
