@@ -1,0 +1,284 @@
+"""The stages (student, baseline, probe, evaluate) and the main experiment that chains them.
+
+Each ``run_*`` function expects an active MLflow run (the command-line wrapper opens it) and
+logs into it; the pieces they share (loading data, building streams, training, evaluating)
+are the plain functions above them, so the main job and the single-stage commands run the
+same code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+import torch
+
+from cinv import distortions, encoders, losses, tracking
+from cinv.config import (
+    MODEL_URI_SCHEMES,
+    BaselineConfig,
+    BaselineOptions,
+    DataOptions,
+    EvalOptions,
+    EvaluateConfig,
+    MainConfig,
+    ProbeConfig,
+    ProbeOptions,
+    StudentConfig,
+    StudentOptions,
+)
+from cinv.data.batches import BatchStream
+from cinv.data.datasets import Splits, label_subset, load_splits
+from cinv.distortions import Distortion
+from cinv.encoders import Classifier, Encoder
+from cinv.evaluation import Evaluation, evaluate
+from cinv.probe import extract_features, fit_head
+from cinv.runtime import resolve_device
+from cinv.training import fit, inversion_objective, supervised_objective
+
+
+@dataclass
+class Setup:
+    """What every stage needs: the data, the corruption, the device and the seed."""
+
+    splits: Splits
+    corruption: Distortion
+    device: torch.device
+    seed: int
+    num_workers: int
+
+    def stream(self, split: str, *, batch_size: int, train: bool, corruption: Distortion | None = None,
+               seed: int | None = None, dataset=None) -> BatchStream:
+        return BatchStream(
+            dataset if dataset is not None else getattr(self.splits, split),
+            corruption=corruption or self.corruption,
+            batch_size=batch_size,
+            image_size=self.splits.image_size,
+            device=self.device,
+            train=train,
+            augment_on_batch=self.splits.augment_on_batch,
+            seed=self.seed if seed is None else seed,
+            num_workers=0 if self.splits.augment_on_batch else self.num_workers,
+        )
+
+
+def setup(data: DataOptions, corruption: str, seed: int, device: str) -> Setup:
+    torch.manual_seed(seed)
+    splits = load_splits(data.dataset, data.class_list, data.resolved_image_size, data.val_fraction, seed,
+                         data.limit_per_class)
+    return Setup(splits, distortions.from_spec(corruption), resolve_device(device), seed, data.num_workers)
+
+
+def load_encoder(name: str, weights: str | None, device: torch.device) -> Encoder | tracking.ExportedModel:
+    """A registry name builds an encoder; a model URI loads a logged one."""
+    if name.startswith(MODEL_URI_SCHEMES):
+        return tracking.load_model(name).to(device)
+    return encoders.get(name, weights).to(device)
+
+
+# ---- stages as functions ---------------------------------------------------------------
+
+FEATURE_BATCH = 256  # images per encoder pass when caching probe features (no gradients)
+
+
+def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOptions) -> Encoder:
+    student = encoders.student_from(teacher)
+    loss = losses.get(opts.loss, temperature=opts.temperature)
+    fit(student, inversion_objective(student, teacher, loss), s.stream("train", batch_size=opts.batch_size, train=True),
+        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics, desc="student")
+    return student.eval()
+
+
+def train_baseline(s: Setup, opts: BaselineOptions) -> Classifier:
+    backbone = encoders.get(opts.backbone, opts.backbone_weights).to(s.device)
+    model = Classifier(backbone, s.splits.num_classes, backbone.embed_dim).to(s.device)
+    fit(model, supervised_objective(model), s.stream("train", batch_size=opts.batch_size, train=True),
+        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics, desc="baseline")
+    return model.eval()
+
+
+def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | None = None) -> Classifier:
+    """Linear head on a frozen encoder, trained on (a labelled fraction of) corrupted train images."""
+    frozen = encoder if isinstance(encoder, (encoders.FrozenEncoder, tracking.ExportedModel)) else encoders.freeze(encoder)
+    labelled = label_subset(s.splits.train, opts.label_fraction, s.seed)
+    stream = s.stream("train", batch_size=FEATURE_BATCH, train=True, corruption=corruption, dataset=labelled)
+    cache = extract_features(frozen, stream, opts.feature_draws, desc="probe features")
+    model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize).to(s.device)
+    fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, seed=s.seed,
+             on_epoch=tracking.log_epoch_metrics)
+    mlflow.log_metric("probe_train_images", len(labelled))
+    return model.eval()
+
+
+def evaluate_model(s: Setup, model, opts: EvalOptions, corruption: Distortion | None = None, split: str = "test") -> Evaluation:
+    stream = s.stream(split, batch_size=opts.batch_size, train=False, corruption=corruption, seed=opts.draw_seed)
+    result = evaluate(model, stream, opts.draws, desc=f"evaluate {split}")
+    tracking.log_evaluation(result, prefix=split)
+    return result
+
+
+def log_classifier(s: Setup, model: Classifier, corruption: Distortion, **metadata) -> str:
+    info = tracking.log_model(model, "classifier", image_size=s.splits.image_size, metadata={
+        "kind": "classifier", "classes": s.splits.classes, "corruption": corruption.spec, "dataset": s.splits.name, **metadata})
+    return info.model_uri
+
+
+def log_encoder(s: Setup, encoder: Encoder, **metadata) -> str:
+    info = tracking.log_model(encoder, "encoder", image_size=s.splits.image_size, metadata={
+        "kind": "encoder", "embed_dim": encoder.embed_dim, "preprocessing": encoder.preprocessing,
+        "corruption": s.corruption.spec, "dataset": s.splits.name, **metadata})
+    return info.model_uri
+
+
+def register_student(s: Setup, uri: str, name: str, *, teacher: str, loss: str, run_id: str,
+                     evaluation: Evaluation | None = None) -> None:
+    tags = {"method": "contrastive_inversion", "teacher": teacher, "corruption": s.corruption.spec, "loss": loss,
+            "dataset": s.splits.name, "run_id": run_id}
+    if evaluation is not None:
+        tags |= {"test_top1_mean": f"{evaluation.mean('top1'):.2f}", "test_top1_se": f"{evaluation.se('top1'):.2f}"}
+    tracking.register(uri, name, tags)
+
+
+def log_samples(s: Setup, n: int = 8) -> None:
+    stream = s.stream("test", batch_size=n, train=False)
+    views = next(iter(stream.epoch(0)))
+    tracking.log_image_grid(views.clean, views.corrupted, "samples.png")
+
+
+# ---- commands --------------------------------------------------------------------------
+
+
+def run_student(cfg: StudentConfig) -> Encoder:
+    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
+    mlflow.set_tags({"cinv.method": "contrastive_inversion", "cinv.stage": "student"})
+    log_samples(s)
+    student = train_student(s, teacher, cfg.train)
+    uri = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.train.loss)
+    if cfg.registered_model_name:
+        register_student(s, uri, cfg.registered_model_name, teacher=cfg.teacher, loss=cfg.train.loss,
+                         run_id=mlflow.active_run().info.run_id)
+    return student
+
+
+def run_baseline(cfg: BaselineConfig) -> Evaluation:
+    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    mlflow.set_tags({"cinv.method": "supervised_baseline", "cinv.stage": "baseline"})
+    log_samples(s)
+    model = train_baseline(s, cfg.train)
+    result = evaluate_model(s, model, cfg.eval)
+    log_classifier(s, model, s.corruption, method="supervised_baseline", backbone=cfg.train.backbone)
+    return result
+
+
+def run_probe(cfg: ProbeConfig) -> Evaluation:
+    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    mlflow.set_tags({"cinv.stage": "probe", "cinv.encoder": cfg.encoder})
+    encoder = load_encoder(cfg.encoder, cfg.encoder_weights, s.device)
+    model = train_probe(s, encoder, cfg.probe)
+    result = evaluate_model(s, model, cfg.eval)
+    log_classifier(s, model, s.corruption, method="linear_probe", encoder=cfg.encoder)
+    return result
+
+
+def run_evaluate(cfg: EvaluateConfig) -> Evaluation:
+    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    mlflow.set_tags({"cinv.stage": "evaluate", "cinv.model": cfg.model})
+    model = tracking.load_model(cfg.model).to(s.device)
+    classes = model.metadata.get("classes")
+    if classes is not None and len(classes) != s.splits.num_classes:
+        raise ValueError(f"model {cfg.model} predicts {len(classes)} classes but the dataset has {s.splits.num_classes}")
+    return evaluate_model(s, model, cfg.eval, split=cfg.split)
+
+
+ROWS = {
+    "teacher_clean": "Teacher, clean images (reference)",
+    "teacher_corrupted": "Teacher's original representations",
+    "student": "Student (contrastive inversion)",
+    "baseline": "Supervised baseline (end to end)",
+}
+
+
+def run_main(cfg: MainConfig) -> pd.DataFrame:
+    """Teacher probes (clean, corrupted), student, student probe and baseline, each a child run."""
+    started = time.time()
+    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    mlflow.set_tags({"cinv.stage": "main", "cinv.corruption": s.corruption.spec})
+    log_samples(s)
+    teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
+    clean = distortions.get("none")
+    results: dict[str, Evaluation] = {}
+
+    with tracking.child_run("teacher_clean_probe", **{"cinv.stage": "probe", "cinv.encoder": cfg.teacher}):
+        tracking.log_params({"corruption": clean.spec, "encoder": cfg.teacher})
+        probe = train_probe(s, teacher, cfg.probe, corruption=clean)
+        results["teacher_clean"] = evaluate_model(s, probe, cfg.eval, corruption=clean)
+
+    with tracking.child_run("teacher_corrupted_probe", **{"cinv.stage": "probe", "cinv.encoder": cfg.teacher}):
+        tracking.log_params({"corruption": s.corruption.spec, "encoder": cfg.teacher})
+        probe = train_probe(s, teacher, cfg.probe)
+        results["teacher_corrupted"] = evaluate_model(s, probe, cfg.eval)
+
+    with tracking.child_run("student", **{"cinv.stage": "student", "cinv.method": "contrastive_inversion"}):
+        tracking.log_params({f"student_{k}": v for k, v in cfg.student.model_dump().items()} | {"corruption": s.corruption.spec})
+        student = train_student(s, teacher, cfg.student)
+        student_uri = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.student.loss)
+        student_run = mlflow.active_run().info.run_id
+
+    with tracking.child_run("student_probe", **{"cinv.stage": "probe", "cinv.encoder": student_uri}):
+        tracking.log_params({"corruption": s.corruption.spec, "encoder": student_uri})
+        probe = train_probe(s, student, cfg.probe)
+        results["student"] = evaluate_model(s, probe, cfg.eval)
+        log_classifier(s, probe, s.corruption, method="linear_probe", encoder=student_uri)
+
+    with tracking.child_run("baseline", **{"cinv.stage": "baseline", "cinv.method": "supervised_baseline"}):
+        tracking.log_params({f"baseline_{k}": v for k, v in cfg.baseline.model_dump().items()} | {"corruption": s.corruption.spec})
+        baseline = train_baseline(s, cfg.baseline)
+        results["baseline"] = evaluate_model(s, baseline, cfg.eval)
+        log_classifier(s, baseline, s.corruption, method="supervised_baseline", backbone=cfg.baseline.backbone)
+
+    table = comparison_table(results, s.corruption.spec)
+    tracking.log_table(table, "results")
+    tracking.log_figure(comparison_plot(table, s.corruption.spec), "results.png")
+    mlflow.log_metrics({f"{key}_top1_mean": r.mean("top1") for key, r in results.items()}
+                       | {f"{key}_top1_se": r.se("top1") for key, r in results.items()})
+    if cfg.registered_model_name:  # only once every stage has succeeded
+        register_student(s, student_uri, cfg.registered_model_name, teacher=cfg.teacher, loss=cfg.student.loss,
+                         run_id=student_run, evaluation=results["student"])
+    mlflow.log_metric("wall_time_s", time.time() - started)
+    return table
+
+
+def comparison_table(results: dict[str, Evaluation], corruption: str) -> pd.DataFrame:
+    rows = []
+    for key, r in results.items():
+        rows.append({
+            "model": ROWS.get(key, key),
+            "evaluated on": "clean" if key == "teacher_clean" else corruption,
+            "draws": len(r.draws),
+            "top1": f"{r.mean('top1'):.2f} ± {r.se('top1'):.2f}",
+            "top5": f"{r.mean('top5'):.2f} ± {r.se('top5'):.2f}",
+            "top1_mean": round(r.mean("top1"), 4), "top1_se": round(r.se("top1"), 4),
+            "top5_mean": round(r.mean("top5"), 4), "top5_se": round(r.se("top5"), 4),
+        })
+    return pd.DataFrame(rows)
+
+
+def comparison_plot(table: pd.DataFrame, corruption: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(table["model"], table["top1_mean"], xerr=table["top1_se"], color=["#999999", "#d62728", "#1f77b4", "#ff7f0e"][: len(table)])
+    for y, v in enumerate(table["top1_mean"]):
+        ax.text(v + 0.5, y, f"{v:.1f}", va="center")
+    ax.set_xlabel("top-1 accuracy (%), mean ± s.e. over draws")
+    ax.set_title(f"corruption: {corruption}")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,76 @@
+import pytest
+
+from cinv import cli
+from cinv.config import COMMANDS, ConfigError, MainConfig, StudentConfig, build, flat_fields, to_flat
+from conftest import ROOT
+
+
+def test_mlproject_is_generated_from_the_configs():
+    assert (ROOT / "MLproject").read_text() == cli.mlproject_text(), "run: python -m cinv.cli mlproject > MLproject"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_defaults_validate_and_round_trip_through_flat_parameters(command):
+    cls = COMMANDS[command]
+    required = {f.key: "models:/cinv-student@champion" for f in flat_fields(cls) if f.required}
+    config = build(cls, required)
+    flat = to_flat(config)
+    as_strings = {k: ("" if v is None else str(v)) for k, v in flat.items()}
+    assert build(cls, as_strings) == config
+
+
+def test_paper_defaults_for_the_student_stage():
+    config = build(StudentConfig, {})
+    assert (config.train.lr, config.train.weight_decay, config.train.batch_size, config.train.epochs) == (1e-4, 1e-4, 256, 25)
+    assert config.train.temperature == 0.1 and config.train.loss == "student_teacher"
+
+
+def test_main_defaults():
+    config = build(MainConfig, {})
+    assert config.corruption == "random_mask(fraction=0.9)"
+    assert config.eval.draws == 10 and config.data.dataset == "embedded"
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"bogus": "1"}, "unknown parameter.*bogus"),
+    ({"student_lr": "-1"}, "student_lr"),
+    ({"student_lr": "abc"}, "student_lr"),
+    ({"student_epochs": "0"}, "student_epochs"),
+    ({"student_weight_decay": "2"}, "student_weight_decay"),
+    ({"student_temperature": "0"}, "student_temperature"),
+    ({"student_loss": "clip"}, "student_loss.*unknown loss"),
+    ({"corruption": "random_mask(fraction=1.5)"}, "corruption.*fraction"),
+    ({"corruption": "speckle"}, "corruption.*unknown corruption"),
+    ({"corruption": "random_mask(fraction=__import__('os'))"}, "corruption"),
+    ({"teacher": "resnet"}, "teacher.*unknown encoder"),
+    ({"dataset": "/no/such/folder"}, "dataset.*not found"),
+    ({"probe_label_fraction": "1.5"}, "probe_label_fraction"),
+    ({"eval_draws": "0"}, "eval_draws"),
+    ({"device": "gpu"}, "device"),
+    ({"image_size": "8"}, "image_size"),
+])
+def test_bad_parameters_name_the_parameter(params, needle):
+    with pytest.raises(ConfigError, match=needle):
+        build(MainConfig, params)
+
+
+def test_evaluate_requires_a_model_uri():
+    with pytest.raises(ConfigError, match="model: Field required"):
+        build(COMMANDS["evaluate"], {})
+    with pytest.raises(ConfigError, match="model.*MLflow model URI"):
+        build(COMMANDS["evaluate"], {"model": "/tmp/model.pt"})
+
+
+def test_empty_string_means_none_for_optional_parameters():
+    config = build(MainConfig, {"class_list": "", "image_size": "", "registered_model_name": ""})
+    assert config.data.class_list is None and config.data.image_size is None and config.registered_model_name is None
+
+
+def test_help_lists_every_parameter_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.parser_for("main", MainConfig).parse_args(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for f in flat_fields(MainConfig):
+        assert f"--{f.key}" in text
+    assert "(default: random_mask(fraction=0.9))" in text
