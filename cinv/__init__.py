@@ -6,3 +6,12 @@ and ``cli`` turns each command's typed config into an entry point.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import cinv` stays light: the MLflow/torch imports happen on first use.
+    if name == "load_encoder":
+        from cinv.serving import load_encoder
+
+        return load_encoder
+    raise AttributeError(f"module 'cinv' has no attribute {name!r}")

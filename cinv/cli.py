@@ -26,6 +26,8 @@ HANDLERS = {
     "baseline": "cinv.pipeline:run_baseline",
     "probe": "cinv.pipeline:run_probe",
     "evaluate": "cinv.pipeline:run_evaluate",
+    "promote": "cinv.pipeline:run_promote",
+    "embed": "cinv.pipeline:run_embed",
 }
 
 

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from cinv import distortions, encoders, losses
 from cinv.data.datasets import EMBEDDED
 
+STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
 EMBEDDED_IMAGE_SIZE = 48  # chosen so the embedded main job fits in minutes on 2 CPU cores
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "file:/", "mlflow-artifacts:/")
 
@@ -53,7 +54,14 @@ def _dataset(value: str) -> str:
     return value
 
 
+def _folder(value: str) -> str:
+    if not Path(value).expanduser().is_dir():
+        raise ValueError(f"folder {value} not found")
+    return value
+
+
 Corruption = Annotated[str, AfterValidator(_corruption)]
+OptionalCorruption = Annotated[str | None, AfterValidator(lambda v: None if v is None else _corruption(v))]
 EncoderRef = Annotated[str, AfterValidator(_encoder)]
 LossName = Annotated[str, AfterValidator(losses.REGISTRY.check)]
 ModelURI = Annotated[str, AfterValidator(_model_uri)]
@@ -99,6 +107,7 @@ class StudentOptions(OptimOptions):
     weight_decay: float = Field(1e-4, ge=0, le=1, description="student Adam weight decay")
     loss: LossName = Field("student_teacher", description=f"inversion loss: {', '.join(losses.names())}")
     temperature: float = Field(0.1, gt=0, le=100, description="contrastive temperature tau")
+    registered_model_name: str | None = Field(None, description="register the student encoder under this name")
 
 
 class BaselineOptions(OptimOptions):
@@ -110,6 +119,7 @@ class BaselineOptions(OptimOptions):
     batch_size: int = Field(64, ge=2, le=65_536, description="baseline batch size")
     lr: float = Field(1e-3, gt=0, le=10, description="baseline Adam learning rate")
     weight_decay: float = Field(0.0, ge=0, le=1, description="baseline Adam weight decay")
+    registered_model_name: str | None = Field(None, description="register the fine-tuned backbone (an encoder) under this name")
 
 
 class ProbeOptions(Strict):
@@ -147,7 +157,6 @@ class StudentConfig(RunOptions):
     teacher: EncoderRef = _TEACHER
     teacher_weights: str | None = _TEACHER_WEIGHTS
     train: Annotated[StudentOptions, Section()] = StudentOptions()
-    registered_model_name: str | None = Field(None, description="register the student encoder under this name")
 
 
 class BaselineConfig(RunOptions):
@@ -188,11 +197,34 @@ class MainConfig(RunOptions):
     teacher: EncoderRef = _TEACHER
     teacher_weights: str | None = _TEACHER_WEIGHTS
     # Small budgets sized for the embedded default on 2 CPU cores (about 6 minutes in all).
-    student: Annotated[StudentOptions, Section("student_")] = StudentOptions(epochs=3, batch_size=128, lr=2e-3)
-    baseline: Annotated[BaselineOptions, Section("baseline_")] = BaselineOptions(epochs=3)
+    # Registered only once every stage has succeeded ('' skips registration).
+    student: Annotated[StudentOptions, Section("student_")] = StudentOptions(
+        epochs=3, batch_size=128, lr=2e-3, registered_model_name=STUDENT_MODEL)
+    baseline: Annotated[BaselineOptions, Section("baseline_")] = BaselineOptions(epochs=3, registered_model_name=BASELINE_MODEL)
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
     eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
-    registered_model_name: str | None = Field("cinv-student", description="register the student encoder under this name ('' to skip)")
+
+
+class PromoteConfig(RunOptions):
+    """Evaluate a registered version against @champion on one protocol; move @champion only on a clear gain."""
+
+    name: str = Field(STUDENT_MODEL, min_length=1, description="registered model whose versions compete")
+    version: int | None = Field(None, ge=1, description="candidate version; default: the latest")
+    data: Annotated[DataOptions, Section()] = DataOptions()
+    corruption: OptionalCorruption = Field(None, description="corruption of the protocol; default: the candidate's 'corruption' tag")
+    probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
+    eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
+    margin_se: float = Field(2.0, ge=0, le=100, description="required gain in standard errors of the paired top-1 difference")
+
+
+class EmbedConfig(RunOptions):
+    """Embed a folder of images with a logged encoder; write file names and embeddings to Parquet."""
+
+    model: ModelURI = Field(f"models:/{STUDENT_MODEL}@champion", description="encoder model URI")
+    images: Annotated[str, AfterValidator(_folder)] = Field(description="folder of images (searched recursively)")
+    corruption: Corruption = Field("none", description="corrupt the images first, e.g. random_mask(fraction=0.9)")
+    batch_size: int = Field(256, ge=1, le=65_536, description="images per encoder pass")
+    output: str = Field("embeddings.parquet", min_length=1, description="Parquet file to write (also logged as an artifact)")
 
 
 COMMANDS: dict[str, type[Strict]] = {
@@ -201,6 +233,8 @@ COMMANDS: dict[str, type[Strict]] = {
     "baseline": BaselineConfig,
     "probe": ProbeConfig,
     "evaluate": EvaluateConfig,
+    "promote": PromoteConfig,
+    "embed": EmbedConfig,
 }
 
 

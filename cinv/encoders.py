@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -111,6 +112,14 @@ class Classifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classify(self.encoder(images))
+
+    def reset_head(self, generator: torch.Generator) -> "Classifier":
+        """nn.Linear's default initialisation, drawn from ``generator`` so probes are repeatable."""
+        bound = 1 / math.sqrt(self.head.in_features)
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.head.weight, a=math.sqrt(5), generator=generator)
+            nn.init.uniform_(self.head.bias, -bound, bound, generator=generator)
+        return self
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         if self.normalize:

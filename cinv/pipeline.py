@@ -1,4 +1,5 @@
-"""The stages (student, baseline, probe, evaluate) and the main experiment that chains them.
+"""The commands: stages (student, baseline, probe, evaluate), the main experiment that chains
+them, and the registry workflow (promote, embed).
 
 Each ``run_*`` function expects an active MLflow run (the command-line wrapper opens it) and
 logs into it; the pieces they share (loading data, building streams, training, evaluating)
@@ -14,18 +15,22 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 import torch
+from mlflow.models.model import ModelInfo
 
-from cinv import distortions, encoders, losses, tracking
+from cinv import distortions, encoders, losses, serving, tracking
 from cinv.config import (
     MODEL_URI_SCHEMES,
     BaselineConfig,
     BaselineOptions,
+    ConfigError,
     DataOptions,
+    EmbedConfig,
     EvalOptions,
     EvaluateConfig,
     MainConfig,
     ProbeConfig,
     ProbeOptions,
+    PromoteConfig,
     StudentConfig,
     StudentOptions,
 )
@@ -35,7 +40,8 @@ from cinv.distortions import Distortion
 from cinv.encoders import Classifier, Encoder
 from cinv.evaluation import Evaluation, evaluate
 from cinv.probe import extract_features, fit_head
-from cinv.runtime import resolve_device
+from cinv.runtime import derive_seed, resolve_device
+from cinv.serving import LoadedEncoder
 from cinv.training import fit, inversion_objective, supervised_objective
 
 
@@ -71,10 +77,10 @@ def setup(data: DataOptions, corruption: str, seed: int, device: str) -> Setup:
     return Setup(splits, distortions.from_spec(corruption), resolve_device(device), seed, data.num_workers)
 
 
-def load_encoder(name: str, weights: str | None, device: torch.device) -> Encoder | tracking.ExportedModel:
+def load_encoder(name: str, weights: str | None, device: torch.device) -> Encoder | LoadedEncoder:
     """A registry name builds an encoder; a model URI loads a logged one."""
     if name.startswith(MODEL_URI_SCHEMES):
-        return tracking.load_model(name).to(device)
+        return serving.load_encoder(name, device)
     return encoders.get(name, weights).to(device)
 
 
@@ -101,11 +107,12 @@ def train_baseline(s: Setup, opts: BaselineOptions) -> Classifier:
 
 def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | None = None) -> Classifier:
     """Linear head on a frozen encoder, trained on (a labelled fraction of) corrupted train images."""
-    frozen = encoder if isinstance(encoder, (encoders.FrozenEncoder, tracking.ExportedModel)) else encoders.freeze(encoder)
+    frozen = encoder if isinstance(encoder, (encoders.FrozenEncoder, LoadedEncoder)) else encoders.freeze(encoder)
     labelled = label_subset(s.splits.train, opts.label_fraction, s.seed)
     stream = s.stream("train", batch_size=FEATURE_BATCH, train=True, corruption=corruption, dataset=labelled)
     cache = extract_features(frozen, stream, opts.feature_draws, desc="probe features")
-    model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize).to(s.device)
+    model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize)
+    model = model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "probe head"))).to(s.device)
     fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, seed=s.seed,
              on_epoch=tracking.log_epoch_metrics)
     mlflow.log_metric("probe_train_images", len(labelled))
@@ -119,26 +126,42 @@ def evaluate_model(s: Setup, model, opts: EvalOptions, corruption: Distortion | 
     return result
 
 
-def log_classifier(s: Setup, model: Classifier, corruption: Distortion, **metadata) -> str:
-    info = tracking.log_model(model, "classifier", image_size=s.splits.image_size, metadata={
-        "kind": "classifier", "classes": s.splits.classes, "corruption": corruption.spec, "dataset": s.splits.name, **metadata})
-    return info.model_uri
+def corruption_tags(corruption: Distortion) -> dict[str, str]:
+    """The spec and each parameter on its own, so runs and models can be filtered by severity."""
+    return {"corruption": corruption.spec, "corruption.name": corruption.name,
+            **{f"corruption.{k}": str(tuple(v) if isinstance(v, list) else v) for k, v in corruption.params.items()}}
 
 
-def log_encoder(s: Setup, encoder: Encoder, **metadata) -> str:
-    info = tracking.log_model(encoder, "encoder", image_size=s.splits.image_size, metadata={
+def model_tags(s: Setup, corruption: Distortion | None = None, **produced_by) -> dict[str, str]:
+    return {"dataset": s.splits.name, **corruption_tags(corruption or s.corruption),
+            **{k: str(v) for k, v in produced_by.items()}}
+
+
+def log_encoder(s: Setup, encoder: Encoder, **produced_by) -> ModelInfo:
+    """An encoder as a pt2 model, tagged with what produced it, its preprocessing in the metadata."""
+    tags = model_tags(s, **produced_by)
+    return tracking.log_model(encoder, "encoder", image_size=s.splits.image_size, tags=tags, metadata={
         "kind": "encoder", "embed_dim": encoder.embed_dim, "preprocessing": encoder.preprocessing,
-        "corruption": s.corruption.spec, "dataset": s.splits.name, **metadata})
-    return info.model_uri
+        "resize": s.splits.resize, **tags})
 
 
-def register_student(s: Setup, uri: str, name: str, *, teacher: str, loss: str, run_id: str,
-                     evaluation: Evaluation | None = None) -> None:
-    tags = {"method": "contrastive_inversion", "teacher": teacher, "corruption": s.corruption.spec, "loss": loss,
-            "dataset": s.splits.name, "run_id": run_id}
-    if evaluation is not None:
-        tags |= {"test_top1_mean": f"{evaluation.mean('top1'):.2f}", "test_top1_se": f"{evaluation.se('top1'):.2f}"}
-    tracking.register(uri, name, tags)
+def log_classifier(s: Setup, model: Classifier, corruption: Distortion, **produced_by) -> ModelInfo:
+    tags = model_tags(s, corruption, **produced_by)
+    return tracking.log_model(model, "classifier", image_size=s.splits.image_size, tags=tags, metadata={
+        "kind": "classifier", "classes": s.splits.classes, "resize": s.splits.resize, **tags})
+
+
+def tag_with_evaluation(infos: list[ModelInfo], evaluation: Evaluation, split: str = "test") -> None:
+    summary = {f"{split}_{k}": f"{v:.4f}" for k, v in evaluation.summary().items()}
+    for info in infos:
+        mlflow.set_logged_model_tags(info.model_id, summary)
+
+
+def register(info: ModelInfo, name: str | None) -> None:
+    """Register a fully logged model; the version carries the model's tags (provenance, metrics)."""
+    if name:
+        tags = mlflow.get_logged_model(info.model_id).tags
+        tracking.register(info.model_uri, name, {k: v for k, v in tags.items() if not k.startswith("mlflow.")})
 
 
 def log_samples(s: Setup, n: int = 8) -> None:
@@ -156,10 +179,8 @@ def run_student(cfg: StudentConfig) -> Encoder:
     mlflow.set_tags({"cinv.method": "contrastive_inversion", "cinv.stage": "student"})
     log_samples(s)
     student = train_student(s, teacher, cfg.train)
-    uri = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.train.loss)
-    if cfg.registered_model_name:
-        register_student(s, uri, cfg.registered_model_name, teacher=cfg.teacher, loss=cfg.train.loss,
-                         run_id=mlflow.active_run().info.run_id)
+    info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.train.loss)
+    register(info, cfg.train.registered_model_name)
     return student
 
 
@@ -167,10 +188,18 @@ def run_baseline(cfg: BaselineConfig) -> Evaluation:
     s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
     mlflow.set_tags({"cinv.method": "supervised_baseline", "cinv.stage": "baseline"})
     log_samples(s)
-    model = train_baseline(s, cfg.train)
-    result = evaluate_model(s, model, cfg.eval)
-    log_classifier(s, model, s.corruption, method="supervised_baseline", backbone=cfg.train.backbone)
-    return result
+    return baseline_stage(s, cfg.train, cfg.eval)[0]
+
+
+def baseline_stage(s: Setup, opts: BaselineOptions, eval_opts: EvalOptions) -> tuple[Evaluation, ModelInfo]:
+    """Train, evaluate, and log both the classifier and its fine-tuned backbone (an encoder)."""
+    model = train_baseline(s, opts)
+    result = evaluate_model(s, model, eval_opts)
+    produced_by = {"method": "supervised_baseline", "backbone": opts.backbone}
+    backbone = log_encoder(s, model.encoder, **produced_by)
+    tag_with_evaluation([backbone, log_classifier(s, model, s.corruption, **produced_by)], result)
+    register(backbone, opts.registered_model_name)
+    return result, backbone
 
 
 def run_probe(cfg: ProbeConfig) -> Evaluation:
@@ -179,17 +208,19 @@ def run_probe(cfg: ProbeConfig) -> Evaluation:
     encoder = load_encoder(cfg.encoder, cfg.encoder_weights, s.device)
     model = train_probe(s, encoder, cfg.probe)
     result = evaluate_model(s, model, cfg.eval)
-    log_classifier(s, model, s.corruption, method="linear_probe", encoder=cfg.encoder)
+    tag_with_evaluation([log_classifier(s, model, s.corruption, method="linear_probe", encoder=cfg.encoder)], result)
     return result
 
 
 def run_evaluate(cfg: EvaluateConfig) -> Evaluation:
     s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
     mlflow.set_tags({"cinv.stage": "evaluate", "cinv.model": cfg.model})
-    model = tracking.load_model(cfg.model).to(s.device)
+    model = serving.load_encoder(cfg.model, s.device)
     classes = model.metadata.get("classes")
-    if classes is not None and len(classes) != s.splits.num_classes:
-        raise ValueError(f"model {cfg.model} predicts {len(classes)} classes but the dataset has {s.splits.num_classes}")
+    if classes is None:
+        raise ConfigError(f"model: {cfg.model} is an encoder, not a classifier; fit a probe on it with the probe command")
+    if len(classes) != s.splits.num_classes:
+        raise ConfigError(f"model: {cfg.model} predicts {len(classes)} classes but the dataset has {s.splits.num_classes}")
     return evaluate_model(s, model, cfg.eval, split=cfg.split)
 
 
@@ -205,7 +236,7 @@ def run_main(cfg: MainConfig) -> pd.DataFrame:
     """Teacher probes (clean, corrupted), student, student probe and baseline, each a child run."""
     started = time.time()
     s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
-    mlflow.set_tags({"cinv.stage": "main", "cinv.corruption": s.corruption.spec})
+    mlflow.set_tags({"cinv.stage": "main", **{f"cinv.{k}": v for k, v in corruption_tags(s.corruption).items()}})
     log_samples(s)
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
     clean = distortions.get("none")
@@ -224,29 +255,27 @@ def run_main(cfg: MainConfig) -> pd.DataFrame:
     with tracking.child_run("student", **{"cinv.stage": "student", "cinv.method": "contrastive_inversion"}):
         tracking.log_params({f"student_{k}": v for k, v in cfg.student.model_dump().items()} | {"corruption": s.corruption.spec})
         student = train_student(s, teacher, cfg.student)
-        student_uri = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.student.loss)
-        student_run = mlflow.active_run().info.run_id
+        student_info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.student.loss)
 
-    with tracking.child_run("student_probe", **{"cinv.stage": "probe", "cinv.encoder": student_uri}):
-        tracking.log_params({"corruption": s.corruption.spec, "encoder": student_uri})
+    with tracking.child_run("student_probe", **{"cinv.stage": "probe", "cinv.encoder": student_info.model_uri}):
+        tracking.log_params({"corruption": s.corruption.spec, "encoder": student_info.model_uri})
         probe = train_probe(s, student, cfg.probe)
         results["student"] = evaluate_model(s, probe, cfg.eval)
-        log_classifier(s, probe, s.corruption, method="linear_probe", encoder=student_uri)
+        probe_info = log_classifier(s, probe, s.corruption, method="linear_probe", encoder=student_info.model_uri)
+        tag_with_evaluation([student_info, probe_info], results["student"])
 
     with tracking.child_run("baseline", **{"cinv.stage": "baseline", "cinv.method": "supervised_baseline"}):
         tracking.log_params({f"baseline_{k}": v for k, v in cfg.baseline.model_dump().items()} | {"corruption": s.corruption.spec})
-        baseline = train_baseline(s, cfg.baseline)
-        results["baseline"] = evaluate_model(s, baseline, cfg.eval)
-        log_classifier(s, baseline, s.corruption, method="supervised_baseline", backbone=cfg.baseline.backbone)
+        results["baseline"], baseline_info = baseline_stage(s, cfg.baseline.model_copy(update={"registered_model_name": None}), cfg.eval)
 
     table = comparison_table(results, s.corruption.spec)
     tracking.log_table(table, "results")
     tracking.log_figure(comparison_plot(table, s.corruption.spec), "results.png")
     mlflow.log_metrics({f"{key}_top1_mean": r.mean("top1") for key, r in results.items()}
                        | {f"{key}_top1_se": r.se("top1") for key, r in results.items()})
-    if cfg.registered_model_name:  # only once every stage has succeeded
-        register_student(s, student_uri, cfg.registered_model_name, teacher=cfg.teacher, loss=cfg.student.loss,
-                         run_id=student_run, evaluation=results["student"])
+    # Registered only now that every stage has succeeded.
+    register(student_info, cfg.student.registered_model_name)
+    register(baseline_info, cfg.baseline.registered_model_name)
     mlflow.log_metric("wall_time_s", time.time() - started)
     return table
 
@@ -282,3 +311,94 @@ def comparison_plot(table: pd.DataFrame, corruption: str):
     ax.set_xlim(0, 100)
     fig.tight_layout()
     return fig
+
+
+# ---- registry workflow -------------------------------------------------------------------
+
+
+def run_promote(cfg: PromoteConfig) -> pd.DataFrame:
+    """Candidate vs @champion under one protocol; @champion moves only on a clear gain."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from cinv.promotion import CHALLENGER, CHAMPION, REASON_TAG, decide, side_by_side
+
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{cfg.name}'")
+    except MlflowException as exc:
+        raise ConfigError(f"name: {exc.message}") from None
+    if not versions:
+        raise ConfigError(f"name: no registered model {cfg.name!r} with versions")
+    by_number = {int(v.version): v for v in versions}
+    number = cfg.version or max(by_number)
+    if number not in by_number:
+        raise ConfigError(f"version: {cfg.name} has no version {number}; versions: {', '.join(map(str, sorted(by_number)))}")
+    candidate = by_number[number]
+    aliases = client.get_registered_model(cfg.name).aliases  # search results do not carry aliases
+    champion = by_number.get(int(aliases[CHAMPION])) if CHAMPION in aliases else None
+    mlflow.set_tags({"cinv.stage": "promote", "cinv.candidate": f"{cfg.name}/{number}",
+                     "cinv.champion": f"{cfg.name}/{champion.version}" if champion else "none"})
+    if champion is not None and int(champion.version) == number:
+        print(f"{cfg.name} version {number} is already @{CHAMPION}; nothing to do")
+        return pd.DataFrame()
+    spec = cfg.corruption or candidate.tags.get("corruption")
+    if not spec:
+        raise ConfigError(f"corruption: version {number} has no 'corruption' tag; pass corruption=...")
+    s = setup(cfg.data, spec, cfg.seed, cfg.device)
+    mlflow.log_params({"candidate_version": number, "champion_version": champion.version if champion else "", "protocol_corruption": s.corruption.spec})
+
+    def evaluate_version(version) -> Evaluation:
+        uri = f"models:/{cfg.name}/{version.version}"
+        with tracking.child_run(f"{cfg.name} v{version.version}", **{"cinv.stage": "probe", "cinv.encoder": uri}):
+            probe = train_probe(s, serving.load_encoder(uri, s.device), cfg.probe)
+            return evaluate_model(s, probe, cfg.eval)
+
+    try:
+        candidate_eval = evaluate_version(candidate)
+        champion_eval = evaluate_version(champion) if champion is not None else None
+    except Exception as exc:
+        client.set_model_version_tag(cfg.name, candidate.version, REASON_TAG, f"evaluation failed, not promoted: {exc}"[:5000])
+        raise
+    decision = decide(candidate_eval, champion_eval, cfg.margin_se)
+    labels = (f"v{number}", f"v{champion.version}" if champion else "champion")
+    table = side_by_side(candidate_eval, champion_eval, labels)
+    tracking.log_table(table, "promotion")
+    mlflow.log_metrics({k: v for k, v in {"gain": decision.gain, "gain_se": decision.gain_se, "margin": decision.margin}.items()
+                        if v == v})
+    mlflow.set_tag("cinv.decision", decision.reason)
+    if decision.promote:
+        client.set_registered_model_alias(cfg.name, CHAMPION, candidate.version)
+        if CHALLENGER in aliases and int(aliases[CHALLENGER]) == number:
+            client.delete_registered_model_alias(cfg.name, CHALLENGER)
+    else:
+        client.set_registered_model_alias(cfg.name, CHALLENGER, candidate.version)
+    client.set_model_version_tag(cfg.name, candidate.version, REASON_TAG, decision.reason)
+    client.set_model_version_tag(cfg.name, candidate.version, "cinv.promotion_run", mlflow.active_run().info.run_id)
+    print(f"{cfg.name} v{number}: {decision.reason}")
+    return table
+
+
+def run_embed(cfg: EmbedConfig) -> pd.DataFrame:
+    """Embeddings of every image under a folder, as Parquet rows (file, embedding)."""
+    from pathlib import Path
+
+    from cinv.runtime import generator
+
+    device = resolve_device(cfg.device)
+    mlflow.set_tags({"cinv.stage": "embed", "cinv.model": cfg.model})
+    encoder = serving.load_encoder(cfg.model, device)
+    if encoder.metadata.get("kind") != "encoder":
+        raise ConfigError(f"model: {cfg.model} is a {encoder.metadata.get('kind', 'model')}, not an encoder")
+    root = Path(cfg.images).expanduser()
+    files = serving.image_files(root)
+    corruption = distortions.from_spec(cfg.corruption)
+    embeddings = encoder.embed_files(files, cfg.batch_size, corruption, generator(device, cfg.seed, "embed"))
+    table = pd.DataFrame({"file": [str(p.relative_to(root)) for p in files], "embedding": list(embeddings.numpy())})
+    output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(output, index=False)
+    mlflow.log_artifact(str(output))
+    mlflow.log_metrics({"images": len(files), "embed_dim": embeddings.shape[1]})
+    print(f"wrote {len(files)} embeddings of dimension {embeddings.shape[1]} to {output}")
+    return None

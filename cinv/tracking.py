@@ -89,23 +89,8 @@ def log_image_grid(clean: torch.Tensor, corrupted: torch.Tensor, artifact_file: 
     mlflow.log_image((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), artifact_file)
 
 
-class ExportedModel(nn.Module):
-    """A model loaded from MLflow (pt2): fixed graph in inference mode, so train/eval are no-ops."""
-
-    def __init__(self, module: nn.Module, metadata: dict):
-        super().__init__()
-        self.module, self.metadata = module, metadata
-        self.embed_dim = metadata.get("embed_dim")
-        self.input_size = metadata.get("image_size")
-
-    def train(self, mode: bool = True) -> "ExportedModel":
-        return self
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.module(images)
-
-
-def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[str, Any]) -> mlflow.models.model.ModelInfo:
+def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[str, Any],
+              tags: dict[str, str] | None = None) -> mlflow.models.model.ModelInfo:
     """Export ``model`` (eval mode, CPU copy) as pt2 with a signature and an input example."""
     from mlflow.models import infer_signature
 
@@ -124,19 +109,11 @@ def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[st
             signature=infer_signature(example.numpy(), output.numpy()),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             metadata={"cinv": {**metadata, "image_size": image_size}},
+            tags=tags,
         )
     finally:
         model.to(device).train(was_training)
     return info
-
-
-def load_model(model_uri: str) -> ExportedModel:
-    """Load a cinv model (encoder or classifier) logged by :func:`log_model`."""
-    from mlflow.models import get_model_info
-
-    metadata = (get_model_info(model_uri).metadata or {}).get("cinv", {})
-    module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
-    return ExportedModel(module, metadata)
 
 
 def register(model_uri: str, name: str, tags: dict[str, Any]) -> mlflow.entities.model_registry.ModelVersion:

@@ -10,9 +10,10 @@ def test_mlproject_is_generated_from_the_configs():
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_defaults_validate_and_round_trip_through_flat_parameters(command):
+def test_defaults_validate_and_round_trip_through_flat_parameters(command, tmp_path):
     cls = COMMANDS[command]
-    required = {f.key: "models:/cinv-student@champion" for f in flat_fields(cls) if f.required}
+    values = {"model": "models:/cinv-student@champion", "images": str(tmp_path)}
+    required = {f.key: values[f.key] for f in flat_fields(cls) if f.required}
     config = build(cls, required)
     flat = to_flat(config)
     as_strings = {k: ("" if v is None else str(v)) for k, v in flat.items()}
@@ -62,8 +63,9 @@ def test_evaluate_requires_a_model_uri():
 
 
 def test_empty_string_means_none_for_optional_parameters():
-    config = build(MainConfig, {"class_list": "", "image_size": "", "registered_model_name": ""})
-    assert config.data.class_list is None and config.data.image_size is None and config.registered_model_name is None
+    config = build(MainConfig, {"class_list": "", "image_size": "", "student_registered_model_name": ""})
+    assert config.data.class_list is None and config.data.image_size is None
+    assert config.student.registered_model_name is None and config.baseline.registered_model_name == "cinv-baseline"
 
 
 def test_help_lists_every_parameter_with_its_default(capsys):

@@ -37,6 +37,8 @@ class Splits:
     # In-memory images are resized and flipped per batch on the device; folder images arrive
     # cropped and flipped by the loader workers.
     augment_on_batch: bool = False
+    # How evaluation images reach image_size: "resize" the whole image, or "center_crop".
+    resize: str = "center_crop"
 
     @property
     def num_classes(self) -> int:
@@ -96,6 +98,7 @@ def load_embedded() -> Splits:
         image_size=32,
         name=EMBEDDED,
         augment_on_batch=True,
+        resize="resize",
     )
 
 
