@@ -26,8 +26,8 @@ HANDLERS = {
     "baseline": "cinv.pipeline:run_baseline",
     "probe": "cinv.pipeline:run_probe",
     "evaluate": "cinv.pipeline:run_evaluate",
-    "promote": "cinv.pipeline:run_promote",
-    "embed": "cinv.pipeline:run_embed",
+    "promote": "cinv.promotion:run_promote",
+    "embed": "cinv.serving:run_embed",
 }
 
 
@@ -35,8 +35,8 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"cinv {command}",
         description=(cls.__doc__ or "").strip(),
-        epilog="Through MLflow: mlflow run . -e %s -P key=value ... ; tracking store: $MLFLOW_TRACKING_URI "
-        "or sqlite:///mlflow.db in the working directory." % command,
+        epilog=f"Through MLflow: mlflow run . -e {command} -P key=value ... ; tracking store: $MLFLOW_TRACKING_URI "
+        "or sqlite:///mlflow.db in the working directory.",
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )

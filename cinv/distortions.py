@@ -9,7 +9,7 @@ Each image gets its own draw; nothing loops over images in Python.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

@@ -73,7 +73,7 @@ class FrozenEncoder(nn.Module):
         for p in self.encoder.parameters():
             p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "FrozenEncoder":
+    def train(self, mode: bool = True) -> FrozenEncoder:
         return super().train(False)
 
     @torch.no_grad()
@@ -113,7 +113,7 @@ class Classifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classify(self.encoder(images))
 
-    def reset_head(self, generator: torch.Generator) -> "Classifier":
+    def reset_head(self, generator: torch.Generator) -> Classifier:
         """nn.Linear's default initialisation, drawn from ``generator`` so probes are repeatable."""
         bound = 1 / math.sqrt(self.head.in_features)
         with torch.no_grad():
@@ -192,9 +192,9 @@ def efficientnet_lite0_classifier(weights: str | None = None) -> nn.Module:
     ours = model.state_dict()
     if list(state) != list(ours):
         # The package's names (``_conv_stem``, ``_blocks.0...``) map one to one, in order, onto timm's.
-        if len(state) != len(ours) or any(a.shape != b.shape for a, b in zip(state.values(), ours.values())):
+        if len(state) != len(ours) or any(a.shape != b.shape for a, b in zip(state.values(), ours.values(), strict=True)):
             raise WeightsUnavailableError(f"{path} does not hold EfficientNet-Lite0 weights")
-        state = dict(zip(ours, state.values()))
+        state = dict(zip(ours, state.values(), strict=True))
     model.load_state_dict(state)
     return model
 

@@ -18,10 +18,10 @@ from cinv.registry import Registry
 
 __all__ = ["InversionLoss", "REGISTRY", "get", "names"]
 
-REGISTRY: Registry["InversionLoss"] = Registry("loss")
+REGISTRY: Registry[InversionLoss] = Registry("loss")
 
 
-def get(name: str, temperature: float = 0.1) -> "InversionLoss":
+def get(name: str, temperature: float = 0.1) -> InversionLoss:
     """``get("student_teacher", temperature=0.1)`` -> callable ``loss(student, teacher)``."""
     return REGISTRY.get(name, temperature=temperature)
 

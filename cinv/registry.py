@@ -7,7 +7,8 @@ same everywhere, in the spirit of timm's ``create_model`` and open_clip's model 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 

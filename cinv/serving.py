@@ -8,9 +8,9 @@ are pt2 graphs, so loading runs no pickled code; the store named by ``MLFLOW_TRA
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import mlflow
 import torch
@@ -60,7 +60,7 @@ class LoadedEncoder(nn.Module):
         self.embed_dim = metadata.get("embed_dim")
         self.input_size = self.preprocessing.size
 
-    def train(self, mode: bool = True) -> "LoadedEncoder":
+    def train(self, mode: bool = True) -> LoadedEncoder:
         return self
 
     @torch.no_grad()
@@ -113,3 +113,29 @@ def image_files(folder: str | Path) -> list[Path]:
     if not files:
         raise CinvError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
     return files
+
+
+def run_embed(cfg) -> None:
+    """The ``embed`` command: every image under a folder, as Parquet rows (file, embedding)."""
+    import pandas as pd
+
+    from cinv import distortions
+    from cinv.config import ConfigError
+    from cinv.runtime import generator, resolve_device
+
+    device = resolve_device(cfg.device)
+    mlflow.set_tags({"cinv.stage": "embed", "cinv.model": cfg.model})
+    encoder = load_encoder(cfg.model, device)
+    if encoder.metadata.get("kind") != "encoder":
+        raise ConfigError(f"model: {cfg.model} is a {encoder.metadata.get('kind', 'model')}, not an encoder")
+    root = Path(cfg.images).expanduser()
+    files = image_files(root)
+    corruption = distortions.from_spec(cfg.corruption)
+    embeddings = encoder.embed_files(files, cfg.batch_size, corruption, generator(device, cfg.seed, "embed"))
+    table = pd.DataFrame({"file": [str(p.relative_to(root)) for p in files], "embedding": list(embeddings.numpy())})
+    output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(output, index=False)
+    mlflow.log_artifact(str(output))
+    mlflow.log_metrics({"images": len(files), "embed_dim": embeddings.shape[1]})
+    print(f"wrote {len(files)} embeddings of dimension {embeddings.shape[1]} to {output}")

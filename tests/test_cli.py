@@ -3,9 +3,8 @@
 import mlflow
 import pytest
 import torch
-from mlflow import MlflowClient
-
 from conftest import ROOT, run_cli, write_image_folder
+from mlflow import MlflowClient
 
 TINY = ["--limit_per_class", "12", "--image_size", "32"]
 

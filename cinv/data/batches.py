@@ -8,7 +8,8 @@ gives the same shuffling, flips and corruptions, whatever the number of loader w
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
