@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
 import mlflow
 
 from cinv import tracking
+from cinv.checkpoint import ResumeError
 from cinv.config import COMMANDS, ConfigError, Strict, build, flat_fields, to_flat
-from cinv.errors import CinvError
+from cinv.errors import CinvError, one_line
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
 # command -> "module:function" taking the validated config (imported only when run).
@@ -28,6 +30,7 @@ HANDLERS = {
     "evaluate": "cinv.pipeline:run_evaluate",
     "promote": "cinv.promotion:run_promote",
     "embed": "cinv.serving:run_embed",
+    "tune": "cinv.tuning:run_tune",
 }
 
 
@@ -46,25 +49,24 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     return parser
 
 
-def one_line(exc: BaseException) -> str:
-    """The last line of a message: errors re-raised from loader workers carry a traceback."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else type(exc).__name__
-    for prefix in (f"{type(exc).__module__}.{type(exc).__name__}: ", f"{type(exc).__name__}: "):
-        text = text.removeprefix(prefix)
-    return text
-
-
 def run(command: str, argv: list[str] | None = None) -> int:
     cls = COMMANDS[command]
     args, unknown = parser_for(command, cls).parse_known_args(argv)
     tracking.configure()
-    run_ = mlflow.start_run(run_name=None if mlflow.active_run() else command)
+    resume = getattr(args, "resume_run_id", None)
+    try:
+        run_ = resume_run(command, resume) if resume else tracking.with_retries(mlflow.start_run, "starting a run")(
+            run_name=command)
+    except (ResumeError, tracking.StoreError) as exc:  # nothing was started; a named run is left as it was
+        print(f"cinv {command}: error: {exc}", file=sys.stderr)
+        return 2
     mlflow.set_tag("cinv.command", command)
     try:
         if unknown:
             raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
         config = build(cls, vars(args))
+        if resume:
+            check_same_config(run_.info.run_id, config)
         module, _, name = HANDLERS[command].partition(":")
         fn = getattr(importlib.import_module(module), name)
         tracking.log_params(to_flat(config))
@@ -85,9 +87,55 @@ def run(command: str, argv: list[str] | None = None) -> int:
         mlflow.end_run(status="FAILED")
         print(f"cinv {command}: error: {message} (run {run_.info.run_id} marked FAILED)", file=sys.stderr)
         return 2 if expected else 1
+    if resume and "cinv.error" in run_.data.tags:
+        mlflow.MlflowClient().delete_tag(run_.info.run_id, "cinv.error")
     mlflow.end_run()
     print(f"cinv {command}: run {run_.info.run_id} finished; tracking store {mlflow.get_tracking_uri()}")
     return 0
+
+
+def resume_run(command: str, run_id: str):
+    """Reopen a FAILED, KILLED or abandoned (still RUNNING) run of ``command``; 'latest' finds one."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    if run_id == "latest":
+        experiment = mlflow.tracking.fluent._get_experiment_id()
+        candidates = mlflow.search_runs([experiment], filter_string=f"tags.`cinv.command` = '{command}' and "
+                                        "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
+                                        output_format="list", max_results=1)
+        if not candidates:
+            raise ResumeError(f"resume_run_id: no unfinished {command} run in experiment {experiment} to resume")
+        run_id = candidates[0].info.run_id
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise ResumeError(f"resume_run_id: {exc.message}") from None
+    if run.info.status == "FINISHED":
+        raise ResumeError(f"resume_run_id: run {run_id} already FINISHED; nothing to resume")
+    if run.data.tags.get("cinv.command") != command:
+        raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get('cinv.command', 'non-cinv')} run, not {command}")
+    launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
+    if launched and launched != run_id:
+        client.set_tag(launched, "cinv.resumed_into", run_id)
+    active = mlflow.start_run(run_id=run_id)
+    mlflow.set_tag("cinv.resumed", str(int(run.data.tags.get("cinv.resumed", "0")) + 1))
+    return active
+
+
+def check_same_config(run_id: str, config: Strict) -> None:
+    """A resumed run must continue with the parameters it started with."""
+    try:
+        before = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    except Exception:
+        raise ResumeError(f"resume_run_id: run {run_id} has no config.json to compare with") from None
+    now = config.model_dump(mode="json")
+    before.pop("resume_run_id", None)
+    now.pop("resume_run_id", None)
+    if before != now:
+        changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        raise ResumeError(f"resume_run_id: parameters differ from run {run_id} ({', '.join(changed)}); "
+                          "resume with the same parameters")
 
 
 def main(command: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cinv import distortions, encoders, losses
 from cinv.data.datasets import EMBEDDED
@@ -85,6 +85,8 @@ class DataOptions(Strict):
     val_fraction: float = Field(0.05, gt=0, lt=1, description="share of folder train images held out for validation")
     num_workers: int = Field(4, ge=0, le=64, description="data-loader worker processes (folder datasets)")
     limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split (quick runs)")
+    skip_bad_images: bool = Field(False, description="leave out unreadable image files (counted in the metric skipped_images) "
+                                  "instead of stopping; checks every file first")
 
     @property
     def resolved_image_size(self) -> int:
@@ -96,6 +98,7 @@ class OptimOptions(Strict):
     batch_size: int = Field(ge=2, le=65_536, description="images per optimiser step")
     lr: float = Field(gt=0, le=10, description="Adam learning rate (cosine schedule over all steps)")
     weight_decay: float = Field(ge=0, le=1, description="Adam weight decay")
+    checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N optimiser steps (0: every epoch only)")
 
 
 class StudentOptions(OptimOptions):
@@ -149,9 +152,14 @@ _TEACHER = Field("efficientnet_lite0", description="teacher encoder: efficientne
 _TEACHER_WEIGHTS = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; default: the encoder's own")
 
 
+_RESUME = Field(None, description="continue this FAILED or KILLED run from its latest checkpoint ('latest': the most "
+               "recent unfinished run of this command)")
+
+
 class StudentConfig(RunOptions):
     """Train a robust student encoder by contrastive inversion of a frozen teacher."""
 
+    resume_run_id: str | None = _RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Corruption = _CORRUPTION
     teacher: EncoderRef = _TEACHER
@@ -162,6 +170,7 @@ class StudentConfig(RunOptions):
 class BaselineConfig(RunOptions):
     """Fine-tune a pretrained backbone with a new head end to end on corrupted images."""
 
+    resume_run_id: str | None = _RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Corruption = _CORRUPTION
     train: Annotated[BaselineOptions, Section()] = BaselineOptions()
@@ -227,6 +236,40 @@ class EmbedConfig(RunOptions):
     output: str = Field("embeddings.parquet", min_length=1, description="Parquet file to write (also logged as an artifact)")
 
 
+class TuneConfig(RunOptions):
+    """Search the paper's hyper-parameters with Optuna: one MLflow run per study, one child run per trial."""
+
+    study_name: str = Field("cinv-tune", min_length=1, description="Optuna study; re-running with the same name resumes it")
+    method: Literal["student", "baseline"] = Field("student", description="what the trials train")
+    space: str = Field("", description="override search ranges, e.g. lr=(1e-4, 1e-2), temperature=(0.1, 0.5); "
+                       "student: lr, weight_decay (log), temperature; baseline: lr (log)")
+    n_trials: int = Field(20, ge=1, le=100_000, description="trials this worker runs (several workers may share a study)")
+    storage: str | None = Field(None, description="Optuna storage: a journal file, or an RDB URL (postgresql://...); "
+                                "default: optuna.journal beside the MLflow store")
+    pruner: Literal["median", "none"] = Field("median", description="prune trials whose intermediate score is below the median")
+    pruner_startup_trials: int = Field(5, ge=0, description="trials completed before pruning starts")
+    proxy_epochs: int = Field(1, ge=1, le=10_000, description="training budget per trial (the paper judged after one epoch)")
+    reports: int = Field(4, ge=1, le=1000, description="validation scores reported per trial (pruning checkpoints)")
+    val_draws: int = Field(2, ge=1, le=1000, description="corruption draws of the validation split per score")
+    data: Annotated[DataOptions, Section()] = DataOptions()
+    corruption: Corruption = _CORRUPTION
+    teacher: EncoderRef = _TEACHER
+    teacher_weights: str | None = _TEACHER_WEIGHTS
+    student: Annotated[StudentOptions, Section("student_")] = StudentOptions(epochs=3, batch_size=128, lr=2e-3)
+    baseline: Annotated[BaselineOptions, Section("baseline_")] = BaselineOptions(epochs=3)
+    probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
+    eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
+    retrain: bool = Field(False, description="retrain with the best parameters for the full budget (student_epochs or "
+                          "baseline_epochs), evaluate on the test split, register if *_registered_model_name is set")
+
+    @model_validator(mode="after")
+    def _space(self):
+        from cinv.tuning import parse_space
+
+        parse_space(self.method, self.space)
+        return self
+
+
 COMMANDS: dict[str, type[Strict]] = {
     "main": MainConfig,
     "student": StudentConfig,
@@ -235,6 +278,7 @@ COMMANDS: dict[str, type[Strict]] = {
     "evaluate": EvaluateConfig,
     "promote": PromoteConfig,
     "embed": EmbedConfig,
+    "tune": TuneConfig,
 }
 
 
@@ -297,7 +341,7 @@ def build(cls: type[Strict], flat: dict[str, Any]):
         problems = []
         for err in exc.errors():
             loc = tuple(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-            key = by_path.get(loc, ".".join(loc))
+            key = by_path.get(loc, ".".join(loc)) or "parameters"
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{key}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "value_error" and "input" in err and not isinstance(err["input"], dict) else ""))
         raise ConfigError("invalid parameter " + "; ".join(problems)) from None

@@ -9,14 +9,17 @@ same code.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
 import torch
 from mlflow.models.model import ModelInfo
+from torch import nn
 
 from cinv import distortions, encoders, losses, serving, tracking
+from cinv.checkpoint import Checkpointer
 from cinv.config import (
     MODEL_URI_SCHEMES,
     BaselineConfig,
@@ -70,7 +73,11 @@ class Setup:
 def setup(data: DataOptions, corruption: str, seed: int, device: str) -> Setup:
     torch.manual_seed(seed)
     splits = load_splits(data.dataset, data.class_list, data.resolved_image_size, data.val_fraction, seed,
-                         data.limit_per_class)
+                         data.limit_per_class, data.skip_bad_images)
+    if data.skip_bad_images:
+        mlflow.log_metric("skipped_images", len(splits.skipped))
+        if splits.skipped:
+            tracking.log_json({"skipped": splits.skipped}, "skipped_images.json")
     return Setup(splits, distortions.from_spec(corruption), resolve_device(device), seed, data.num_workers)
 
 
@@ -86,23 +93,37 @@ def load_encoder(name: str, weights: str | None, device: torch.device) -> Encode
 FEATURE_BATCH = 256  # images per encoder pass when caching probe features (no gradients)
 
 
-def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOptions) -> Encoder:
+ModelStepHook = Callable[[nn.Module, int, int], None]  # (model in training, steps done, total steps)
+
+
+def checkpointer(opts, enabled: bool) -> Checkpointer | None:
+    """Checkpoints go to the active run; a resumed run continues from its latest one."""
+    return Checkpointer(mlflow.active_run().info.run_id, opts.checkpoint_every_steps) if enabled else None
+
+
+def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOptions,
+                  on_step: ModelStepHook | None = None, checkpoint: bool = True) -> Encoder:
     student = encoders.student_from(teacher)
     loss = losses.get(opts.loss, temperature=opts.temperature)
+    hook = (lambda step, total: on_step(student, step, total)) if on_step else None
     fit(student, inversion_objective(student, teacher, loss), s.stream("train", batch_size=opts.batch_size, train=True),
-        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics, desc="student")
+        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics,
+        on_step=hook, checkpointer=checkpointer(opts, checkpoint), desc="student")
     return student.eval()
 
 
-def train_baseline(s: Setup, opts: BaselineOptions) -> Classifier:
+def train_baseline(s: Setup, opts: BaselineOptions, on_step: ModelStepHook | None = None,
+                   checkpoint: bool = True) -> Classifier:
     backbone = encoders.get(opts.backbone, opts.backbone_weights).to(s.device)
     model = Classifier(backbone, s.splits.num_classes, backbone.embed_dim).to(s.device)
+    hook = (lambda step, total: on_step(model, step, total)) if on_step else None
     fit(model, supervised_objective(model), s.stream("train", batch_size=opts.batch_size, train=True),
-        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics, desc="baseline")
+        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics,
+        on_step=hook, checkpointer=checkpointer(opts, checkpoint), desc="baseline")
     return model.eval()
 
 
-def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | None = None) -> Classifier:
+def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | None = None, log: bool = True) -> Classifier:
     """Linear head on a frozen encoder, trained on (a labelled fraction of) corrupted train images."""
     frozen = encoder if isinstance(encoder, (encoders.FrozenEncoder, LoadedEncoder)) else encoders.freeze(encoder)
     labelled = label_subset(s.splits.train, opts.label_fraction, s.seed)
@@ -111,8 +132,9 @@ def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | 
     model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize)
     model = model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "probe head"))).to(s.device)
     fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, seed=s.seed,
-             on_epoch=tracking.log_epoch_metrics)
-    mlflow.log_metric("probe_train_images", len(labelled))
+             on_epoch=tracking.log_epoch_metrics if log else None)
+    if log:
+        mlflow.log_metric("probe_train_images", len(labelled))
     return model.eval()
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from cinv.errors import CinvError, one_line
 from cinv.evaluation import Evaluation
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -44,40 +45,85 @@ def log_params(params: dict[str, Any]) -> None:
     config is always complete in the run's ``config.json``.
     """
     run = mlflow.active_run()
-    existing = mlflow.get_run(run.info.run_id).data.params if run else {}
+    existing = with_retries(mlflow.get_run, "reading params")(run.info.run_id).data.params if run else {}
     new = {k: "" if v is None else v for k, v in params.items() if k not in existing}
     if new:
-        mlflow.log_params(new)
+        with_retries(mlflow.log_params, "logging params")(new)
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
-    mlflow.log_dict(obj, artifact_file)
+    with_retries(mlflow.log_dict, f"writing {artifact_file}")(obj, artifact_file)
+
+
+class StoreError(CinvError):
+    """The MLflow store stayed unreachable or full after retries."""
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: the store or the disk, not a mistake in the request."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        return exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "IO_ERROR")
+    return isinstance(exc, OSError) or type(exc).__name__ in ("OperationalError", "DatabaseError")
+
+
+def with_retries(fn, what: str, attempts: int = 4, wait_s: float = 0.5):
+    """``fn`` retried with exponential back-off on store or disk errors, then one clear error."""
+    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+    retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
+                     wait=wait_exponential(multiplier=wait_s, max=8), reraise=True)(fn)
+
+    def call(*args, **kwargs):
+        try:
+            return retrying(*args, **kwargs)
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            raise StoreError(f"MLflow store {mlflow.get_tracking_uri()} failed while {what} "
+                             f"({attempts} attempts): {one_line(exc)}") from None
+
+    return call
 
 
 def log_epoch_metrics(epoch: int, metrics: dict[str, float]) -> None:
-    mlflow.log_metrics(metrics, step=epoch)
+    """Per-epoch metrics, logged once per step even when a resumed run passes an epoch again."""
+    run_id = mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    new = {k: v for k, v in metrics.items()
+           if all(m.step != epoch for m in with_retries(client.get_metric_history, "reading metrics")(run_id, k))}
+    if new:
+        with_retries(mlflow.log_metrics, "logging metrics")(new, step=epoch)
 
 
 def log_evaluation(evaluation: Evaluation, prefix: str = "test") -> dict[str, float]:
     """Each draw as step d of ``<prefix>_<metric>``, plus ``_mean`` and ``_se`` over draws."""
+    log = with_retries(mlflow.log_metrics, "logging evaluation metrics")
     for draw, metrics in enumerate(evaluation.draws):
-        mlflow.log_metrics({f"{prefix}_{k}": v for k, v in metrics.items()}, step=draw)
+        log({f"{prefix}_{k}": v for k, v in metrics.items()}, step=draw)
     summary = {f"{prefix}_{k}": v for k, v in evaluation.summary().items()}
-    mlflow.log_metrics(summary)
+    log(summary)
     return summary
 
 
-def log_table(table: pd.DataFrame, stem: str) -> None:
+def _active_run_id(run_id: str | None) -> str:
+    return run_id or mlflow.active_run().info.run_id
+
+
+def log_table(table: pd.DataFrame, stem: str, run_id: str | None = None) -> None:
     """The same table as CSV (for tools), Markdown (for reading) and HTML (for the UI)."""
-    mlflow.log_text(table.to_csv(index=False), f"{stem}.csv")
-    mlflow.log_text(table.to_markdown(index=False) + "\n", f"{stem}.md")
-    mlflow.log_text(table.to_html(index=False), f"{stem}.html")
+    log_text = with_retries(mlflow.MlflowClient().log_text, f"writing {stem} tables")
+    run_id = _active_run_id(run_id)
+    log_text(run_id, table.to_csv(index=False), f"{stem}.csv")
+    log_text(run_id, table.to_markdown(index=False) + "\n", f"{stem}.md")
+    log_text(run_id, table.to_html(index=False), f"{stem}.html")
 
 
-def log_figure(figure, artifact_file: str) -> None:
+def log_figure(figure, artifact_file: str, run_id: str | None = None) -> None:
     import matplotlib.pyplot as plt
 
-    mlflow.log_figure(figure, artifact_file)
+    with_retries(mlflow.MlflowClient().log_figure, f"writing {artifact_file}")(_active_run_id(run_id), figure, artifact_file)
     plt.close(figure)
 
 
@@ -86,7 +132,7 @@ def log_image_grid(clean: torch.Tensor, corrupted: torch.Tensor, artifact_file: 
     from torchvision.utils import make_grid
 
     grid = make_grid(torch.cat([clean, corrupted]).clamp(0, 1).cpu(), nrow=len(clean), padding=2, pad_value=1.0)
-    mlflow.log_image((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), artifact_file)
+    with_retries(mlflow.log_image, f"writing {artifact_file}")((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), artifact_file)
 
 
 def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[str, Any],
@@ -101,7 +147,7 @@ def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[st
     try:
         with torch.no_grad():
             output = model.to("cpu")(example)
-        info = mlflow.pytorch.log_model(
+        info = with_retries(mlflow.pytorch.log_model, f"logging model {name}")(
             model,
             name=name,
             serialization_format="pt2",
@@ -118,4 +164,4 @@ def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[st
 
 def register(model_uri: str, name: str, tags: dict[str, Any]) -> mlflow.entities.model_registry.ModelVersion:
     """Register a fully written model and tag the version with what produced it."""
-    return mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
+    return with_retries(mlflow.register_model, f"registering {name}")(model_uri, name, tags={k: str(v) for k, v in tags.items()})

@@ -3,8 +3,9 @@
 import mlflow
 import pytest
 import torch
-from conftest import ROOT, run_cli, write_image_folder
 from mlflow import MlflowClient
+
+from conftest import ROOT, run_cli
 
 TINY = ["--limit_per_class", "12", "--image_size", "32"]
 
@@ -12,10 +13,6 @@ TINY = ["--limit_per_class", "12", "--image_size", "32"]
 def runs(experiment="Default"):
     exp = mlflow.get_experiment_by_name(experiment)
     return mlflow.search_runs([exp.experiment_id], output_format="list") if exp else []
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if ": error: " in line]
 
 
 @pytest.mark.slow
@@ -83,52 +80,3 @@ def test_stage_commands_chain_through_model_uris(store, tmp_path):
     assert eval_run.data.metrics["test_top1_mean"] == pytest.approx(probe_run.data.metrics["test_top1_mean"], abs=1e-6)
     baseline = run_cli([str(ROOT / "entrypoints/baseline.py"), *TINY, "--epochs", "1", "--eval_draws", "2"], cwd=tmp_path)
     assert baseline.returncode == 0, baseline.stderr[-3000:]
-
-
-def bad_inputs(tmp_path):
-    folder = write_image_folder(tmp_path / "data", {"n1": 3, "n2": 3})
-    unreadable = write_image_folder(tmp_path / "broken", {"n1": 3, "n2": 3})
-    (unreadable / "val" / "n2" / "0002.png").write_bytes(b"not an image")  # val/ is the reported split
-    empty = tmp_path / "empty"
-    for split in ("train", "val"):
-        (empty / split / "n1").mkdir(parents=True)
-    return {
-        "unknown corruption": (["--corruption", "speckle"], "corruption: unknown corruption 'speckle'"),
-        "unknown loss": (["--student_loss", "clip"], "student_loss: unknown loss 'clip'"),
-        "unknown encoder": (["--teacher", "resnet"], "teacher: unknown encoder 'resnet'"),
-        "out of range": (["--corruption", "random_mask(fraction=1.5)"], "fraction must be a float in [0, 1]"),
-        "negative lr": (["--student_lr", "-0.1"], "student_lr: Input should be greater than 0"),
-        "unknown parameter": (["--studnet_lr", "0.1"], "unknown argument(s) --studnet_lr 0.1"),
-        "missing dataset": (["--dataset", str(tmp_path / "nowhere")], "dataset folder"),
-        "missing class list": (["--dataset", str(folder), "--class_list", str(tmp_path / "nope.txt")], "class list"),
-        "unreadable image": (["--dataset", str(unreadable), "--num_workers", "0"], "cannot read image"),
-        "empty dataset": (["--dataset", str(empty)], "no images found"),
-    }
-
-
-@pytest.mark.slow
-def test_bad_input_fails_cleanly(store, tmp_path):
-    cases = bad_inputs(tmp_path)
-    for case, (args, needle) in cases.items():
-        proc = run_cli([str(ROOT / "entrypoints/main.py"), *args, "--image_size", "32"], cwd=tmp_path)
-        assert proc.returncode == 2, (case, proc.stderr[-2000:])
-        lines = error_lines(proc.stderr)
-        assert len(lines) == 1 and needle in lines[0], (case, proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr, case
-    statuses = [r.info.status for r in runs() if "mlflow.parentRunId" not in r.data.tags]
-    assert statuses == ["FAILED"] * len(cases)
-    assert all(r.data.tags.get("cinv.error") for r in runs() if "mlflow.parentRunId" not in r.data.tags)
-    assert MlflowClient().search_registered_models() == []
-
-
-@pytest.mark.slow
-def test_quickstart_main_job_beats_the_teachers_original_representations(store, tmp_path):
-    """README Quickstart step 2, verbatim, on the embedded default (about 6 minutes on 2 cores)."""
-    proc = run_cli(["-m", "mlflow", "run", ".", "--env-manager", "local"], cwd=ROOT, timeout=1500)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    parent = next(r for r in runs() if "mlflow.parentRunId" not in r.data.tags)
-    metrics = parent.data.metrics
-    student, original = metrics["student_top1_mean"], metrics["teacher_corrupted_top1_mean"]
-    margin = 5 * (metrics["student_top1_se"] ** 2 + metrics["teacher_corrupted_top1_se"] ** 2) ** 0.5
-    assert student - original > max(margin, 5.0), (student, original)
-    assert float(MlflowClient().get_model_version("cinv-student", "1").tags["test_top1_mean"]) == pytest.approx(student, abs=1e-3)

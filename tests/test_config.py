@@ -1,8 +1,8 @@
 import pytest
-from conftest import ROOT
 
 from cinv import cli
 from cinv.config import COMMANDS, ConfigError, MainConfig, StudentConfig, build, flat_fields, to_flat
+from conftest import ROOT
 
 
 def test_mlproject_is_generated_from_the_configs():

@@ -2,12 +2,12 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import ROOT, write_image_folder
 
 from cinv import distortions
 from cinv.data.batches import BatchStream
 from cinv.data.datasets import dataset_targets, label_subset, load_embedded, load_splits, read_class_list
 from cinv.errors import DatasetError
+from conftest import ROOT, write_image_folder
 
 
 @pytest.fixture(scope="module")

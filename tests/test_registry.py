@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, run_cli, write_image_folder
 from mlflow import MlflowClient
 
 import cinv
@@ -17,6 +16,7 @@ from cinv.evaluation import Evaluation
 from cinv.pipeline import log_encoder, register, setup
 from cinv.promotion import decide
 from cinv.serving import ModelLoadError
+from conftest import ROOT, run_cli, write_image_folder
 
 PROTOCOL = ["--limit_per_class", "20", "--probe_epochs", "5", "--eval_draws", "3", "--corruption", "gaussian_noise(std=0.1)"]
 

@@ -2,8 +2,10 @@
 
 Corruption happens here, after crop/flip and before normalisation (which lives inside the
 encoders), on the whole batch at once, with the same crop/flip for both views. Every epoch or
-evaluation draw gets its own generators derived from (seed, purpose, index), so the same seed
-gives the same shuffling, flips and corruptions, whatever the number of loader workers.
+evaluation draw gets its own generators derived from (seed, purpose, index), and per-image
+augmentations in loader workers are seeded by (seed, epoch, image), so the same seed gives the
+same shuffling, crops, flips and corruptions whatever the number of workers, and an epoch can
+be resumed from any batch with the same result.
 """
 
 from __future__ import annotations
@@ -23,6 +25,64 @@ class Views(NamedTuple):
     clean: torch.Tensor
     corrupted: torch.Tensor
     labels: torch.Tensor
+
+
+class SeededItems(Dataset):
+    """Items keyed by (index, seed): a worker's random crop then depends on the key alone."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+class Epoch:
+    """One resumable pass over a stream: ``state()`` after any batch restores the rest exactly."""
+
+    def __init__(self, stream: BatchStream, index: int, state: dict | None = None):
+        self.stream, self.index = stream, index
+        self.flips = generator(stream.device, stream.seed, "flip", index)
+        self.draws = generator(stream.device, stream.seed, "corrupt", index)
+        self.position = 0  # batches handed out so far
+        if state is not None:
+            if state["index"] != index:
+                raise ValueError(f"checkpoint is for epoch {state['index']}, not {index}")
+            self.position = state["position"]
+            self.flips.set_state(state["flips"])
+            self.draws.set_state(state["draws"])
+
+    def __len__(self) -> int:
+        return len(self.stream) - self.position
+
+    def state(self) -> dict:
+        return {"index": self.index, "position": self.position, "flips": self.flips.get_state(),
+                "draws": self.draws.get_state()}
+
+    def __iter__(self) -> Iterator[Views]:
+        s = self.stream
+        batches = s.batch_keys(self.index)[self.position:]
+        if not batches:
+            return
+        loader = DataLoader(
+            SeededItems(s.dataset) if s.seeded_items else s.dataset,
+            batch_sampler=batches,
+            num_workers=s.num_workers,
+            pin_memory=s.device.type == "cuda",
+            # Its own generator, so creating a loader never draws from the global RNG.
+            generator=torch.Generator().manual_seed(derive_seed(s.seed, "workers", self.index, self.position)),
+        )
+        for images, labels in loader:
+            clean = s.prepare(images, self.flips)
+            views = Views(clean, s.corruption(clean, self.draws), labels.to(s.device, non_blocking=True))
+            self.position += 1
+            yield views
 
 
 class BatchStream:
@@ -49,26 +109,27 @@ class BatchStream:
         self.num_workers = num_workers
         # Contrastive losses need at least two items per batch; drop a lone remainder.
         self.drop_last = train and len(dataset) > batch_size
+        # Folder images are cropped and flipped in loader workers: seed each image's transform.
+        self.seeded_items = train and not augment_on_batch
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def epoch(self, index: int) -> Iterator[Views]:
-        loader = DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            shuffle=self.train,
-            drop_last=self.drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(derive_seed(self.seed, "order", index)),
-        )
-        flips = generator(self.device, self.seed, "flip", index)
-        draws = generator(self.device, self.seed, "corrupt", index)
-        for images, labels in loader:
-            clean = self.prepare(images, flips)
-            yield Views(clean, self.corruption(clean, draws), labels.to(self.device, non_blocking=True))
+    def epoch(self, index: int, state: dict | None = None) -> Epoch:
+        return Epoch(self, index, state)
+
+    def batch_keys(self, index: int) -> list[list]:
+        """The epoch's batches of dataset keys: shuffled by (seed, epoch) when training."""
+        n = len(self.dataset)
+        if self.train:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, "order", index)))
+        else:
+            order = torch.arange(n)
+        batches = [b.tolist() for b in order.split(self.batch_size)][: len(self)]
+        if self.seeded_items:
+            batches = [[(i, derive_seed(self.seed, "item", index, i)) for i in batch] for batch in batches]
+        return batches
 
     def prepare(self, images: torch.Tensor, flips: torch.Generator) -> torch.Tensor:
         x = images.to(self.device, non_blocking=True).float().div_(255)

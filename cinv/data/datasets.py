@@ -8,9 +8,10 @@ applied to whole batches in the loops (see ``cinv.data.batches``).
 
 from __future__ import annotations
 
+import copy
 import io
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Splits:
     augment_on_batch: bool = False
     # How evaluation images reach image_size: "resize" the whole image, or "center_crop".
     resize: str = "center_crop"
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out on request
 
     @property
     def num_classes(self) -> int:
@@ -146,6 +148,28 @@ class FolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def with_transform(self, transform) -> FolderImages:
+        """The same files (same indices) seen through another transform."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
+
+    def drop_unreadable(self) -> list[Path]:
+        """Decode every file once and forget those that fail (opt-in: this reads the whole folder)."""
+        from tqdm.auto import tqdm
+
+        bad = []
+        for path, _ in tqdm(self.samples, desc=f"checking {self.root}", leave=False):
+            try:
+                decode_image(path, str(path))
+            except DatasetError:
+                bad.append(path)
+        if bad:
+            self.samples = [(p, label) for p, label in self.samples if p not in set(bad)]
+        if not self.samples:
+            raise DatasetError(f"{self.root}: no readable images")
+        return bad
+
     def __getitem__(self, i):
         path, label = self.samples[i]
         image = decode_image(path, str(path))
@@ -167,7 +191,8 @@ def folder_transforms(image_size: int):
     return train, evaluate
 
 
-def load_folder(root: str | Path, class_list: str | None, image_size: int, val_fraction: float, seed: int) -> Splits:
+def load_folder(root: str | Path, class_list: str | None, image_size: int, val_fraction: float, seed: int,
+                skip_bad_images: bool = False) -> Splits:
     """``root/train`` and ``root/val`` (reported) from an ImageNet-style tree.
 
     The validation split for model selection is carved out of ``root/train`` (class-stratified,
@@ -184,19 +209,27 @@ def load_folder(root: str | Path, class_list: str | None, image_size: int, val_f
     if not classes:
         raise DatasetError(f"{train_dir}: no class folders")
     train_tf, eval_tf = folder_transforms(image_size)
+
+    def folder(path: Path, transform) -> FolderImages:
+        images = FolderImages(path, classes, transform)
+        skipped.extend(images.drop_unreadable() if skip_bad_images else [])
+        return images
+
+    skipped: list[Path] = []
     if (root / "test").is_dir():
-        train = FolderImages(train_dir, classes, train_tf)
-        val = FolderImages(root / "val", classes, eval_tf)
-        test = FolderImages(root / "test", classes, eval_tf)
+        train = folder(train_dir, train_tf)
+        val = folder(root / "val", eval_tf)
+        test = folder(root / "test", eval_tf)
     else:
         if not (root / "val").is_dir():
             raise DatasetError(f"{root}: no val/ (or test/) folder to report on")
-        full = FolderImages(train_dir, classes, train_tf)
+        full = folder(train_dir, train_tf)
         held_out = set(stratified_indices(full.targets, fraction=val_fraction, seed=seed).tolist())
         train = Subset(full, [i for i in range(len(full)) if i not in held_out])
-        val = Subset(FolderImages(train_dir, classes, eval_tf), sorted(held_out))
-        test = FolderImages(root / "val", classes, eval_tf)
-    return Splits(train=train, val=val, test=test, classes=classes, image_size=image_size, name=str(root))
+        val = Subset(full.with_transform(eval_tf), sorted(held_out))
+        test = folder(root / "val", eval_tf)
+    return Splits(train=train, val=val, test=test, classes=classes, image_size=image_size, name=str(root),
+                  skipped=[str(p) for p in skipped])
 
 
 def stratified_indices(targets: list[int], *, fraction: float | None = None, per_class: int | None = None,
@@ -229,13 +262,13 @@ def label_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
 
 
 def load_splits(dataset: str, class_list: str | None, image_size: int | None, val_fraction: float, seed: int,
-                limit_per_class: int | None = None) -> Splits:
+                limit_per_class: int | None = None, skip_bad_images: bool = False) -> Splits:
     if dataset == EMBEDDED:
         if class_list:
             raise DatasetError("class_list applies to folder datasets, not to the embedded CIFAR-10 subset")
         splits = load_embedded()
     else:
-        splits = load_folder(dataset, class_list, image_size or 224, val_fraction, seed)
+        splits = load_folder(dataset, class_list, image_size or 224, val_fraction, seed, skip_bad_images)
     if image_size:
         splits.image_size = image_size
     for name in ("train", "val", "test"):

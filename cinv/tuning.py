@@ -1,0 +1,293 @@
+"""Optuna search of the paper's hyper-parameters, one MLflow run per study, one child run per trial.
+
+The paper picked learning rate, weight decay and temperature by a manual search judged on the
+reported split after one epoch. Here each trial trains for a proxy budget and is scored by a
+linear probe (the baseline: its own head) on the corrupted *validation* split, held out of the
+training data; the test split is touched only by the optional retraining with the best values.
+Intermediate scores are reported during the budget so a pruner can stop poor trials early.
+
+Storage: a journal file beside the MLflow store by default (Optuna's recommendation for several
+processes on one machine without a database server: appends under a file lock), or any RDB URL
+(PostgreSQL for several machines). Several workers may run on one study; the worker that
+creates the study owns the study's MLflow run, the others attach to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+
+from cinv import encoders, tracking
+from cinv.config import ConfigError, TuneConfig
+from cinv.errors import one_line
+from cinv.evaluation import evaluate
+from cinv.registry import parse_spec
+from cinv.training import NonFiniteLossError
+
+PARENT_ATTR = "cinv.mlflow_run_id"
+SPACE_ATTR = "cinv.space"
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+    log: bool = False
+
+
+# The paper's ranges (seed 000, appendix D.1).
+SPACES: dict[str, dict[str, Range]] = {
+    "student": {"lr": Range(1e-4, 1e-2, log=True), "weight_decay": Range(1e-4, 1e-3, log=True), "temperature": Range(0.1, 1.0)},
+    "baseline": {"lr": Range(1e-5, 5e-1, log=True)},
+}
+
+
+def parse_space(method: str, text: str) -> dict[str, Range]:
+    """The method's default ranges, overridden by ``"lr=(1e-4, 1e-2), temperature=(0.1, 0.5)"``."""
+    space = dict(SPACES[method])
+    if not text.strip():
+        return space
+    try:
+        _, overrides = parse_spec(f"space({text})")
+    except ValueError:
+        raise ValueError(f"space: cannot parse {text!r}; write name=(low, high), ...") from None
+    for name, value in overrides.items():
+        if name not in space:
+            raise ValueError(f"space: unknown parameter {name!r} for {method}; tunable: {', '.join(space)}")
+        if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
+            raise ValueError(f"space: {name} needs a (low, high) pair; got {value!r}")
+        low, high = float(value[0]), float(value[1])
+        if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+            raise ValueError(f"space: {name} range ({low:g}, {high:g}) is empty or inverted; need low < high")
+        if space[name].log and low <= 0:
+            raise ValueError(f"space: {name} is searched on a log scale and needs low > 0; got {low:g}")
+        space[name] = Range(low, high, space[name].log)
+    return space
+
+
+def default_storage_path() -> Path:
+    """``optuna.journal`` in the folder of a SQLite MLflow store, else the working directory."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent / "optuna.journal"
+    if uri.startswith("file:") or "://" not in uri:
+        return Path(uri.removeprefix("file://").removeprefix("file:")).expanduser().resolve().parent / "optuna.journal"
+    return Path.cwd() / "optuna.journal"
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """A journal file (path) or an RDB storage (URL); unreachable storage is a one-line error."""
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    try:
+        if url is None or "://" not in url:
+            path = Path(url).expanduser() if url else default_storage_path()
+            if not path.parent.is_dir():
+                raise ConfigError(f"storage: folder {path.parent} does not exist")
+            # The open(O_EXCL) lock works on network file systems too.
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        if url.startswith("sqlite:"):
+            warnings.warn("SQLite serialises writers; for several workers prefer the journal file or PostgreSQL", stacklevel=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # Heartbeats let a study mark the trials of a crashed worker as failed.
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=60,
+                                              grace_period=180)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"storage: cannot open Optuna storage {url or 'journal file'}: {first}") from None
+
+
+def open_study(cfg: TuneConfig, storage, run_id: str) -> tuple[optuna.Study, str, bool]:
+    """Create the study (this run becomes its MLflow run) or join it (attach to its run).
+
+    ``create_study`` without ``load_if_exists`` is atomic in the storage, so among workers that
+    start together exactly one creates the study; the others wait for its run id.
+    """
+    space = {name: [r.low, r.high, r.log] for name, r in parse_space(cfg.method, cfg.space).items()}
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.pruner_startup_trials) if cfg.pruner == "median"
+              else optuna.pruners.NopPruner())
+    try:
+        study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize", pruner=pruner,
+                                    sampler=optuna.samplers.TPESampler(seed=cfg.seed))
+        study.set_user_attr(SPACE_ATTR, {"method": cfg.method, "space": space})
+        study.set_user_attr(PARENT_ATTR, run_id)
+        return study, run_id, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    from cinv.runtime import derive_seed
+
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage, pruner=pruner,
+                              sampler=optuna.samplers.TPESampler(seed=derive_seed(cfg.seed, run_id) % 2**32))
+    deadline = time.time() + 60
+    while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
+        time.sleep(0.2)
+    recorded = study.user_attrs.get(SPACE_ATTR)
+    if recorded != {"method": cfg.method, "space": space}:
+        raise ConfigError(f"study_name: study {cfg.study_name!r} was created with {recorded}, not "
+                          f"{{'method': {cfg.method!r}, 'space': {space}}}; use a new study_name")
+    if PARENT_ATTR not in study.user_attrs:
+        raise ConfigError(f"study_name: study {cfg.study_name!r} has no MLflow run recorded; was it created by cinv?")
+    return study, study.user_attrs[PARENT_ATTR], False
+
+
+class Objective:
+    """One trial: train for the proxy budget, report validation scores, maybe stop early."""
+
+    def __init__(self, cfg: TuneConfig, setup, teacher, parent_run_id: str, experiment_id: str):
+        self.cfg, self.s, self.teacher = cfg, setup, teacher
+        self.parent_run_id, self.experiment_id = parent_run_id, experiment_id
+        self.space = parse_space(cfg.method, cfg.space)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.space.items()}
+        client = mlflow.MlflowClient()
+        run = client.create_run(self.experiment_id, run_name=f"trial {trial.number}", tags={
+            "mlflow.parentRunId": self.parent_run_id, "cinv.stage": "trial", "cinv.study": self.cfg.study_name,
+            "optuna.trial": str(trial.number)})
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        mlflow.start_run(run_id=run.info.run_id, nested=True)
+        status = "FAILED"
+        try:
+            mlflow.log_params(params | {"method": self.cfg.method, "proxy_epochs": self.cfg.proxy_epochs})
+            value = self.train_and_score(trial, params)
+            mlflow.log_metric("objective", value)
+            mlflow.set_tag("optuna.state", "COMPLETE")
+            status = "FINISHED"
+            return value
+        except optuna.TrialPruned:
+            mlflow.set_tag("optuna.state", "PRUNED")  # a pruned trial is a finished run, not a failure
+            status = "FINISHED"
+            raise
+        except Exception as exc:
+            mlflow.set_tags({"optuna.state": "FAIL", "cinv.error": one_line(exc)[:5000]})
+            raise
+        finally:
+            mlflow.end_run(status=status)
+
+    def train_and_score(self, trial: optuna.Trial, params: dict[str, float]) -> float:
+        from cinv.pipeline import train_baseline, train_probe, train_student
+
+        cfg, s = self.cfg, self.s
+        checkpoints: dict[int, int] = {}
+        scores: list[float] = []
+
+        def on_step(model, step: int, total: int) -> None:
+            if not checkpoints:
+                checkpoints.update({max(1, round(total * (k + 1) / cfg.reports)): k for k in range(cfg.reports)})
+            if step not in checkpoints:
+                return
+            # Score a snapshot: probing freezes an encoder, and this one is still training.
+            snapshot = copy.deepcopy(model).eval()
+            scored = snapshot if cfg.method == "baseline" else train_probe(s, snapshot, cfg.probe, log=False)
+            stream = s.stream("val", batch_size=cfg.eval.batch_size, train=False, seed=cfg.eval.draw_seed)
+            value = evaluate(scored, stream, cfg.val_draws, desc="validation").mean("top1")
+            scores.append(value)
+            trial.report(value, checkpoints[step])
+            mlflow.log_metric("val_top1", value, step=checkpoints[step])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at report {checkpoints[step]} with validation top-1 {value:.2f}")
+
+        if cfg.method == "student":
+            opts = cfg.student.model_copy(update=params | {"epochs": cfg.proxy_epochs})
+            train_student(s, self.teacher, opts, on_step=on_step, checkpoint=False)
+        else:
+            train_baseline(s, cfg.baseline.model_copy(update=params | {"epochs": cfg.proxy_epochs}), on_step=on_step,
+                           checkpoint=False)
+        return scores[-1]
+
+
+def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
+    """Best value and parameters, history and importance plots, and every trial as a table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization import matplotlib as oplt
+
+    client = mlflow.MlflowClient()
+    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    trials["duration"] = trials["duration"].dt.total_seconds()
+    tracking.log_table(trials, "trials", run_id=parent_run_id)
+    states = trials["state"].value_counts().to_dict()
+    for state in ("COMPLETE", "PRUNED", "FAIL"):
+        client.log_metric(parent_run_id, f"trials_{state.lower()}", states.get(state, 0))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return trials
+    best = study.best_trial
+    client.log_metric(parent_run_id, "best_value", best.value, step=len(complete))
+    for name, value in best.params.items():
+        client.set_tag(parent_run_id, f"best.{name}", f"{value:.6g}")
+    client.set_tag(parent_run_id, "best.trial", str(best.number))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        tracking.log_figure(oplt.plot_optimization_history(study).figure, "optimization_history.png", run_id=parent_run_id)
+        tracking.log_figure(oplt.plot_intermediate_values(study).figure, "intermediate_values.png", run_id=parent_run_id)
+        if len(complete) >= 2:
+            try:
+                axes = oplt.plot_param_importances(study)
+                tracking.log_figure(axes.figure, "param_importances.png", run_id=parent_run_id)
+            except (RuntimeError, ValueError) as exc:  # e.g. every complete trial had the same value
+                client.set_tag(parent_run_id, "cinv.importance", f"not computed: {exc}")
+    return trials
+
+
+def run_tune(cfg: TuneConfig) -> pd.DataFrame:
+    from cinv.pipeline import setup
+
+    storage = open_storage(cfg.storage)  # before anything is created
+    run = mlflow.active_run()
+    study, parent_run_id, created = open_study(cfg, storage, run.info.run_id)
+    if created:
+        mlflow.set_tags({"cinv.stage": "study", "cinv.study": cfg.study_name})
+    else:
+        mlflow.set_tags({"mlflow.parentRunId": parent_run_id, "cinv.stage": "tune worker", "cinv.study": cfg.study_name})
+    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device) if cfg.method == "student" else None
+    objective = Objective(cfg, s, teacher, parent_run_id, run.info.experiment_id)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=cfg.n_trials, catch=(NonFiniteLossError,))
+    trials = summarize(study, parent_run_id)
+    if cfg.retrain:
+        retrain_best(cfg, s, teacher, study, parent_run_id, run.info.experiment_id)
+    shown = trials[["number", "value", "state"] + [c for c in trials.columns if c.startswith("params_")]]
+    return shown.rename(columns=lambda c: c.removeprefix("params_"))
+
+
+def retrain_best(cfg: TuneConfig, s, teacher, study: optuna.Study, parent_run_id: str, experiment_id: str) -> None:
+    """A final child run: the best parameters, the full budget, the test split, optional registration."""
+    from cinv.pipeline import (
+        baseline_stage,
+        evaluate_model,
+        log_encoder,
+        register,
+        tag_with_evaluation,
+        train_probe,
+        train_student,
+    )
+
+    best = study.best_trial.params
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name="best parameters, full budget", tags={
+        "mlflow.parentRunId": parent_run_id, "cinv.stage": "retrain", "cinv.study": cfg.study_name})
+    with mlflow.start_run(run_id=run.info.run_id, nested=True):
+        mlflow.log_params(best | {"method": cfg.method})
+        if cfg.method == "student":
+            opts = cfg.student.model_copy(update=best)
+            student = train_student(s, teacher, opts)
+            info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=opts.loss,
+                               study=cfg.study_name)
+            result = evaluate_model(s, train_probe(s, student, cfg.probe), cfg.eval)
+            tag_with_evaluation([info], result)
+            register(info, opts.registered_model_name)
+        else:
+            baseline_stage(s, cfg.baseline.model_copy(update=best), cfg.eval)

@@ -1,0 +1,173 @@
+"""The fault table: bad inputs and failures, each with its exit code, its one-line message, and
+what must still hold afterwards. README.md's troubleshooting section lists the same rows."""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from cinv import cli, encoders, losses
+from cinv.checkpoint import Checkpointer
+from conftest import ROOT, write_image_folder
+
+TINY = ["--limit_per_class", "4", "--image_size", "32"]
+STUDENT = [*TINY, "--epochs", "1", "--batch_size", "8"]
+
+
+@dataclass
+class Fault:
+    name: str
+    command: str
+    args: Callable[[Path], list[str]]
+    code: int
+    message: str  # what the one error line says (a regular expression)
+    setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
+    check: Callable[[mlflow.entities.Run], None] | None = None  # what must hold afterwards
+
+
+def folder(tmp: Path, broken: str | None = None, empty: bool = False) -> Path:
+    root = write_image_folder(tmp / "data", {"n1": 3, "n2": 3})
+    if broken:
+        (root / broken).write_bytes(b"not an image")
+    if empty:
+        for f in root.rglob("*.png"):
+            f.unlink()
+    return root
+
+
+def offline(monkeypatch, tmp):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(encoders, "_host_reachable", lambda host: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp / "hf"))
+
+
+def unreachable_store(monkeypatch, tmp):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    mlflow.set_tracking_uri("http://127.0.0.1:9")
+
+
+def disk_full(monkeypatch, tmp):
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifacts", full)
+
+
+def nan_after_first_step(monkeypatch, tmp):
+    calls = {"n": 0}
+    original = losses.StudentTeacherLoss.compute
+
+    def compute(self, s, t):
+        calls["n"] += 1
+        return original(self, s, t) * (float("nan") if calls["n"] == 2 else 1.0)
+
+    monkeypatch.setattr(losses.StudentTeacherLoss, "compute", compute)
+
+
+def finished_student(monkeypatch, tmp):
+    assert cli.run("student", STUDENT) == 0
+
+
+def failed(run):
+    assert run.info.status == "FAILED" and run.data.tags.get("cinv.error")
+
+
+def nothing_registered(run):
+    failed(run)
+    assert MlflowClient().search_registered_models() == []
+
+
+def checkpoint_kept(run):
+    failed(run)
+    assert Checkpointer(run.info.run_id).latest()["step"] == 1
+
+
+def untouched(run):
+    assert run.info.status == "FINISHED" and "cinv.error" not in run.data.tags
+
+
+def counted(run):
+    assert run.info.status == "FINISHED" and run.data.metrics["skipped_images"] == 1
+
+
+FAULTS = [
+    Fault("unknown corruption", "main", lambda t: ["--corruption", "speckle"], 2, "corruption: unknown corruption 'speckle'", check=failed),
+    Fault("unknown loss", "main", lambda t: ["--student_loss", "clip"], 2, "student_loss: unknown loss 'clip'", check=failed),
+    Fault("unknown encoder", "main", lambda t: ["--teacher", "resnet"], 2, "teacher: unknown encoder 'resnet'", check=failed),
+    Fault("out-of-range corruption", "main", lambda t: ["--corruption", "random_mask(fraction=1.5)"], 2,
+          r"fraction must be a float in \[0, 1\]", check=failed),
+    Fault("negative learning rate", "main", lambda t: ["--student_lr", "-0.1"], 2, "student_lr: Input should be greater than 0",
+          check=failed),
+    Fault("misspelled parameter", "main", lambda t: ["--studnet_lr", "0.1"], 2, r"unknown argument\(s\) --studnet_lr 0.1",
+          check=failed),
+    Fault("missing dataset folder", "main", lambda t: ["--dataset", str(t / "nowhere")], 2, "dataset folder .* not found",
+          check=failed),
+    Fault("missing class list", "main", lambda t: ["--dataset", str(folder(t)), "--class_list", str(t / "nope.txt")], 2,
+          "class list .*nope.txt not found", check=failed),
+    Fault("empty dataset", "main", lambda t: ["--dataset", str(folder(t, empty=True))], 2, "no images found", check=failed),
+    Fault("unreadable image", "main", lambda t: ["--dataset", str(folder(t, broken="val/n2/0001.png")), "--num_workers", "0"],
+          2, "cannot read image .*0001.png", check=nothing_registered),
+    Fault("unreadable image, skip_bad_images=true", "student",
+          lambda t: ["--dataset", str(folder(t, broken="train/n1/0001.png")), "--skip_bad_images", "true",
+                     "--num_workers", "0", "--epochs", "1", "--batch_size", "4", "--image_size", "32"],
+          0, "", check=counted),
+    Fault("pretrained weights missing offline", "main", lambda t: ["--teacher", "open_clip:RN50"], 2,
+          "open_clip RN50 weights 'openai' are not cached and cannot be downloaded here", setup=offline, check=failed),
+    Fault("MLflow store unreachable", "student", lambda t: STUDENT, 2,
+          "MLflow store http://127.0.0.1:9 failed while starting a run", setup=unreachable_store),
+    Fault("disk full while logging the model", "student", lambda t: [*STUDENT, "--registered_model_name", "x"], 2,
+          "failed while logging model encoder .*No space left on device", setup=disk_full, check=nothing_registered),
+    Fault("non-finite loss", "student", lambda t: [*STUDENT, "--checkpoint_every_steps", "1"], 2,
+          "loss became nan at epoch 1, step 2", setup=nan_after_first_step, check=checkpoint_kept),
+    Fault("resuming a finished run", "student",
+          lambda t: ["--resume_run_id", mlflow.search_runs(output_format="list")[0].info.run_id], 2,
+          r"run \w+ already FINISHED; nothing to resume", setup=finished_student, check=untouched),
+    Fault("nothing to resume", "student", lambda t: ["--resume_run_id", "latest"], 2,
+          "no unfinished student run in experiment", setup=finished_student, check=untouched),
+    Fault("resuming with other parameters", "student",
+          lambda t: [*STUDENT[:-2], "--batch_size", "4", "--resume_run_id", mlflow.search_runs(output_format="list")[0].info.run_id],
+          2, r"parameters differ from run \w+ \(train\)",
+          setup=lambda m, t: (finished_student(m, t), MlflowClient().set_terminated(
+              mlflow.search_runs(output_format="list")[0].info.run_id, "FAILED"))),
+    Fault("unknown registered model", "evaluate", lambda t: ["--model", "models:/nope@champion", *TINY], 2,
+          "cannot load models:/nope@champion: Registered Model with name=nope not found", check=failed),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault(fault: Fault, store, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    if fault.setup:
+        fault.setup(monkeypatch, tmp_path)
+    before = {r.info.run_id for r in mlflow.search_runs(output_format="list")} if fault.name != "MLflow store unreachable" else set()
+    capsys.readouterr()
+    code = cli.run(fault.command, fault.args(tmp_path))
+    err = capsys.readouterr().err
+    assert code == fault.code, err[-3000:]
+    lines = [line for line in err.splitlines() if ": error: " in line]
+    if fault.code:
+        assert len(lines) == 1 and re.search(fault.message, lines[0]), err[-3000:]
+        assert "Traceback" not in err
+    else:
+        assert not lines
+    if fault.check:
+        new = [r for r in mlflow.search_runs(output_format="list") if r.info.run_id not in before]
+        fault.check(new[0] if new else mlflow.search_runs(output_format="list")[0])
+
+
+def test_readme_lists_every_fault():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Troubleshooting"):]
+    for fault in FAULTS:
+        assert f"| {fault.name} |" in section, fault.name
