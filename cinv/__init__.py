@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from cinv.serving import load_encoder
 
         return load_encoder
+    if name in ("run_command", "CommandFailed"):
+        from cinv import cli
+
+        return getattr(cli, name)
     raise AttributeError(f"module 'cinv' has no attribute {name!r}")

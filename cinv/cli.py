@@ -49,7 +49,33 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     return parser
 
 
+class CommandFailed(CinvError):
+    def __init__(self, message: str, run_id: str | None):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+def run_command(command: str, **params) -> str:
+    """Python API: run a command exactly as its entry point would; returns the MLflow run id.
+
+    ``cinv.run_command("main", limit_per_class=20, student_epochs=1)``; raises
+    :class:`CommandFailed` (with the FAILED run's id) when the command fails.
+    """
+    argv = [f"--{key}={value}" for key, value in params.items()]
+    code, run_id = execute(command, argv)
+    if code != 0:
+        message = mlflow.get_run(run_id).data.tags.get("cinv.error", f"exit status {code}") if run_id else f"exit status {code}"
+        raise CommandFailed(f"cinv {command} failed: {message}", run_id)
+    return run_id
+
+
 def run(command: str, argv: list[str] | None = None) -> int:
+    """Run ``command`` with command-line style arguments; returns the exit status."""
+    return execute(command, argv)[0]
+
+
+def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | None]:
+    """The exit status and the id of the run (None when no run could be opened)."""
     cls = COMMANDS[command]
     args, unknown = parser_for(command, cls).parse_known_args(argv)
     tracking.configure()
@@ -59,7 +85,7 @@ def run(command: str, argv: list[str] | None = None) -> int:
             run_name=command)
     except (ResumeError, tracking.StoreError) as exc:  # nothing was started; a named run is left as it was
         print(f"cinv {command}: error: {exc}", file=sys.stderr)
-        return 2
+        return 2, None
     mlflow.set_tag("cinv.command", command)
     try:
         if unknown:
@@ -77,7 +103,7 @@ def run(command: str, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
         print(f"cinv {command}: interrupted; run {run_.info.run_id} marked KILLED", file=sys.stderr)
-        return 130
+        return 130, run_.info.run_id
     except Exception as exc:
         message = one_line(exc)
         expected = isinstance(exc, EXPECTED)
@@ -86,12 +112,12 @@ def run(command: str, argv: list[str] | None = None) -> int:
         mlflow.set_tag("cinv.error", message[:5000])
         mlflow.end_run(status="FAILED")
         print(f"cinv {command}: error: {message} (run {run_.info.run_id} marked FAILED)", file=sys.stderr)
-        return 2 if expected else 1
+        return (2 if expected else 1), run_.info.run_id
     if resume and "cinv.error" in run_.data.tags:
         mlflow.MlflowClient().delete_tag(run_.info.run_id, "cinv.error")
     mlflow.end_run()
     print(f"cinv {command}: run {run_.info.run_id} finished; tracking store {mlflow.get_tracking_uri()}")
-    return 0
+    return 0, run_.info.run_id
 
 
 def resume_run(command: str, run_id: str):

@@ -325,8 +325,13 @@ def build(cls: type[Strict], flat: dict[str, Any]):
     unknown = sorted(set(flat) - set(fields))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    # Start from the command's own defaults: a group's defaults in one command (main's short
+    # student budget) differ from the group's class defaults (the paper's), and overriding one
+    # parameter must not reset the others.
+    values = {key: f.default for key, f in fields.items() if not f.required}
+    values.update(flat)
     nested: dict[str, Any] = {}
-    for key, value in flat.items():
+    for key, value in values.items():
         field = fields[key]
         if value == "" and _optional(field.annotation):
             value = None

@@ -260,14 +260,15 @@ def run_main(cfg: MainConfig) -> pd.DataFrame:
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
     clean = distortions.get("none")
     results: dict[str, Evaluation] = {}
+    probe_params = {f"probe_{k}": v for k, v in cfg.probe.model_dump().items()}
 
     with tracking.child_run("teacher_clean_probe", **{"cinv.stage": "probe", "cinv.encoder": cfg.teacher}):
-        tracking.log_params({"corruption": clean.spec, "encoder": cfg.teacher})
+        tracking.log_params({"corruption": clean.spec, "encoder": cfg.teacher} | probe_params)
         probe = train_probe(s, teacher, cfg.probe, corruption=clean)
         results["teacher_clean"] = evaluate_model(s, probe, cfg.eval, corruption=clean)
 
     with tracking.child_run("teacher_corrupted_probe", **{"cinv.stage": "probe", "cinv.encoder": cfg.teacher}):
-        tracking.log_params({"corruption": s.corruption.spec, "encoder": cfg.teacher})
+        tracking.log_params({"corruption": s.corruption.spec, "encoder": cfg.teacher} | probe_params)
         probe = train_probe(s, teacher, cfg.probe)
         results["teacher_corrupted"] = evaluate_model(s, probe, cfg.eval)
 
@@ -277,7 +278,7 @@ def run_main(cfg: MainConfig) -> pd.DataFrame:
         student_info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.student.loss)
 
     with tracking.child_run("student_probe", **{"cinv.stage": "probe", "cinv.encoder": student_info.model_uri}):
-        tracking.log_params({"corruption": s.corruption.spec, "encoder": student_info.model_uri})
+        tracking.log_params({"corruption": s.corruption.spec, "encoder": student_info.model_uri} | probe_params)
         probe = train_probe(s, student, cfg.probe)
         results["student"] = evaluate_model(s, probe, cfg.eval)
         probe_info = log_classifier(s, probe, s.corruption, method="linear_probe", encoder=student_info.model_uri)

@@ -26,6 +26,14 @@ def test_paper_defaults_for_the_student_stage():
     assert config.train.temperature == 0.1 and config.train.loss == "student_teacher"
 
 
+def test_overriding_one_parameter_keeps_the_commands_other_defaults():
+    config = build(MainConfig, {"student_epochs": "5"})
+    assert config.student.epochs == 5
+    assert (config.student.lr, config.student.batch_size) == (2e-3, 128)  # main's, not the paper's class defaults
+    assert config.student.registered_model_name == "cinv-student"
+    assert config.baseline.epochs == 3
+
+
 def test_main_defaults():
     config = build(MainConfig, {})
     assert config.corruption == "random_mask(fraction=0.9)"

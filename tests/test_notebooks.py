@@ -1,0 +1,40 @@
+"""Notebooks are part of the product: stored without outputs, and run top to bottom against a
+small store that this test creates."""
+
+import nbformat
+import pytest
+
+import cinv
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SMALL = {"limit_per_class": 20, "image_size": 32}
+
+
+def test_the_three_notebooks_exist_and_are_stored_without_outputs():
+    assert [p.name for p in NOTEBOOKS] == ["01_quickstart.ipynb", "02_compare.ipynb", "03_use_an_encoder.ipynb"]
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert all(not cell.outputs and cell.execution_count is None for cell in code), path.name
+        assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell holds the parameters"
+
+
+@pytest.mark.slow
+def test_notebooks_run_top_to_bottom(store, tmp_path):
+    import papermill
+
+    def execute(name, **parameters):
+        papermill.execute_notebook(ROOT / "notebooks" / name, tmp_path / name, parameters={"tracking_uri": store, **parameters},
+                                   kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+
+    execute("01_quickstart.ipynb", quick=True)
+    # More for the others to read: a champion, another severity and a label fraction.
+    cinv.run_command("promote", name="cinv-student", probe_epochs=2, eval_draws=2, **SMALL)
+    cinv.run_command("probe", corruption="random_mask(fraction=0.5)", epochs=2, eval_draws=2, **SMALL)
+    cinv.run_command("probe", label_fraction=0.5, epochs=2, eval_draws=2, **SMALL)
+    execute("02_compare.ipynb")
+    execute("03_use_an_encoder.ipynb")
+    executed = nbformat.read(tmp_path / "03_use_an_encoder.ipynb", as_version=4)
+    assert any(output.get("output_type") == "display_data" for cell in executed.cells for output in cell.get("outputs", []))
