@@ -31,6 +31,11 @@ HANDLERS = {
     "promote": "cinv.promotion:run_promote",
     "embed": "cinv.serving:run_embed",
     "tune": "cinv.tuning:run_tune",
+    "experiment": "cinv.experiments:run_experiment",
+    "report": "cinv.report:run_report",
+    "fcl": "cinv.methods:run_fcl",
+    "rocl": "cinv.methods:run_rocl",
+    "benchmark": "cinv.experiments:run_benchmark",
 }
 
 

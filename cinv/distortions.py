@@ -14,21 +14,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from cinv.registry import Registry, format_spec
+from cinv.registry import Named, Registry
 
 __all__ = ["Distortion", "REGISTRY", "get", "from_spec", "names"]
 
 Severity = float | Sequence[float]
 
 
-class Distortion:
+class Distortion(Named):
     """A named, parameterised corruption; ``stochastic`` says whether draws differ."""
 
     name: str = ""
     stochastic: bool = True
-
-    def __init__(self, **params):
-        self.params = params
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if images.ndim != 4 or not images.is_floating_point():
@@ -39,13 +36,6 @@ class Distortion:
 
     def apply(self, images: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
-
-    @property
-    def spec(self) -> str:
-        return format_spec(self.name, self.params)
-
-    def __repr__(self) -> str:
-        return self.spec
 
 
 REGISTRY: Registry[Distortion] = Registry("corruption")
@@ -125,7 +115,9 @@ class RandomMask(Distortion):
         super().__init__(fraction=fraction)
         self.low, self.high = _severity(self.name, "fraction", fraction, 0.0, 1.0)
 
-    def apply(self, images, generator):
+    def keep_mask(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The bool [B, 1, H, W] mask of kept pixels that ``apply`` draws with the same generator
+        state: inpainting baselines fill exactly the pixels that were removed."""
         b, _, h, w = images.shape
         n = h * w
         fraction = _per_image(self.low, self.high, b, generator, images.device)
@@ -133,8 +125,10 @@ class RandomMask(Distortion):
         # A random permutation per image; the k first positions of each are masked.
         order = _uniform((b, n), generator, images.device).argsort(dim=1)
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=images.device).expand(b, n))
-        keep = (rank >= k[:, None]).view(b, 1, h, w)
-        return images * keep.to(images.dtype)
+        return (rank >= k[:, None]).view(b, 1, h, w)
+
+    def apply(self, images, generator):
+        return images * self.keep_mask(images, generator).to(images.dtype)
 
 
 @REGISTRY.register("gaussian_noise")
@@ -178,3 +172,88 @@ class GaussianBlur(Distortion):
                 f"per side; got {tuple(images.shape[-2:])}"
             )
         return TF.gaussian_blur(images, kernel_size=[self.kernel_size] * 2, sigma=[self.sigma] * 2)
+
+
+@REGISTRY.register("random_blur_noise")
+class RandomBlurNoise(Distortion):
+    """Blur with a per-image sigma, then additive noise, each applied with probability ``p``.
+
+    The training corruption of the paper's ImageNet-100-C student (appendix D.8): sigma in [1, 5],
+    noise std in [0.05, 0.5], each independently with probability 0.8.
+    """
+
+    name = "random_blur_noise"
+
+    def __init__(self, blur_sigma: Severity = (1.0, 5.0), noise_std: Severity = (0.05, 0.5), p: float = 0.8):
+        super().__init__(blur_sigma=blur_sigma, noise_std=noise_std, p=p)
+        self.sigma = _severity(self.name, "blur_sigma", blur_sigma, 1e-3, None)
+        self.std = _severity(self.name, "noise_std", noise_std, 0.0, None)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"{self.name}: p must be a probability in [0, 1]; got {p!r}")
+        self.p = float(p)
+
+    def apply(self, images, generator):
+        b, c, h, w = images.shape
+        device = images.device
+        blur = _uniform((b,), generator, device) < self.p
+        sigma = _per_image(*self.sigma, b, generator, device)
+        noisy = _uniform((b,), generator, device) < self.p
+        std = _per_image(*self.std, b, generator, device) * noisy
+        noise = _normal(tuple(images.shape), generator, device)
+        # One separable Gaussian kernel per image, applied as a grouped convolution over B*C planes.
+        radius = min(math.ceil(3 * self.sigma[1]), min(h, w) - 1)
+        offsets = torch.arange(-radius, radius + 1, device=device, dtype=images.dtype)
+        kernel = torch.exp(-0.5 * (offsets[None] / sigma[:, None].to(images.dtype)) ** 2)
+        kernel = kernel / kernel.sum(dim=1, keepdim=True)
+        identity = (offsets == 0).to(images.dtype).expand(b, -1)
+        kernel = torch.where(blur[:, None], kernel, identity).repeat_interleave(c, dim=0)
+        planes = images.reshape(1, b * c, h, w)
+        planes = torch.nn.functional.conv2d(torch.nn.functional.pad(planes, (radius, radius, 0, 0), mode="reflect"),
+                                            kernel.view(b * c, 1, 1, -1), groups=b * c)
+        planes = torch.nn.functional.conv2d(torch.nn.functional.pad(planes, (0, 0, radius, radius), mode="reflect"),
+                                            kernel.view(b * c, 1, -1, 1), groups=b * c)
+        return planes.view(b, c, h, w) + std.view(-1, 1, 1, 1).to(images.dtype) * noise.to(images.dtype)
+
+
+@REGISTRY.register("patch_gaussian")
+class PatchGaussian(Distortion):
+    """Lopes et al. (2019): N(0, sigma^2) noise inside one W x W square per image, centred on a
+    uniformly drawn pixel (the square may be cut by the border), then clipped to [0, 1] as in
+    their code. ``patch_size`` and ``sigma`` are fixed or a (low, high) range drawn uniformly per
+    image, e.g. ``patch_size=(1, 250), sigma=(0.0, 1.0)`` for their "up to" sampling; the FCL
+    paper's CIFAR-10 setting is patch_size=25, sigma=0.1."""
+
+    name = "patch_gaussian"
+
+    def __init__(self, patch_size: int | tuple[int, int] = 25, sigma: Severity = 0.1):
+        super().__init__(patch_size=patch_size, sigma=sigma)
+        sizes = patch_size if isinstance(patch_size, (tuple, list)) else (patch_size, patch_size)
+        if len(sizes) != 2 or any(isinstance(s, bool) or not isinstance(s, int) for s in sizes) or not 1 <= sizes[0] <= sizes[1]:
+            raise ValueError(f"{self.name}: patch_size must be a positive int or a (low, high) pair of ints; got {patch_size!r}")
+        self.sizes = (int(sizes[0]), int(sizes[1]))
+        self.sigma = _severity(self.name, "sigma", sigma, 0.0, None)
+
+    def mask(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """bool [B, 1, H, W]: the patch of each image, drawn as ``apply`` draws it."""
+        b, _, h, w = images.shape
+        device = images.device
+        lo, hi = self.sizes
+        size = (lo + (_uniform((b,), generator, device) * (hi - lo + 1)).long()).clamp_(max=hi)
+        cy = (_uniform((b,), generator, device) * h).long().clamp_(max=h - 1)
+        cx = (_uniform((b,), generator, device) * w).long().clamp_(max=w - 1)
+        top, left = cy - size // 2, cx - size // 2
+        rows = torch.arange(h, device=device)[None]
+        cols = torch.arange(w, device=device)[None]
+        inside_r = (rows >= top[:, None]) & (rows < (top + size)[:, None])
+        inside_c = (cols >= left[:, None]) & (cols < (left + size)[:, None])
+        return (inside_r[:, :, None] & inside_c[:, None, :])[:, None]
+
+    def apply(self, images, generator):
+        mask = self.mask(images, generator)
+        sigma = _per_image(*self.sigma, images.shape[0], generator, images.device).view(-1, 1, 1, 1)
+        noise = _normal(tuple(images.shape), generator, images.device)
+        noisy = (images + sigma.to(images.dtype) * noise.to(images.dtype)).clamp(0, 1)
+        return torch.where(mask, noisy, images)
+
+
+from cinv import imagenet_c  # noqa: E402,F401  (registers imagenet_c; imports imagecorruptions only on first use)

@@ -67,18 +67,19 @@ class FrozenEncoder(nn.Module):
     BatchNorm used batch statistics and its running statistics drifted.
     """
 
-    def __init__(self, encoder: Encoder):
+    def __init__(self, encoder: Encoder, input_gradients: bool = False):
         super().__init__()
         self.encoder = encoder.eval()
+        self.input_gradients = input_gradients  # attacks differentiate through it w.r.t. the images
         for p in self.encoder.parameters():
             p.requires_grad_(False)
 
     def train(self, mode: bool = True) -> FrozenEncoder:
         return super().train(False)
 
-    @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder(images)
+        with torch.set_grad_enabled(self.input_gradients and torch.is_grad_enabled()):
+            return self.encoder(images)
 
     @property
     def embed_dim(self) -> int:
@@ -89,8 +90,10 @@ class FrozenEncoder(nn.Module):
         return self.encoder.input_size
 
 
-def freeze(encoder: Encoder) -> FrozenEncoder:
-    return FrozenEncoder(encoder)
+def freeze(encoder: Encoder, input_gradients: bool = False) -> FrozenEncoder:
+    """Frozen weights in eval mode; ``input_gradients`` keeps d(output)/d(images) for attacks."""
+    inner = encoder.encoder if isinstance(encoder, FrozenEncoder) else encoder
+    return FrozenEncoder(inner, input_gradients)
 
 
 def student_from(teacher: Encoder) -> Encoder:
@@ -120,6 +123,12 @@ class Classifier(nn.Module):
             nn.init.kaiming_uniform_(self.head.weight, a=math.sqrt(5), generator=generator)
             nn.init.uniform_(self.head.bias, -bound, bound, generator=generator)
         return self
+
+    def with_encoder(self, encoder: nn.Module) -> Classifier:
+        """This head on another encoder (a clean probe moved to a student; a probe made attackable)."""
+        moved = Classifier(encoder, self.head.out_features, self.head.in_features, normalize=self.normalize)
+        moved.head.load_state_dict(self.head.state_dict())
+        return moved.to(self.head.weight.device).eval()
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         if self.normalize:
@@ -302,3 +311,6 @@ def torchvision_encoder(arch: str, weights: str | None = None) -> Encoder:
     else:
         setattr(model, head_name, nn.Identity())
     return Encoder(model, embed_dim=embed_dim, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224, name=f"torchvision:{arch}")
+
+
+from cinv import fcl  # noqa: E402,F401  (registers the FCL network: mnist_cnn)

@@ -67,6 +67,7 @@ class Setup:
             augment_on_batch=self.splits.augment_on_batch,
             seed=self.seed if seed is None else seed,
             num_workers=0 if self.splits.augment_on_batch else self.num_workers,
+            flip=self.splits.flip,
         )
 
 
@@ -113,11 +114,13 @@ def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOption
 
 
 def train_baseline(s: Setup, opts: BaselineOptions, on_step: ModelStepHook | None = None,
-                   checkpoint: bool = True) -> Classifier:
+                   checkpoint: bool = True, label_fraction: float = 1.0) -> Classifier:
+    """End-to-end fine-tuning on corrupted images (of a class-balanced fraction of the labels)."""
     backbone = encoders.get(opts.backbone, opts.backbone_weights).to(s.device)
     model = Classifier(backbone, s.splits.num_classes, backbone.embed_dim).to(s.device)
     hook = (lambda step, total: on_step(model, step, total)) if on_step else None
-    fit(model, supervised_objective(model), s.stream("train", batch_size=opts.batch_size, train=True),
+    labelled = label_subset(s.splits.train, label_fraction, s.seed)
+    fit(model, supervised_objective(model), s.stream("train", batch_size=opts.batch_size, train=True, dataset=labelled),
         epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics,
         on_step=hook, checkpointer=checkpointer(opts, checkpoint), desc="baseline")
     return model.eval()
@@ -138,10 +141,12 @@ def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | 
     return model.eval()
 
 
-def evaluate_model(s: Setup, model, opts: EvalOptions, corruption: Distortion | None = None, split: str = "test") -> Evaluation:
+def evaluate_model(s: Setup, model, opts: EvalOptions, corruption: Distortion | None = None, split: str = "test",
+                   prefix: str | None = None) -> Evaluation:
+    """Metrics logged as ``<prefix>_<metric>`` (prefix: the split's name unless given)."""
     stream = s.stream(split, batch_size=opts.batch_size, train=False, corruption=corruption, seed=opts.draw_seed)
-    result = evaluate(model, stream, opts.draws, desc=f"evaluate {split}")
-    tracking.log_evaluation(result, prefix=split)
+    result = evaluate(model, stream, opts.draws, desc=f"evaluate {prefix or split}")
+    tracking.log_evaluation(result, prefix=prefix or split)
     return result
 
 
@@ -159,14 +164,14 @@ def model_tags(s: Setup, corruption: Distortion | None = None, **produced_by) ->
 def log_encoder(s: Setup, encoder: Encoder, **produced_by) -> ModelInfo:
     """An encoder as a pt2 model, tagged with what produced it, its preprocessing in the metadata."""
     tags = model_tags(s, **produced_by)
-    return tracking.log_model(encoder, "encoder", image_size=s.splits.image_size, tags=tags, metadata={
+    return tracking.log_model(encoder, "encoder", image_size=s.splits.image_size, tags=tags, channels=s.splits.channels, metadata={
         "kind": "encoder", "embed_dim": encoder.embed_dim, "preprocessing": encoder.preprocessing,
         "resize": s.splits.resize, **tags})
 
 
 def log_classifier(s: Setup, model: Classifier, corruption: Distortion, **produced_by) -> ModelInfo:
     tags = model_tags(s, corruption, **produced_by)
-    return tracking.log_model(model, "classifier", image_size=s.splits.image_size, tags=tags, metadata={
+    return tracking.log_model(model, "classifier", image_size=s.splits.image_size, tags=tags, channels=s.splits.channels, metadata={
         "kind": "classifier", "classes": s.splits.classes, "resize": s.splits.resize, **tags})
 
 

@@ -123,3 +123,19 @@ def format_spec(name: str, params: dict[str, Any]) -> str:
         return name
     inner = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in params.items())
     return f"{name}({inner})"
+
+
+class Named:
+    """A named, parameterised operation (a corruption, a restorer): its spec is how it is logged."""
+
+    name: str = ""
+
+    def __init__(self, **params: Any):
+        self.params = params
+
+    @property
+    def spec(self) -> str:
+        return format_spec(self.name, self.params)
+
+    def __repr__(self) -> str:
+        return self.spec

@@ -136,14 +136,14 @@ def log_image_grid(clean: torch.Tensor, corrupted: torch.Tensor, artifact_file: 
 
 
 def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[str, Any],
-              tags: dict[str, str] | None = None) -> mlflow.models.model.ModelInfo:
+              tags: dict[str, str] | None = None, channels: int = 3) -> mlflow.models.model.ModelInfo:
     """Export ``model`` (eval mode, CPU copy) as pt2 with a signature and an input example."""
     from mlflow.models import infer_signature
 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    example = torch.rand(2, 3, image_size, image_size)
+    example = torch.rand(2, channels, image_size, image_size)
     try:
         with torch.no_grad():
             output = model.to("cpu")(example)

@@ -12,7 +12,7 @@ def test_mlproject_is_generated_from_the_configs():
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_defaults_validate_and_round_trip_through_flat_parameters(command, tmp_path):
     cls = COMMANDS[command]
-    values = {"model": "models:/cinv-student@champion", "images": str(tmp_path)}
+    values = {"model": "models:/cinv-student@champion", "images": str(tmp_path), "name": "fixed_corruption"}
     required = {f.key: values[f.key] for f in flat_fields(cls) if f.required}
     config = build(cls, required)
     flat = to_flat(config)

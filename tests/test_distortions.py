@@ -118,7 +118,7 @@ def test_bad_parameters_raise_value_error_naming_them(name, params, needle):
 
 
 def test_unknown_name_lists_the_allowed_names():
-    with pytest.raises(ValueError, match="random_mask, none|gaussian_blur, gaussian_noise, none, random_mask"):
+    with pytest.raises(ValueError, match="allowed: gaussian_blur, gaussian_noise, imagenet_c, none, patch_gaussian, random_blur_noise, random_mask$"):
         distortions.get("speckle")
 
 
@@ -132,3 +132,17 @@ def test_rejects_non_float_or_non_batched_input():
         distortions.get("random_mask", fraction=0.5)(torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="float"):
         distortions.get("random_mask", fraction=0.5)(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_random_blur_noise_matches_torchvision_per_image_and_p_switches_it_off():
+    from torchvision.transforms.v2 import functional as TF
+
+    images = torch.rand(4, 3, 24, 24)
+    blur_only = distortions.get("random_blur_noise", blur_sigma=2.0, noise_std=0.0, p=1.0)
+    assert torch.allclose(blur_only(images), TF.gaussian_blur(images, kernel_size=[13, 13], sigma=[2.0, 2.0]), atol=1e-5)
+    assert torch.equal(distortions.get("random_blur_noise", p=0.0)(images), images)
+    mixed = distortions.get("random_blur_noise", blur_sigma=(1, 5), noise_std=(0.05, 0.5), p=0.8)
+    a, b = mixed(images, torch.Generator().manual_seed(1)), mixed(images, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, mixed(images, torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="p must be a probability"):
+        distortions.get("random_blur_noise", p=1.5)

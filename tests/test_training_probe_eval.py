@@ -115,3 +115,24 @@ def test_binary_tasks_report_roc_auc():
     result = evaluate(model, make_stream(data, "gaussian_noise(std=0.5)", train=False), draws=3)
     assert "auc" in result.draws[0] and 50 < result.mean("auc") <= 100
     assert "top5" in result.draws[0]  # top-k is capped at the number of classes
+
+
+def test_schedules_warm_up_then_cosine_and_decay_per_epoch():
+    from cinv.training import make_schedule
+
+    def lrs(name, warmup, total=10, per_epoch=2):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        schedule = make_schedule(opt, name, total, warmup, per_epoch, 0.5)
+        out = []
+        for _ in range(total):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            schedule.step()
+        return out
+
+    warm = lrs("cosine", warmup=4)
+    assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and warm[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(warm[3:], warm[4:], strict=False)) and warm[-1] < 0.1
+    assert lrs("exponential", warmup=0) == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        lrs("step", warmup=0)

@@ -100,13 +100,14 @@ class BatchStream:
         augment_on_batch: bool,
         seed: int,
         num_workers: int = 0,
+        flip: bool = True,
     ):
         if len(dataset) == 0:
             raise ValueError("cannot iterate an empty dataset")
         self.dataset, self.corruption = dataset, corruption
         self.batch_size, self.image_size, self.device = batch_size, image_size, device
         self.train, self.augment_on_batch, self.seed = train, augment_on_batch, seed
-        self.num_workers = num_workers
+        self.num_workers, self.flip = num_workers, flip
         # Contrastive losses need at least two items per batch; drop a lone remainder.
         self.drop_last = train and len(dataset) > batch_size
         # Folder images are cropped and flipped in loader workers: seed each image's transform.
@@ -135,7 +136,7 @@ class BatchStream:
         x = images.to(self.device, non_blocking=True).float().div_(255)
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
-        if self.train and self.augment_on_batch:
+        if self.train and self.augment_on_batch and self.flip:
             flip = _uniform((x.shape[0],), flips, x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         return x

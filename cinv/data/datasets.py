@@ -9,6 +9,8 @@ applied to whole batches in the loops (see ``cinv.data.batches``).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import io
 import tarfile
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Subset
 
 from cinv.errors import DatasetError
+from cinv.registry import Registry, parse_spec
 
 EMBEDDED = "embedded"
 EMBEDDED_ARCHIVE = "cifar10_subset.tar.gz"
@@ -40,6 +43,8 @@ class Splits:
     augment_on_batch: bool = False
     # How evaluation images reach image_size: "resize" the whole image, or "center_crop".
     resize: str = "center_crop"
+    flip: bool = True  # random horizontal flips when training (not for digits)
+    channels: int = 3
     skipped: list[str] = field(default_factory=list)  # unreadable files left out on request
 
     @property
@@ -271,6 +276,11 @@ def load_splits(dataset: str, class_list: str | None, image_size: int | None, va
         splits = load_folder(dataset, class_list, image_size or 224, val_fraction, seed, skip_bad_images)
     if image_size:
         splits.image_size = image_size
+    return checked(splits, limit_per_class, seed)
+
+
+def checked(splits: Splits, limit_per_class: int | None, seed: int) -> Splits:
+    """No empty split; each cut to ``limit_per_class`` images per class when asked."""
     for name in ("train", "val", "test"):
         split = getattr(splits, name)
         if len(split) == 0:
@@ -279,3 +289,127 @@ def load_splits(dataset: str, class_list: str | None, image_size: int | None, va
             picks = stratified_indices(dataset_targets(split), per_class=limit_per_class, seed=seed)
             setattr(splits, name, Subset(split, picks.tolist()))
     return splits
+
+
+class Relabeled(Dataset):
+    """Some items of a dataset under new labels: ``mapping`` old label -> new label."""
+
+    def __init__(self, dataset: Dataset, mapping: dict[int, int]):
+        targets = dataset_targets(dataset)
+        self.dataset, self.mapping = dataset, mapping
+        self.indices = [i for i, t in enumerate(targets) if t in mapping]
+        self._targets = [mapping[targets[i]] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        image, _ = self.dataset[self.indices[i]]
+        return image, self._targets[i]
+
+    @property
+    def targets(self) -> list[int]:
+        return self._targets
+
+
+LABEL_SHIFT_TABLES = {"imagenet100": "label_shift_imagenet100.tsv", "cifar10": "label_shift_cifar10.tsv"}
+
+
+def read_label_shift(spec: str | Path) -> list[tuple[str, str]]:
+    """(source class, target class) pairs from a TSV with source_wnid and target_wnid columns."""
+    import csv
+
+    if str(spec) in LABEL_SHIFT_TABLES:
+        text = resources.files("cinv.data").joinpath("lists", LABEL_SHIFT_TABLES[str(spec)]).read_text()
+    elif Path(spec).is_file():
+        text = Path(spec).read_text()
+    else:
+        raise DatasetError(f"label-shift table {spec} not found; give a TSV file or one of: {', '.join(LABEL_SHIFT_TABLES)}")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
+    if not rows or not {"source_wnid", "target_wnid"} <= set(rows[0]):
+        raise DatasetError(f"label-shift table {spec} needs tab-separated columns source_wnid and target_wnid")
+    return [(row["source_wnid"].strip(), row["target_wnid"].strip()) for row in rows]
+
+
+def label_shift(splits: Splits, pairs: list[tuple[str, str]], root: str | Path | None = None) -> tuple[Splits, Dataset]:
+    """Training splits without the unseen classes, and their images labelled as the seen targets.
+
+    Unseen classes inside the dataset (the embedded CIFAR-10: cat -> dog) are removed from every
+    split; classes outside it (ImageNet-100: classes of the full ImageNet) are read from
+    ``root/val/<source>``, as in the paper's Table 3.
+    """
+    sources = [s for s, _ in pairs]
+    kept = [c for c in splits.classes if c not in sources]
+    missing = [t for _, t in pairs if t not in kept]
+    if missing:
+        raise DatasetError(f"label shift: target class(es) {', '.join(missing)} are not among the trained classes")
+    new = {c: i for i, c in enumerate(kept)}
+    inside = [s for s in sources if s in splits.classes]
+    if inside and len(inside) != len(sources):
+        raise DatasetError("label shift: the unseen classes must be all inside the dataset or all outside it")
+    if inside:
+        index = {c: i for i, c in enumerate(splits.classes)}
+        seen = {index[c]: new[c] for c in kept}
+        trained = dataclasses.replace(splits, classes=kept, **{k: Relabeled(getattr(splits, k), seen) for k in ("train", "val", "test")})
+        shifted = Relabeled(splits.test, {index[s]: new[t] for s, t in pairs})
+        return trained, shifted
+    if root is None or not (Path(root) / "val").is_dir():
+        raise DatasetError(f"label shift: classes {', '.join(sources)} are not in the dataset; give a folder dataset whose "
+                           "val/ holds them (the full ImageNet validation set for the paper's table)")
+    _, eval_tf = folder_transforms(splits.image_size)
+    images = FolderImages(Path(root) / "val", sources, eval_tf)
+    return splits, Relabeled(images, {i: new[t] for i, (_, t) in enumerate(pairs)})
+
+
+# ---- transfer targets: datasets named by spec, e.g. cifar10(root='/data'), folder(root=..., class_list=...) ----
+
+
+TARGETS: Registry[Splits] = Registry("dataset")
+
+
+def _holdout(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    held = set(stratified_indices(dataset_targets(train), fraction=val_fraction, seed=seed).tolist())
+    return Subset(train, [i for i in range(len(train)) if i not in held]), Subset(train, sorted(held))
+
+
+@TARGETS.register("embedded")
+def _embedded_target(image_size: int, val_fraction: float, seed: int) -> Splits:
+    return load_embedded()
+
+
+@TARGETS.register("folder")
+def _folder_target(image_size: int, val_fraction: float, seed: int, root: str = "", class_list: str | None = None) -> Splits:
+    """An ImageFolder tree (train/ and val/); a two-class one (the COVID X-ray set) is scored with ROC AUC too."""
+    return load_folder(root, class_list, image_size, val_fraction, seed)
+
+
+def _torchvision(name: str, image_size: int, val_fraction: float, seed: int, root: str = "") -> Splits:
+    """CIFAR-10/100 or STL-10 in torchvision's on-disk format under ``root``; cinv never downloads."""
+    from torchvision import datasets as tvd
+
+    try:
+        if name == "stl10":
+            parts = [tvd.STL10(root, split=split, download=False) for split in ("train", "test")]
+            arrays = [(torch.from_numpy(d.data), torch.from_numpy(d.labels.astype(np.int64))) for d in parts]
+        else:
+            kind = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+            parts = [kind(root, train=train, download=False) for train in (True, False)]
+            arrays = [(torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(d.targets)) for d in parts]
+    except RuntimeError as exc:
+        raise DatasetError(f"{name}: torchvision's files not found or corrupted under {root!r} ({exc.__class__.__name__}); "
+                           "cinv never downloads: place the dataset's files there, as torchvision lays them out") from None
+    train, val = _holdout(TensorImages(*arrays[0]), val_fraction, seed)
+    return Splits(train=train, val=val, test=TensorImages(*arrays[1]), classes=list(parts[0].classes),
+                  image_size=int(arrays[0][0].shape[-1]), name=name, augment_on_batch=True, resize="resize")
+
+
+for _name in ("cifar10", "cifar100", "stl10"):
+    TARGETS.register(_name)(functools.partial(_torchvision, _name))
+
+
+def load_target(spec: str, image_size: int, val_fraction: float, seed: int, limit_per_class: int | None = None) -> Splits:
+    """A transfer dataset by spec, at ``image_size``, cut to ``limit_per_class`` like the source."""
+    name, params = parse_spec(spec)
+    splits = TARGETS.get(name, image_size=image_size, val_fraction=val_fraction, seed=seed, **params)
+    splits.image_size = image_size
+    return checked(splits, limit_per_class, seed)

