@@ -57,6 +57,11 @@ METHOD_NAMES = {
 }
 
 
+def _recipe(opts) -> dict:
+    """The options that change what a training produces (not where it is logged or checkpointed)."""
+    return opts.model_dump(exclude={"registered_model_name", "checkpoint_every_steps"})
+
+
 @dataclass
 class Outcome:
     table: pd.DataFrame
@@ -112,12 +117,12 @@ class Lab:
             return student, log_encoder(s, student, method="contrastive_inversion", teacher=self.cfg.teacher, loss=opts.loss)
 
         return self._cached("student", corruption, train, teacher=self.cfg.teacher, teacher_weights=self.cfg.teacher_weights,
-                            opts=opts.model_dump(exclude={"registered_model_name", "checkpoint_every_steps"}))
+                            opts=_recipe(opts))
 
     def baseline(self, corruption: Distortion, label_fraction: float = 1.0) -> torch.nn.Module:
         """The fine-tuned classifier; its backbone is logged beside it for :meth:`baseline_backbone`."""
         opts = self.cfg.baseline.model_copy(update={"registered_model_name": None})
-        extra = {"label_fraction": label_fraction, "opts": opts.model_dump(exclude={"registered_model_name", "checkpoint_every_steps"})}
+        extra = {"label_fraction": label_fraction, "opts": _recipe(opts)}
         backbone_fingerprint = self.fingerprint("baseline_backbone", corruption, **extra)
 
         def train(s: Setup):
@@ -134,7 +139,7 @@ class Lab:
         """The baseline's fine-tuned encoder without its head (transfer learning)."""
         opts = self.cfg.baseline.model_copy(update={"registered_model_name": None})
         fingerprint = self.fingerprint("baseline_backbone", corruption, label_fraction=1.0,
-                                       opts=opts.model_dump(exclude={"registered_model_name", "checkpoint_every_steps"}))
+                                       opts=_recipe(opts))
         if fingerprint not in self._models:
             found = self._reusable(fingerprint)
             if found is None:
@@ -142,6 +147,12 @@ class Lab:
             else:
                 self._models[fingerprint] = found
         return self._models[fingerprint]
+
+    def clean_probe(self) -> Classifier:
+        """The teacher's probe fitted on clean images: the classifier trained on clean data."""
+        if "teacher clean probe" not in self._models:
+            self._models["teacher clean probe"] = self.probe(self.teacher, distortions.get("none"))
+        return self._models["teacher clean probe"]
 
     def probe(self, encoder, corruption: Distortion, label_fraction: float = 1.0) -> Classifier:
         """Probes are cheap next to trainings: fitted afresh, inside the evaluation's child run."""
@@ -317,19 +328,12 @@ def original_representations(lab: Lab) -> Outcome:
     return Outcome(table, grouped_bars(table, by="corruption", hue=["method"]))
 
 
-def clean_probe(lab: Lab) -> Classifier:
-    key = "teacher clean probe"
-    if key not in lab._models:
-        lab._models[key] = lab.probe(lab.teacher, distortions.get("none"))
-    return lab._models[key]
-
-
 @EXPERIMENTS.register("clean_probe_transfer")
 def clean_probe_transfer(lab: Lab) -> Outcome:
     """Table 9: the probe fitted on clean teacher features, moved unchanged onto the student."""
     for corruption in _specs(lab.cfg.corruption_list, PAPER_CORRUPTIONS):
-        lab.cell("student_clean_probe", lambda c=corruption: clean_probe(lab).with_encoder(lab.student(c)), corruption)
-        lab.cell("teacher_clean_probe", lambda: clean_probe(lab), corruption)
+        lab.cell("student_clean_probe", lambda c=corruption: lab.clean_probe().with_encoder(lab.student(c)), corruption)
+        lab.cell("teacher_clean_probe", lab.clean_probe, corruption)
         lab.cell("student", lambda c=corruption: lab.probe(lab.student(c), c), corruption)
     table = lab.table()
     return Outcome(table, grouped_bars(table, by="corruption", hue=["method"]))
@@ -348,8 +352,8 @@ def pixel_baselines(lab: Lab) -> Outcome:
         if corruption.name not in restorers:
             raise ValueError(f"corruptions: pixel_baselines restores {', '.join(restorers)}; got {corruption.spec}")
         restored = Restored(corruption, restoration.get(restorers[corruption.name]))
-        lab.cell(f"{restored.restorer.spec} + clean classifier", lambda: clean_probe(lab), restored)
-        lab.cell("teacher_clean_probe", lambda: clean_probe(lab), corruption)
+        lab.cell(f"{restored.restorer.spec} + clean classifier", lab.clean_probe, restored)
+        lab.cell("teacher_clean_probe", lab.clean_probe, corruption)
         lab.cell("student", lambda c=corruption: lab.probe(lab.student(c), c), corruption)
     table = lab.table()
     return Outcome(table, grouped_bars(table, by="corruption", hue=["method"]))
@@ -450,7 +454,7 @@ def _method_models(lab: Lab, cfg) -> dict[str, Callable[[], torch.nn.Module]]:
             encoder = methods.train_rocl(s, cfg.rocl)
             return encoder, log_encoder(s, encoder, method="rocl", encoder_name=cfg.rocl.encoder)
 
-        encoder = lab._cached("rocl", clean, fit_rocl, opts=cfg.rocl.model_dump(exclude={"registered_model_name"}))
+        encoder = lab._cached("rocl", clean, fit_rocl, opts=_recipe(cfg.rocl))
         return lab.probe(encoder, clean)
 
     def fcl() -> torch.nn.Module:
@@ -458,17 +462,16 @@ def _method_models(lab: Lab, cfg) -> dict[str, Callable[[], torch.nn.Module]]:
             model = methods.train_fcl(s, cfg.fcl)
             return model, log_classifier(s, model, clean, method="fcl")
 
-        return lab._cached("fcl", clean, fit_fcl, opts=cfg.fcl.model_dump(exclude={"registered_model_name"}))
+        return lab._cached("fcl", clean, fit_fcl, opts=_recipe(cfg.fcl))
 
     table = {
         "student": lambda: lab.probe(lab.student(train), train),
         "baseline": lambda: lab.baseline(train),
         "rocl": rocl,
         "fcl": fcl,
-        "teacher_clean_probe": lambda: clean_probe(lab),
+        "teacher": lab.clean_probe,
     }
-    return {("teacher_clean_probe" if name == "teacher" else name): table["teacher_clean_probe" if name == "teacher" else name]
-            for name in cfg.method_list}
+    return {("teacher_clean_probe" if name == "teacher" else name): table[name] for name in cfg.method_list}
 
 
 def _attackable(model: torch.nn.Module) -> torch.nn.Module:

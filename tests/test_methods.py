@@ -10,7 +10,7 @@ QUICK_FCL = {"epochs": 1, "limit_per_class": 20, "warmup_start": 0, "warmup_epoc
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["fcl", "xe", "patch_gaussian", "cl_gaussian"])
+@pytest.mark.parametrize("method", ["fcl", "cl_gaussian"])
 def test_fcl_command_trains_and_scores_the_three_test_sets(store, shared, method):
     run_id = cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), method=method, **QUICK_FCL)
     run = mlflow.get_run(run_id)
@@ -50,10 +50,10 @@ def test_benchmark_evaluates_every_method_on_one_suite(store):
     run_id = cinv.run_command(
         "benchmark", limit_per_class=8, image_size=32, student_epochs=1, student_batch_size=32, baseline_epochs=1,
         baseline_batch_size=32, probe_epochs=2, eval_draws=2, rocl_epochs=1, rocl_batch_size=32, fcl_epochs=1,
-        fcl_batch_size=32, corruptions="none; random_mask(fraction=0.5); imagenet_c(corruption='fog', severity=3)",
+        fcl_batch_size=32, corruptions="random_mask(fraction=0.5); imagenet_c(corruption='fog', severity=3)",
         attack_images=16, attack_steps=2, attack_budgets="inf:4/255")
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/benchmark.csv"))
-    assert table.groupby("method").size().to_dict() == {m: 4 for m in [
+    assert table.groupby("method").size().to_dict() == {m: 3 for m in [
         "FCL", "RoCL (linear evaluation)", "student (ours)", "supervised baseline", "teacher probe trained on clean images"]}
     assert table["top1_mean"].between(0, 100).all()
     assert "benchmark.png" in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
