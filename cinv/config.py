@@ -206,7 +206,7 @@ class MainConfig(RunOptions):
     corruption: Corruption = _CORRUPTION
     teacher: EncoderRef = _TEACHER
     teacher_weights: str | None = _TEACHER_WEIGHTS
-    # Small budgets sized for the embedded default on 2 CPU cores (about 6 minutes in all).
+    # Small budgets sized for the embedded default on 2 CPU cores (about 8 minutes in all).
     # Registered only once every stage has succeeded ('' skips registration).
     student: Annotated[StudentOptions, Section("student_")] = StudentOptions(
         epochs=3, batch_size=128, lr=2e-3, registered_model_name=STUDENT_MODEL)
