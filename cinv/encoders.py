@@ -78,7 +78,10 @@ class FrozenEncoder(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(self.input_gradients and torch.is_grad_enabled()):
+        if self.input_gradients:
+            return self.encoder(images)
+        # torch.no_grad exactly (not set_grad_enabled): exported pt2 graphs of probes must reload.
+        with torch.no_grad():
             return self.encoder(images)
 
     @property

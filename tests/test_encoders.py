@@ -148,3 +148,23 @@ def test_unknown_encoder_names(name, needle):
 def test_unknown_pretrained_tag_lists_the_known_ones():
     with pytest.raises(ValueError, match="openai"):
         encoders.get("open_clip:RN101", weights="laion-nope")
+
+
+def test_a_probe_on_a_frozen_encoder_exports_and_reloads_and_can_pass_input_gradients(store):
+    import mlflow
+
+    import cinv
+    from cinv import tracking
+    from cinv.encoders import Classifier
+
+    encoder = encoders.get("efficientnet_lite0")
+    probe = Classifier(encoders.freeze(encoder), 4, encoder.embed_dim)
+    with mlflow.start_run():
+        info = tracking.log_model(probe, "classifier", image_size=32, metadata={"kind": "classifier"})
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(cinv.load_encoder(info.model_uri)(images), probe(images), atol=1e-4)
+    assert probe(images.requires_grad_()).grad_fn is not None  # the head still trains
+    attackable = probe.with_encoder(encoders.freeze(encoder, input_gradients=True))
+    attackable(images).sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in encoder.parameters())  # weights stay frozen

@@ -49,7 +49,7 @@ def test_rocl_command_reports_clean_robust_and_smoothed_accuracy(store):
 def test_benchmark_evaluates_every_method_on_one_suite(store):
     run_id = cinv.run_command(
         "benchmark", limit_per_class=8, image_size=32, student_epochs=1, student_batch_size=32, baseline_epochs=1,
-        baseline_batch_size=32, probe_epochs=2, eval_draws=2, rocl_epochs=1, rocl_batch_size=32, fcl_epochs=1,
+        baseline_batch_size=32, probe_epochs=2, eval_draws=1, rocl_epochs=1, rocl_batch_size=32, fcl_epochs=1,
         fcl_batch_size=32, corruptions="random_mask(fraction=0.5); imagenet_c(corruption='fog', severity=3)",
         attack_images=16, attack_steps=2, attack_budgets="inf:4/255")
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/benchmark.csv"))
