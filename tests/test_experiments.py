@@ -49,27 +49,27 @@ def test_restored_corruption_inpaints_exactly_the_removed_pixels():
 
 @pytest.mark.slow
 def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_table(store):
-    run_a = cinv.run_command("experiment", name="fixed_corruption", corruptions="random_mask(fraction=0.75); gaussian_noise(std=0.3)",
+    run_a = cinv.run_command("experiment", name="fixed_corruption", corruptions="gaussian_noise(std=0.3)",
                              label_fractions="1,0.5", **TINY)
     table = parent_outputs(run_a, "fixed_corruption")
-    assert len(table) == 8 and set(table["method"]) == {"student (ours)", "supervised baseline"}
+    assert len(table) == 4 and set(table["method"]) == {"student (ours)", "supervised baseline"}
     assert table["top1_mean"].between(0, 100).all() and (table["draws"] == 2).all()
     trained = children(run_a)
-    assert (trained["tags.cinv.stage"] == "student").sum() == 2  # one student per corruption, shared by both fractions
-    assert (trained["tags.cinv.stage"] == "baseline").sum() == 4  # the baseline trains on the labelled fraction
+    assert (trained["tags.cinv.stage"] == "student").sum() == 1  # one student, shared by both label fractions
+    assert (trained["tags.cinv.stage"] == "baseline").sum() == 2  # the baseline trains on the labelled fraction
 
     # Same configuration: the logged models are reused; the evaluations are recomputed identically.
-    run_b = cinv.run_command("experiment", name="fixed_corruption", corruptions="random_mask(fraction=0.75)", label_fractions="1", **TINY)
+    run_b = cinv.run_command("experiment", name="fixed_corruption", corruptions="gaussian_noise(std=0.3)", label_fractions="1", **TINY)
     again = children(run_b)
     assert set(again["tags.cinv.stage"]) == {"evaluation"}
     assert any(k.startswith("cinv.reused.student.") for k in mlflow.get_run(run_b).data.tags)
-    first = table[(table["corruption"] == "random_mask(fraction=0.75)") & (table["label_fraction"] == 1)]
+    first = table[table["label_fraction"] == 1]
     second = parent_outputs(run_b, "fixed_corruption")
     assert second.set_index("method")["top1_mean"].to_dict() == pytest.approx(first.set_index("method")["top1_mean"].to_dict(), abs=1e-6)
 
     report_run = cinv.run_command("report")
     rows = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report_run}/evaluations.csv"))
-    assert len(rows) == 10
+    assert len(rows) == 6
     report = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report_run}/report_top1.csv"))
     cell = report[(report["method"] == "student (ours)") & (report["label_fraction"] == 0.5)]["gaussian_noise(std=0.3)"].item()
     expected = table[(table["method"] == "student (ours)") & (table["label_fraction"] == 0.5) & (table["corruption"] == "gaussian_noise(std=0.3)")]
@@ -78,7 +78,7 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, params, rows", [
-    ("label_efficiency", {"label_fractions": "1,0.25"}, 4),
+    ("label_efficiency", {"label_fractions": "0.25"}, 2),
     ("severity_shift", {"corruptions": "random_mask(fraction=0.3); random_mask(fraction=0.99)"}, 4),
     ("label_shift", {"corruptions": "random_mask(fraction=0.5); random_mask(fraction=0.99)"}, 4),
     ("loss_ablation", {"losses": "student_teacher,mse"}, 2),

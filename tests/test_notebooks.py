@@ -30,9 +30,8 @@ def test_notebooks_run_top_to_bottom(store, tmp_path):
                                    kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
 
     execute("01_quickstart.ipynb", quick=True)
-    # More for the others to read: a champion, another severity and a label fraction.
+    # More for the others to read: a champion and a label fraction.
     cinv.run_command("promote", name="cinv-student", probe_epochs=2, eval_draws=2, **SMALL)
-    cinv.run_command("probe", corruption="random_mask(fraction=0.5)", epochs=2, eval_draws=2, **SMALL)
     cinv.run_command("probe", label_fraction=0.5, epochs=2, eval_draws=2, **SMALL)
     execute("02_compare.ipynb")
     execute("03_use_an_encoder.ipynb")
