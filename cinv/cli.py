@@ -15,7 +15,7 @@ import traceback
 
 import mlflow
 
-from cinv import tracking
+from cinv import distributed, tracking
 from cinv.checkpoint import ResumeError
 from cinv.config import COMMANDS, ConfigError, Strict, build, flat_fields, to_flat
 from cinv.errors import CinvError, one_line
@@ -81,8 +81,20 @@ def run(command: str, argv: list[str] | None = None) -> int:
 
 def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | None]:
     """The exit status and the id of the run (None when no run could be opened)."""
+    try:
+        return _execute(command, argv)
+    finally:
+        distributed.shutdown()
+
+
+def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     cls = COMMANDS[command]
     args, unknown = parser_for(command, cls).parse_known_args(argv)
+    nproc = _processes(cls, args, unknown)
+    if nproc > 1 and not distributed.launched():  # rank 0 of the torchrun it starts opens the run
+        return distributed.launch(nproc, command, sys.argv[1:] if argv is None else list(argv)), None
+    if distributed.launched() and distributed.init(getattr(args, "device", "auto")).rank != 0:
+        return _worker(command, cls, args)
     tracking.configure()
     resume = getattr(args, "resume_run_id", None)
     try:
@@ -98,8 +110,7 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
         config = build(cls, vars(args))
         if resume:
             check_same_config(run_.info.run_id, config)
-        module, _, name = HANDLERS[command].partition(":")
-        fn = getattr(importlib.import_module(module), name)
+        fn = handler(command)
         tracking.log_params(to_flat(config))
         tracking.log_json(config.model_dump(mode="json"), "config.json")
         result = fn(config)
@@ -123,6 +134,31 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
     mlflow.end_run()
     print(f"cinv {command}: run {run_.info.run_id} finished; tracking store {mlflow.get_tracking_uri()}")
     return 0, run_.info.run_id
+
+
+def handler(command: str):
+    module, _, name = HANDLERS[command].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _processes(cls: type[Strict], args: argparse.Namespace, unknown: list[str]) -> int:
+    """How many processes the command asks for (an invalid request is reported inside the run)."""
+    if "nproc" not in vars(args) or unknown:
+        return 1
+    try:
+        return build(cls, vars(args)).nproc
+    except Exception:
+        return 1
+
+
+def _worker(command: str, cls: type[Strict], args: argparse.Namespace) -> tuple[int, None]:
+    """A process other than rank 0 of a distributed run: the same work, no MLflow run of its own."""
+    try:
+        handler(command)(build(cls, vars(args)))
+    except Exception as exc:
+        print(f"cinv {command} (rank {distributed.world().rank}): error: {one_line(exc)}", file=sys.stderr)
+        return 1, None
+    return 0, None
 
 
 def resume_run(command: str, run_id: str):

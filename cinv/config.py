@@ -166,6 +166,14 @@ class StudentConfig(RunOptions):
     teacher: EncoderRef = _TEACHER
     teacher_weights: str | None = _TEACHER_WEIGHTS
     train: Annotated[StudentOptions, Section()] = StudentOptions()
+    nproc: int = Field(1, ge=1, le=256, description="processes on this machine (torchrun --nproc-per-node): "
+                       "DistributedDataParallel, batch_size is the global batch, split evenly over them")
+
+    @model_validator(mode="after")
+    def _split(self):
+        if self.train.batch_size % self.nproc:
+            raise ValueError(f"batch_size {self.train.batch_size} does not split evenly over nproc={self.nproc} processes")
+        return self
 
 
 class BaselineConfig(RunOptions):

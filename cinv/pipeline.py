@@ -18,7 +18,7 @@ import torch
 from mlflow.models.model import ModelInfo
 from torch import nn
 
-from cinv import distortions, encoders, losses, serving, tracking
+from cinv import distortions, distributed, encoders, losses, serving, tracking
 from cinv.checkpoint import Checkpointer
 from cinv.config import (
     MODEL_URI_SCHEMES,
@@ -57,6 +57,7 @@ class Setup:
 
     def stream(self, split: str, *, batch_size: int, train: bool, corruption: Distortion | None = None,
                seed: int | None = None, dataset=None) -> BatchStream:
+        w = distributed.world() if train else distributed.World()  # training batches are split over processes
         return BatchStream(
             dataset if dataset is not None else getattr(self.splits, split),
             corruption=corruption or self.corruption,
@@ -68,6 +69,8 @@ class Setup:
             seed=self.seed if seed is None else seed,
             num_workers=0 if self.splits.augment_on_batch else self.num_workers,
             flip=self.splits.flip,
+            rank=w.rank,
+            world_size=w.size,
         )
 
 
@@ -75,11 +78,12 @@ def setup(data: DataOptions, corruption: str, seed: int, device: str) -> Setup:
     torch.manual_seed(seed)
     splits = load_splits(data.dataset, data.class_list, data.resolved_image_size, data.val_fraction, seed,
                          data.limit_per_class, data.skip_bad_images)
-    if data.skip_bad_images:
+    if data.skip_bad_images and distributed.is_main():
         mlflow.log_metric("skipped_images", len(splits.skipped))
         if splits.skipped:
             tracking.log_json({"skipped": splits.skipped}, "skipped_images.json")
-    return Setup(splits, distortions.from_spec(corruption), resolve_device(device), seed, data.num_workers)
+    return Setup(splits, distortions.from_spec(corruption), distributed.device_for(resolve_device(device)), seed,
+                 data.num_workers)
 
 
 def load_encoder(name: str, weights: str | None, device: torch.device) -> Encoder | LoadedEncoder:
@@ -105,11 +109,14 @@ def checkpointer(opts, enabled: bool) -> Checkpointer | None:
 def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOptions,
                   on_step: ModelStepHook | None = None, checkpoint: bool = True) -> Encoder:
     student = encoders.student_from(teacher)
-    loss = losses.get(opts.loss, temperature=opts.temperature)
+    # Over several processes: DDP, and negatives from the whole global batch (cinv.distributed).
+    loss = distributed.Gathered(losses.get(opts.loss, temperature=opts.temperature))
     hook = (lambda step, total: on_step(student, step, total)) if on_step else None
-    fit(student, inversion_objective(student, teacher, loss), s.stream("train", batch_size=opts.batch_size, train=True),
-        epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics,
-        on_step=hook, checkpointer=checkpointer(opts, checkpoint), desc="student")
+    main = distributed.is_main()
+    fit(student, inversion_objective(distributed.wrap(student), teacher, loss),
+        s.stream("train", batch_size=opts.batch_size, train=True), epochs=opts.epochs, lr=opts.lr,
+        weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics if main else None, on_step=hook,
+        checkpointer=checkpointer(opts, checkpoint and main), desc="student")
     return student.eval()
 
 
@@ -200,7 +207,10 @@ def log_samples(s: Setup, n: int = 8) -> None:
 def run_student(cfg: StudentConfig) -> Encoder:
     s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
-    mlflow.set_tags({"cinv.method": "contrastive_inversion", "cinv.stage": "student"})
+    if not distributed.is_main():  # another process of a distributed run: train, leave MLflow to rank 0
+        return train_student(s, teacher, cfg.train)
+    mlflow.set_tags({"cinv.method": "contrastive_inversion", "cinv.stage": "student",
+                     "cinv.processes": str(distributed.world().size)})
     log_samples(s)
     student = train_student(s, teacher, cfg.train)
     info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.train.loss)

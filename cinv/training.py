@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cinv import distributed
 from cinv.checkpoint import Checkpointer, rng_state, set_rng_state
 from cinv.data.batches import BatchStream, Views
 from cinv.errors import CinvError
@@ -70,7 +71,8 @@ def fit(
     scheduler = make_schedule(opt, schedule, total_steps, warmup_epochs * len(stream), len(stream), decay)
     history = History()
     first_epoch, epoch_state, running, batches = 0, None, 0.0, 0
-    saved = checkpointer.latest() if checkpointer else None
+    # In a distributed run only rank 0 reads checkpoints; the others start from its copy.
+    saved = distributed.from_main(checkpointer.latest() if checkpointer else None)
     if saved is not None:
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])

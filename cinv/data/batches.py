@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cinv.distortions import Distortion, _uniform
 from cinv.runtime import derive_seed, generator
@@ -48,8 +48,10 @@ class Epoch:
 
     def __init__(self, stream: BatchStream, index: int, state: dict | None = None):
         self.stream, self.index = stream, index
-        self.flips = generator(stream.device, stream.seed, "flip", index)
-        self.draws = generator(stream.device, stream.seed, "corrupt", index)
+        # Each process of a distributed run draws its own crops and corruptions.
+        rank = ("rank", stream.rank) if stream.world_size > 1 else ()
+        self.flips = generator(stream.device, stream.seed, "flip", index, *rank)
+        self.draws = generator(stream.device, stream.seed, "corrupt", index, *rank)
         self.position = 0  # batches handed out so far
         if state is not None:
             if state["index"] != index:
@@ -101,13 +103,19 @@ class BatchStream:
         seed: int,
         num_workers: int = 0,
         flip: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if len(dataset) == 0:
             raise ValueError("cannot iterate an empty dataset")
+        if world_size > 1 and (not train or batch_size % world_size):
+            raise ValueError(f"a distributed stream trains and splits batch_size={batch_size} evenly over "
+                             f"{world_size} processes")
         self.dataset, self.corruption = dataset, corruption
         self.batch_size, self.image_size, self.device = batch_size, image_size, device
         self.train, self.augment_on_batch, self.seed = train, augment_on_batch, seed
         self.num_workers, self.flip = num_workers, flip
+        self.rank, self.world_size = rank, world_size
         # Contrastive losses need at least two items per batch; drop a lone remainder.
         self.drop_last = train and len(dataset) > batch_size
         # Folder images are cropped and flipped in loader workers: seed each image's transform.
@@ -115,6 +123,8 @@ class BatchStream:
 
     def __len__(self) -> int:
         n = len(self.dataset)
+        if self.world_size > 1:  # whole global batches only
+            return n // self.batch_size
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def epoch(self, index: int, state: dict | None = None) -> Epoch:
@@ -122,15 +132,23 @@ class BatchStream:
 
     def batch_keys(self, index: int) -> list[list]:
         """The epoch's batches of dataset keys: shuffled by (seed, epoch) when training."""
-        n = len(self.dataset)
-        if self.train:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, "order", index)))
-        else:
-            order = torch.arange(n)
-        batches = [b.tolist() for b in order.split(self.batch_size)][: len(self)]
+        batches = [b.tolist() for b in self._order(index).split(self.batch_size // self.world_size)][: len(self)]
         if self.seeded_items:
             batches = [[(i, derive_seed(self.seed, "item", index, i)) for i in batch] for batch in batches]
         return batches
+
+    def _order(self, index: int) -> torch.Tensor:
+        n = len(self.dataset)
+        if self.world_size > 1:
+            # Global batch b is positions [bB, (b+1)B) of the epoch's permutation; DistributedSampler
+            # hands this process every world_size-th of them, so it gets B / world_size of each.
+            sampler = DistributedSampler(range(n), num_replicas=self.world_size, rank=self.rank, shuffle=True,
+                                         seed=derive_seed(self.seed, "order") % 2**31, drop_last=True)
+            sampler.set_epoch(index)
+            return torch.tensor(list(sampler))
+        if self.train:
+            return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, "order", index)))
+        return torch.arange(n)
 
     def prepare(self, images: torch.Tensor, flips: torch.Generator) -> torch.Tensor:
         x = images.to(self.device, non_blocking=True).float().div_(255)
