@@ -112,6 +112,7 @@ class StudentOptions(OptimOptions):
     loss: LossName = Field("student_teacher", description=f"inversion loss: {', '.join(losses.names())}")
     temperature: float = Field(0.1, gt=0, le=100, description="contrastive temperature tau")
     registered_model_name: str | None = Field(None, description="register the student encoder under this name")
+    compile: bool = Field(False, description="torch.compile the student for training (worth it for long GPU runs)")
 
 
 class BaselineOptions(OptimOptions):

@@ -40,7 +40,7 @@ from cinv.distortions import Distortion
 from cinv.encoders import Classifier, Encoder
 from cinv.evaluation import Evaluation, evaluate
 from cinv.probe import extract_features, fit_head
-from cinv.runtime import derive_seed, resolve_device
+from cinv.runtime import derive_seed, for_device, resolve_device
 from cinv.serving import LoadedEncoder
 from cinv.training import fit, inversion_objective, supervised_objective
 
@@ -113,7 +113,9 @@ def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOption
     loss = distributed.Gathered(losses.get(opts.loss, temperature=opts.temperature))
     hook = (lambda step, total: on_step(student, step, total)) if on_step else None
     main = distributed.is_main()
-    fit(student, inversion_objective(distributed.wrap(student), teacher, loss),
+    for_device(teacher, s.device)
+    net = distributed.wrap(for_device(student, s.device))
+    fit(student, inversion_objective(torch.compile(net) if opts.compile else net, teacher, loss),
         s.stream("train", batch_size=opts.batch_size, train=True), epochs=opts.epochs, lr=opts.lr,
         weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics if main else None, on_step=hook,
         checkpointer=checkpointer(opts, checkpoint and main), desc="student")

@@ -24,6 +24,16 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """NHWC on CUDA, where convolutions in bf16 run on tensor cores; the default layout elsewhere."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def for_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model, in place, in the device's preferred memory layout."""
+    return model.to(memory_format=memory_format(device))
+
+
 def derive_seed(*keys: int | str) -> int:
     """A well-mixed 63-bit seed from a tuple of keys, e.g. (seed, "corrupt", epoch)."""
     ints = [k if isinstance(k, int) else int.from_bytes(k.encode(), "little") % (2**32) for k in keys]

@@ -161,9 +161,9 @@ def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module)
     """S(A(x)) against R(x): the teacher sees the clean view, the student its corruption."""
 
     def objective(views: Views) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.inference_mode():  # no autograd bookkeeping at all for the teacher
             target = teacher(views.clean)
-        return loss(student(views.corrupted), target)
+        return loss(student(views.corrupted), target.clone())  # a normal tensor again: autograd may save it
 
     return objective
 

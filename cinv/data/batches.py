@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cinv.distortions import Distortion, _uniform
-from cinv.runtime import derive_seed, generator
+from cinv.runtime import derive_seed, generator, memory_format
 
 
 class Views(NamedTuple):
@@ -151,7 +151,7 @@ class BatchStream:
         return torch.arange(n)
 
     def prepare(self, images: torch.Tensor, flips: torch.Generator) -> torch.Tensor:
-        x = images.to(self.device, non_blocking=True).float().div_(255)
+        x = images.to(self.device, non_blocking=True).float().div_(255).contiguous(memory_format=memory_format(self.device))
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
         if self.train and self.augment_on_batch and self.flip:
