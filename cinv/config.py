@@ -55,6 +55,21 @@ def _dataset(value: str) -> str:
     return value
 
 
+def _no_password(value: str | None) -> str | None:
+    """Parameters are logged for every reader of the store: keep database passwords out of them."""
+    if value and "://" in value:
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = make_url(value).password
+        except Exception:
+            raise ValueError(f"not a database URL: {value!r}") from None
+        if password:
+            raise ValueError("the URL holds a password, which would be logged as a run parameter; leave it out and "
+                             "give it through the driver (PGPASSWORD or ~/.pgpass for PostgreSQL)")
+    return value
+
+
 def _folder(value: str) -> str:
     if not Path(value).expanduser().is_dir():
         raise ValueError(f"folder {value} not found")
@@ -254,7 +269,8 @@ class TuneConfig(RunOptions):
     space: str = Field("", description="override search ranges, e.g. lr=(1e-4, 1e-2), temperature=(0.1, 0.5); "
                        "student: lr, weight_decay (log), temperature; baseline: lr (log)")
     n_trials: int = Field(20, ge=1, le=100_000, description="trials this worker runs (several workers may share a study)")
-    storage: str | None = Field(None, description="Optuna storage: a journal file, or an RDB URL (postgresql://...); "
+    storage: Annotated[str | None, AfterValidator(_no_password)] = Field(
+        None, description="Optuna storage: a journal file, or an RDB URL without a password (postgresql+psycopg://...); "
                                 "default: optuna.journal beside the MLflow store")
     pruner: Literal["median", "none"] = Field("median", description="prune trials whose intermediate score is below the median")
     pruner_startup_trials: int = Field(5, ge=0, description="trials completed before pruning starts")

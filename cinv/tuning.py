@@ -24,6 +24,8 @@ from pathlib import Path
 import mlflow
 import optuna
 import pandas as pd
+import sqlalchemy.exc
+import tenacity
 
 from cinv import encoders, tracking
 from cinv.config import ConfigError, TuneConfig
@@ -98,14 +100,20 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
             warnings.warn("SQLite serialises writers; for several workers prefer the journal file or PostgreSQL", stacklevel=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # Heartbeats let a study mark the trials of a crashed worker as failed.
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=60,
-                                              grace_period=180)
+            return _rdb_storage(url)
     except ConfigError:
         raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"storage: cannot open Optuna storage {url or 'journal file'}: {first}") from None
+
+
+@tenacity.retry(retry=tenacity.retry_if_exception_type(sqlalchemy.exc.IntegrityError), stop=tenacity.stop_after_attempt(3),
+                wait=tenacity.wait_random(0.5, 2), reraise=True)
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    """Workers started together on a fresh database race to create Optuna's tables: the loser retries."""
+    # Heartbeats let a study mark the trials of a crashed worker as failed.
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=60, grace_period=180)
 
 
 def open_study(cfg: TuneConfig, storage, run_id: str) -> tuple[optuna.Study, str, bool]:

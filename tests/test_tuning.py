@@ -142,3 +142,9 @@ def test_a_study_created_for_another_method_is_not_silently_reused(store, tmp_pa
 def test_tune_entry_point_help():
     proc = run_cli([str(ROOT / "entrypoints/tune.py"), "--help"], cwd=ROOT)
     assert proc.returncode == 0 and "--space" in proc.stdout and "--storage" in proc.stdout
+
+
+def test_a_storage_url_with_a_password_is_refused_before_it_could_be_logged():
+    assert build(TuneConfig, {"storage": "postgresql+psycopg://cinv@db:5432/optuna"}).storage.endswith("/optuna")
+    with pytest.raises(ConfigError, match="PGPASSWORD"):
+        build(TuneConfig, {"storage": "postgresql+psycopg://cinv:s3cret@db:5432/optuna"})
