@@ -8,6 +8,14 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One core per pytest-xdist worker, for its own tensors and the commands it starts:
+    # oversubscribed OpenMP threads spin against each other.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 SHARED = Path(os.environ.get("CINV_SHARED", ROOT.parent / "shared"))
 
 
