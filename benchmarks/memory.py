@@ -262,6 +262,29 @@ def student_steps(args, env: dict, tmp: str) -> list[dict]:
     return rows
 
 
+def independence(evals: list[dict]) -> dict:
+    """Peak memory independent of the number of draws: the peaks with few and many draws differ by
+    less than 10% of one evaluation's own working set, and the resident size at the start of the
+    draws shows no upward trend (second half vs first half of the draws, within 16 MiB)."""
+    low, high = evals[0], evals[-1]
+    growth = high["peak_rss_mib"] - low["peak_rss_mib"]
+    per_draw = high["rss_at_start_of_each_draw_mib"][1:]  # after the first draw's allocations
+    half = len(per_draw) // 2
+    trend = (sum(per_draw[half:]) / len(per_draw[half:]) - sum(per_draw[:half]) / half) if half else 0.0
+    out = {
+        "draws": [low["draws"], high["draws"]], "peak_rss_mib": [low["peak_rss_mib"], high["peak_rss_mib"]],
+        "difference_mib": round(growth, 1), "one_evaluation_working_set_mib": low["peak_rss_growth_mib"],
+        "rss_trend_over_draws_mib": round(trend, 1),
+        "independent": growth <= 0.1 * low["peak_rss_growth_mib"] and trend <= 16,
+    }
+    if "cuda_max_allocated_mib" in low:  # CUDA: the allocator's peak, same 10% rule
+        cuda = [low["cuda_max_allocated_mib"], high["cuda_max_allocated_mib"]]
+        working = low["cuda_max_allocated_mib"] - low["cuda_allocated_before_mib"]
+        out["cuda_max_allocated_mib"] = cuda
+        out["independent"] = out["independent"] and cuda[1] - cuda[0] <= max(0.1 * working, 1.0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit-per-class", type=int, default=None, help="(a) the main job's --limit_per_class (default: all)")
@@ -300,17 +323,7 @@ def main() -> None:
         evals = [measure("evaluate", {"draws": d, "image_size": 48, "test_per_class": args.eval_test_per_class,
                                       "teacher": args.teacher}, env, tmp) for d in args.draws]
         result["evaluation_by_draws"] = evals
-        low, high = evals[0], evals[-1]
-        growth = high["peak_rss_mib"] - low["peak_rss_mib"]
-        result["evaluation_memory_independent_of_draws"] = {
-            "draws": [low["draws"], high["draws"]], "peak_rss_mib": [low["peak_rss_mib"], high["peak_rss_mib"]],
-            "difference_mib": round(growth, 1),
-            # Allocator noise is a few MiB; one extra draw's worth of state would be far more per draw.
-            "independent": growth <= 16,
-        }
-        if "cuda_max_allocated_mib" in low:
-            result["evaluation_memory_independent_of_draws"]["cuda_max_allocated_mib"] = [
-                low["cuda_max_allocated_mib"], high["cuda_max_allocated_mib"]]
+        result["evaluation_memory_independent_of_draws"] = independence(evals)
         result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     result["wall_s"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(exist_ok=True)

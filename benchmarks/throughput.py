@@ -1,9 +1,11 @@
 """Speed of cinv's library paths against the reference protocol, side by side in one run.
 
-One process, one machine, the same data and the same model for both sides. Each section times
-cinv's real code path and a faithful in-script implementation of the reference protocol
-(per-image NumPy/OpenCV corruption inside DataLoader workers, fp32, a probe that re-runs the
-frozen encoder every epoch), interleaved in ABBA rounds, warm-up excluded:
+One command, one machine, the same data and the same model for both sides. Each section runs in
+a fresh process of this script (so none inherits another's allocator state or worker processes)
+and times, side by side in that process, cinv's real code path and a faithful in-script
+implementation of the reference protocol (per-image NumPy/OpenCV corruption inside DataLoader
+workers, fp32, a probe that re-runs the frozen encoder every epoch), interleaved in ABBA rounds,
+warm-up excluded:
 
 1. corruption throughput: per-image NumPy corruption in 2 DataLoader workers vs cinv's batched
    tensor corruption through ``BatchStream`` (on the device), at 224 px (batch 256) and at the
@@ -23,7 +25,8 @@ frozen encoder every epoch), interleaved in ABBA rounds, warm-up excluded:
 Writes benchmarks/results/throughput.json (machine, torch version, every figure and ratio, the
 command). The machine may be shared: the load average before and after is recorded.
 
-    python benchmarks/throughput.py              # all sections (about 10 min on 2 idle CPU cores)
+    python benchmarks/throughput.py              # all sections (about 6 min on 2 idle CPU cores)
+    python benchmarks/throughput.py --rounds 6 --train-steps 3 --feature-draws 1 3 10   # as in README
     python benchmarks/throughput.py --quick      # smaller sizes, a smoke run
     python benchmarks/throughput.py --sections 1 2 --rounds 3
 """
@@ -37,7 +40,9 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -726,6 +731,7 @@ def main() -> None:
     parser.add_argument("--gpu-batch", type=int, default=256, help="[4] batch size")
     parser.add_argument("--gpu-iters", type=int, default=40, help="[4] timed batches per run")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "throughput.json")
+    parser.add_argument("--section-worker", nargs=2, metavar=("SECTION", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.batches_224, args.batches_48, args.op_images_224 = 1, 2, 16
@@ -733,6 +739,8 @@ def main() -> None:
         args.gpu_iters, args.corrupt_rounds = 10, 2
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else torch.device(args.device)
     torch.manual_seed(SEED)
+    if cv2 is not None:
+        cv2.setNumThreads(1)
 
     started = time.perf_counter()
     load_before = os.getloadavg()
@@ -740,22 +748,35 @@ def main() -> None:
         "command": "python benchmarks/throughput.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:]),
         "machine": machine(device),
         "torch": torch.__version__,
-        "timing": "wall clock; ABBA-interleaved rounds, the median per side; warm-up passes/steps excluded",
+        "timing": "wall clock; each section in a fresh process, reference and cinv side by side in it, ABBA-interleaved "
+                  "rounds (section 3: A B A), the median per side; warm-up passes/steps excluded",
         "sections": {},
     }
-    if cv2 is not None:
-        cv2.setNumThreads(1)
     sections = {1: ("corruption", section_corruption), 2: ("student_training", section_training),
                 3: ("probe_and_evaluation", section_probe), 4: ("gpu_open_clip_rn101", section_gpu)}
+    if args.section_worker is not None:  # one section, inside this (fresh) process
+        number, path = args.section_worker
+        key, fn = sections[int(number)]
+        t0 = time.perf_counter()
+        out = fn(args, device)
+        out["section_wall_s"] = rnd(time.perf_counter() - t0)
+        Path(path).write_text(json.dumps(out))
+        return
     for number in sorted(set(args.sections)):
         key, fn = sections[number]
         if number == 4 and device.type != "cuda":
             result["sections"][key] = "skipped: no GPU"
             print("[4] skipped: no GPU", flush=True)
             continue
-        t0 = time.perf_counter()
-        result["sections"][key] = fn(args, device)
-        result["sections"][key]["section_wall_s"] = rnd(time.perf_counter() - t0)
+        # Each section in a fresh process (reference and cinv side by side inside it), so that no
+        # section inherits another's allocator state, worker processes or threads.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "section.json"
+            code = subprocess.run([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:],
+                                   "--section-worker", str(number), str(path)]).returncode
+            if code != 0:
+                raise SystemExit(f"section {number} failed ({code})")
+            result["sections"][key] = json.loads(path.read_text())
     result["ratios"], result["targets"] = summary(result["sections"])
     result["load_average_1_5_15"] = {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]}
     result["wall_s"] = rnd(time.perf_counter() - started)
