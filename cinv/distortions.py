@@ -72,11 +72,12 @@ def _severity(op: str, param: str, value: Severity, low: float, high: float | No
     return lo, hi
 
 
-def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+             dtype: torch.dtype = torch.float32) -> Tensor:
     """U[0, 1) on the generator's device (a CPU generator still serves CUDA images)."""
     if generator is None:
-        return torch.rand(shape, device=device)
-    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+        return torch.rand(shape, device=device, dtype=dtype)
+    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
 
 def _normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -122,10 +123,18 @@ class RandomMask(Distortion):
         n = h * w
         fraction = _per_image(self.low, self.high, b, generator, images.device)
         k = torch.round(fraction * n).long()
-        # A random permutation per image; the k first positions of each are masked.
-        order = _uniform((b, n), generator, images.device).argsort(dim=1)
-        rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=images.device).expand(b, n))
-        return (rank >= k[:, None]).view(b, 1, h, w)
+        # The k smallest of n uniform keys per image are masked: a selection, not a full argsort
+        # (3x faster on CPU). float64 keys: ties, which would break "exactly k", are ~1e-7 likely.
+        keys = _uniform((b, n), generator, images.device, torch.float64)
+        if self.low == self.high:
+            kk = int(k[0])
+            if kk == 0:
+                return torch.ones(b, 1, h, w, dtype=torch.bool, device=images.device)
+            threshold = keys.kthvalue(kk, dim=1, keepdim=True).values
+        else:  # a k per image: sort and read each image's k-th key
+            threshold = keys.sort(dim=1).values.gather(1, (k - 1).clamp(min=0)[:, None])
+            threshold = torch.where(k[:, None] > 0, threshold, -1.0)
+        return (keys > threshold).view(b, 1, h, w)
 
     def apply(self, images, generator):
         return images * self.keep_mask(images, generator).to(images.dtype)
@@ -143,8 +152,8 @@ class GaussianNoise(Distortion):
 
     def apply(self, images, generator):
         std = _per_image(self.low, self.high, images.shape[0], generator, images.device)
-        noise = _normal(tuple(images.shape), generator, images.device)
-        return images + std.view(-1, 1, 1, 1).to(images.dtype) * noise.to(images.dtype)
+        noise = _normal(tuple(images.shape), generator, images.device).to(images.dtype)
+        return noise.mul_(std.view(-1, 1, 1, 1).to(images.dtype)).add_(images)  # in place: one buffer, not three
 
 
 @REGISTRY.register("gaussian_blur")
@@ -163,15 +172,44 @@ class GaussianBlur(Distortion):
         self.kernel_size, self.sigma = kernel_size, float(sigma)
 
     def apply(self, images, generator):
-        from torchvision.transforms.v2 import functional as TF
-
         pad = self.kernel_size // 2
         if pad >= min(images.shape[-2:]):
             raise ValueError(
                 f"gaussian_blur: kernel_size {self.kernel_size} needs images larger than {pad} px "
                 f"per side; got {tuple(images.shape[-2:])}"
             )
-        return TF.gaussian_blur(images, kernel_size=[self.kernel_size] * 2, sigma=[self.sigma] * 2)
+        return separable_blur(images, _gaussian_kernel(self.kernel_size, torch.tensor([self.sigma]), images))
+
+
+def _gaussian_kernel(size: int, sigma: Tensor, like: Tensor) -> Tensor:
+    """[len(sigma), size] normalised 1-D Gaussians, torchvision's kernel for each sigma."""
+    offsets = torch.linspace(-(size // 2), size // 2, size, device=like.device, dtype=like.dtype)
+    kernel = torch.exp(-0.5 * (offsets[None] / sigma[:, None].to(like)) ** 2)
+    return kernel / kernel.sum(dim=1, keepdim=True)
+
+
+def _blur_matrix(kernel: Tensor, n: int) -> Tensor:
+    """[G, n, n]: ``x @ M`` convolves the last axis of x with each kernel, reflect padding folded in."""
+    g, size = kernel.shape
+    radius = size // 2
+    out = torch.arange(n, device=kernel.device)[:, None]
+    src = out + torch.arange(size, device=kernel.device)[None] - radius  # [n, size]: the taps of each output
+    src = src.abs()  # reflect (without repeating the edge) below 0 ...
+    src = torch.where(src > n - 1, 2 * (n - 1) - src, src)  # ... and past n - 1
+    matrix = torch.zeros(g, n * n, device=kernel.device, dtype=kernel.dtype)
+    matrix.scatter_add_(1, (src * n + out).flatten().expand(g, -1), kernel.repeat(1, n))
+    return matrix.view(g, n, n)
+
+
+def separable_blur(images: Tensor, kernel: Tensor) -> Tensor:
+    """Rows, then columns, each as one matrix product with a banded matrix: on CPU several times
+    faster than a depthwise convolution (benchmarks/throughput.py). ``kernel``: [1, K] for every
+    image or [B, K] one per image, K odd and K // 2 < the image's sides."""
+    h, w = images.shape[-2:]
+    across, down = _blur_matrix(kernel, w), _blur_matrix(kernel, h)
+    if kernel.shape[0] == 1:
+        return torch.einsum("bchw,hk->bckw", images @ across[0], down[0])
+    return torch.einsum("bchw,bhk->bckw", torch.einsum("bchw,bwv->bchv", images, across), down)
 
 
 @REGISTRY.register("random_blur_noise")
@@ -200,19 +238,13 @@ class RandomBlurNoise(Distortion):
         noisy = _uniform((b,), generator, device) < self.p
         std = _per_image(*self.std, b, generator, device) * noisy
         noise = _normal(tuple(images.shape), generator, device)
-        # One separable Gaussian kernel per image, applied as a grouped convolution over B*C planes.
+        # One Gaussian kernel per image (the identity where this image is not blurred).
         radius = min(math.ceil(3 * self.sigma[1]), min(h, w) - 1)
-        offsets = torch.arange(-radius, radius + 1, device=device, dtype=images.dtype)
-        kernel = torch.exp(-0.5 * (offsets[None] / sigma[:, None].to(images.dtype)) ** 2)
-        kernel = kernel / kernel.sum(dim=1, keepdim=True)
-        identity = (offsets == 0).to(images.dtype).expand(b, -1)
-        kernel = torch.where(blur[:, None], kernel, identity).repeat_interleave(c, dim=0)
-        planes = images.reshape(1, b * c, h, w)
-        planes = torch.nn.functional.conv2d(torch.nn.functional.pad(planes, (radius, radius, 0, 0), mode="reflect"),
-                                            kernel.view(b * c, 1, 1, -1), groups=b * c)
-        planes = torch.nn.functional.conv2d(torch.nn.functional.pad(planes, (0, 0, radius, radius), mode="reflect"),
-                                            kernel.view(b * c, 1, -1, 1), groups=b * c)
-        return planes.view(b, c, h, w) + std.view(-1, 1, 1, 1).to(images.dtype) * noise.to(images.dtype)
+        kernel = _gaussian_kernel(2 * radius + 1, sigma, images)
+        identity = (torch.arange(2 * radius + 1, device=device) == radius).to(images.dtype)
+        kernel = torch.where(blur[:, None], kernel, identity)
+        noise = noise.to(images.dtype).mul_(std.view(-1, 1, 1, 1).to(images.dtype))
+        return separable_blur(images, kernel).add_(noise)
 
 
 @REGISTRY.register("patch_gaussian")
