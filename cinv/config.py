@@ -162,6 +162,9 @@ class EvalOptions(Strict):
 class RunOptions(Strict):
     seed: int = Field(0, ge=0, description="seed for initialisation, shuffling, augmentation and training corruptions")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N")
+    precision: Literal["auto", "fp32"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, and for frozen-encoder inference (probe features, "
+        "evaluation) on CPUs with native bf16 (AVX512-BF16, AMX); fp32: float32 throughout")
 
 
 _CORRUPTION = Field("random_mask(fraction=0.9)", description="corruption spec, e.g. random_mask(fraction=0.9), gaussian_noise(std=(0.1, 0.3)), gaussian_blur(kernel_size=21, sigma=5)")

@@ -430,7 +430,7 @@ def lines(table: pd.DataFrame, x: str, xlabel: str, metric: str = "top1", log_x:
 
 
 def run_experiment(cfg: ExperimentConfig) -> pd.DataFrame:
-    s = setup(cfg.data, "none", cfg.seed, cfg.device)
+    s = setup(cfg, "none")
     mlflow.set_tags({"cinv.stage": "experiment", "cinv.experiment": cfg.name})
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
     outcome = EXPERIMENTS.get(cfg.name, lab=Lab(cfg, s, teacher))
@@ -486,7 +486,7 @@ def run_benchmark(cfg) -> pd.DataFrame:
     from cinv.config import parse_budgets
     from cinv.methods import _attacked_images
 
-    s = setup(cfg.data, "none", cfg.seed, cfg.device)
+    s = setup(cfg, "none")
     mlflow.set_tags({"cinv.stage": "experiment", "cinv.experiment": "benchmark"})
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
     lab = Lab(cfg, s, teacher)

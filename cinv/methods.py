@@ -117,7 +117,7 @@ def _limited(dataset: TensorImages, per_class: int, seed: int) -> TensorImages:
 
 def run_fcl(cfg: FCLConfig) -> pd.DataFrame:
     splits, test_sets = fcl_data(cfg)
-    s = Setup(splits, distortions.get("none"), resolve_device(cfg.device), cfg.seed, 0)
+    s = Setup(splits, distortions.get("none"), resolve_device(cfg.device), cfg.seed, 0, cfg.precision)
     torch.manual_seed(cfg.seed)
     mlflow.set_tags({"cinv.stage": "fcl", "cinv.method": cfg.train.method})
     model = train_fcl(s, cfg.train)
@@ -184,7 +184,7 @@ def run_rocl(cfg) -> pd.DataFrame:
     from cinv.config import parse_budgets
     from cinv.pipeline import log_encoder, register, setup, train_probe
 
-    s = setup(cfg.data, "none", cfg.seed, cfg.device)
+    s = setup(cfg, "none")
     mlflow.set_tags({"cinv.stage": "rocl", "cinv.method": "rocl"})
     encoder = train_rocl(s, cfg.train)
     info = log_encoder(s, encoder, method="rocl", encoder_name=cfg.train.encoder)

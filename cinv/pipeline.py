@@ -25,7 +25,6 @@ from cinv.config import (
     BaselineConfig,
     BaselineOptions,
     ConfigError,
-    DataOptions,
     EvalOptions,
     EvaluateConfig,
     MainConfig,
@@ -40,20 +39,21 @@ from cinv.distortions import Distortion
 from cinv.encoders import Classifier, Encoder
 from cinv.evaluation import Evaluation, evaluate
 from cinv.probe import extract_features, fit_head
-from cinv.runtime import derive_seed, for_device, resolve_device
+from cinv.runtime import Precision, channels_last, derive_seed, resolve_device
 from cinv.serving import LoadedEncoder
 from cinv.training import fit, inversion_objective, supervised_objective
 
 
 @dataclass
 class Setup:
-    """What every stage needs: the data, the corruption, the device and the seed."""
+    """What every stage needs: the data, the corruption, the device, the seed and the precision."""
 
     splits: Splits
     corruption: Distortion
     device: torch.device
     seed: int
     num_workers: int
+    precision: Precision = "auto"
 
     def stream(self, split: str, *, batch_size: int, train: bool, corruption: Distortion | None = None,
                seed: int | None = None, dataset=None) -> BatchStream:
@@ -74,7 +74,9 @@ class Setup:
         )
 
 
-def setup(data: DataOptions, corruption: str, seed: int, device: str) -> Setup:
+def setup(cfg, corruption: str | None = None) -> Setup:
+    """From a command's config (its data, seed, device and precision); ``corruption``: cfg.corruption unless given."""
+    data, seed = cfg.data, cfg.seed
     torch.manual_seed(seed)
     splits = load_splits(data.dataset, data.class_list, data.resolved_image_size, data.val_fraction, seed,
                          data.limit_per_class, data.skip_bad_images)
@@ -82,8 +84,8 @@ def setup(data: DataOptions, corruption: str, seed: int, device: str) -> Setup:
         mlflow.log_metric("skipped_images", len(splits.skipped))
         if splits.skipped:
             tracking.log_json({"skipped": splits.skipped}, "skipped_images.json")
-    return Setup(splits, distortions.from_spec(corruption), distributed.device_for(resolve_device(device)), seed,
-                 data.num_workers)
+    return Setup(splits, distortions.from_spec(corruption or cfg.corruption),
+                 distributed.device_for(resolve_device(cfg.device)), seed, data.num_workers, cfg.precision)
 
 
 def load_encoder(name: str, weights: str | None, device: torch.device) -> Encoder | LoadedEncoder:
@@ -113,8 +115,8 @@ def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOption
     loss = distributed.Gathered(losses.get(opts.loss, temperature=opts.temperature))
     hook = (lambda step, total: on_step(student, step, total)) if on_step else None
     main = distributed.is_main()
-    for_device(teacher, s.device)
-    net = distributed.wrap(for_device(student, s.device))
+    channels_last(teacher)
+    net = distributed.wrap(channels_last(student))
     fit(student, inversion_objective(torch.compile(net) if opts.compile else net, teacher, loss),
         s.stream("train", batch_size=opts.batch_size, train=True), epochs=opts.epochs, lr=opts.lr,
         weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics if main else None, on_step=hook,
@@ -140,7 +142,7 @@ def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | 
     frozen = encoder if isinstance(encoder, (encoders.FrozenEncoder, LoadedEncoder)) else encoders.freeze(encoder)
     labelled = label_subset(s.splits.train, opts.label_fraction, s.seed)
     stream = s.stream("train", batch_size=FEATURE_BATCH, train=True, corruption=corruption, dataset=labelled)
-    cache = extract_features(frozen, stream, opts.feature_draws, desc="probe features")
+    cache = extract_features(frozen, stream, opts.feature_draws, desc="probe features", precision=s.precision)
     model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize)
     model = model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "probe head"))).to(s.device)
     fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, seed=s.seed,
@@ -154,7 +156,7 @@ def evaluate_model(s: Setup, model, opts: EvalOptions, corruption: Distortion | 
                    prefix: str | None = None) -> Evaluation:
     """Metrics logged as ``<prefix>_<metric>`` (prefix: the split's name unless given)."""
     stream = s.stream(split, batch_size=opts.batch_size, train=False, corruption=corruption, seed=opts.draw_seed)
-    result = evaluate(model, stream, opts.draws, desc=f"evaluate {prefix or split}")
+    result = evaluate(model, stream, opts.draws, desc=f"evaluate {prefix or split}", precision=s.precision)
     tracking.log_evaluation(result, prefix=prefix or split)
     return result
 
@@ -207,7 +209,7 @@ def log_samples(s: Setup, n: int = 8) -> None:
 
 
 def run_student(cfg: StudentConfig) -> Encoder:
-    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    s = setup(cfg)
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
     if not distributed.is_main():  # another process of a distributed run: train, leave MLflow to rank 0
         return train_student(s, teacher, cfg.train)
@@ -221,7 +223,7 @@ def run_student(cfg: StudentConfig) -> Encoder:
 
 
 def run_baseline(cfg: BaselineConfig) -> Evaluation:
-    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    s = setup(cfg)
     mlflow.set_tags({"cinv.method": "supervised_baseline", "cinv.stage": "baseline"})
     log_samples(s)
     return baseline_stage(s, cfg.train, cfg.eval)[0]
@@ -239,7 +241,7 @@ def baseline_stage(s: Setup, opts: BaselineOptions, eval_opts: EvalOptions) -> t
 
 
 def run_probe(cfg: ProbeConfig) -> Evaluation:
-    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    s = setup(cfg)
     mlflow.set_tags({"cinv.stage": "probe", "cinv.encoder": cfg.encoder})
     encoder = load_encoder(cfg.encoder, cfg.encoder_weights, s.device)
     model = train_probe(s, encoder, cfg.probe)
@@ -249,7 +251,7 @@ def run_probe(cfg: ProbeConfig) -> Evaluation:
 
 
 def run_evaluate(cfg: EvaluateConfig) -> Evaluation:
-    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    s = setup(cfg)
     mlflow.set_tags({"cinv.stage": "evaluate", "cinv.model": cfg.model})
     model = serving.load_encoder(cfg.model, s.device)
     classes = model.metadata.get("classes")
@@ -271,7 +273,7 @@ ROWS = {
 def run_main(cfg: MainConfig) -> pd.DataFrame:
     """Teacher probes (clean, corrupted), student, student probe and baseline, each a child run."""
     started = time.time()
-    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    s = setup(cfg)
     mlflow.set_tags({"cinv.stage": "main", **{f"cinv.{k}": v for k, v in corruption_tags(s.corruption).items()}})
     log_samples(s)
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from cinv.data.batches import BatchStream
 from cinv.encoders import Classifier
-from cinv.runtime import autocast, derive_seed
+from cinv.runtime import Precision, autocast, channels_last, derive_seed
 
 
 @dataclass
@@ -28,13 +28,14 @@ class FeatureCache:
 
 
 @torch.inference_mode()
-def extract_features(encoder: nn.Module, stream: BatchStream, draws: int, desc: str = "features") -> FeatureCache:
-    encoder.eval()
+def extract_features(encoder: nn.Module, stream: BatchStream, draws: int, desc: str = "features",
+                     precision: Precision = "auto") -> FeatureCache:
+    channels_last(encoder).eval()
     cache = FeatureCache([], [])
     for draw in range(draws):
         feats, labs = [], []
         for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} {draw + 1}/{draws}", leave=False):
-            with autocast(stream.device):
+            with autocast(stream.device, inference=True, precision=precision):
                 feats.append(encoder(views.corrupted).float())
             labs.append(views.labels)
         cache.features.append(torch.cat(feats))

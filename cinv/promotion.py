@@ -95,7 +95,7 @@ def run_promote(cfg: PromoteConfig) -> pd.DataFrame:
     spec = cfg.corruption or candidate.tags.get("corruption")
     if not spec:
         raise ConfigError(f"corruption: version {number} has no 'corruption' tag; pass corruption=...")
-    s = setup(cfg.data, spec, cfg.seed, cfg.device)
+    s = setup(cfg, spec)
     mlflow.log_params({"candidate_version": number, "champion_version": champion.version if champion else "", "protocol_corruption": s.corruption.spec})
 
     def evaluate_version(version) -> Evaluation:

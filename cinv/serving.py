@@ -69,7 +69,9 @@ class LoadedEncoder(nn.Module):
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"{self.model_uri} expects images [N, 3, {size}, {size}] in [0, 1]; got {shape}")
-        return self.module(images.float())
+        # The graph was exported in float32 and asserts its dtypes: autocast (bf16 evaluation) must not reach it.
+        with torch.autocast(images.device.type, enabled=False):
+            return self.module(images.float())
 
     def embed_files(self, paths: Iterable[Path], batch_size: int = 256, corruption=None, generator=None) -> torch.Tensor:
         """Embeddings of image files, optionally corrupted first (in [0, 1] pixel space)."""

@@ -20,7 +20,7 @@ from cinv import distributed
 from cinv.checkpoint import Checkpointer, rng_state, set_rng_state
 from cinv.data.batches import BatchStream, Views
 from cinv.errors import CinvError
-from cinv.runtime import autocast
+from cinv.runtime import autocast, channels_last
 
 Objective = Callable[[Views], torch.Tensor]
 EpochLogger = Callable[[int, dict[str, float]], None]
@@ -63,6 +63,7 @@ def fit(
     all steps after a linear warm-up of ``warmup_epochs``, or the learning rate times ``decay``
     once per epoch (FCL's Adam, 0.89).
     """
+    channels_last(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("fit: the model has no trainable parameters")

@@ -199,7 +199,7 @@ class Objective:
             snapshot = copy.deepcopy(model).eval()
             scored = snapshot if cfg.method == "baseline" else train_probe(s, snapshot, cfg.probe, log=False)
             stream = s.stream("val", batch_size=cfg.eval.batch_size, train=False, seed=cfg.eval.draw_seed)
-            value = evaluate(scored, stream, cfg.val_draws, desc="validation").mean("top1")
+            value = evaluate(scored, stream, cfg.val_draws, desc="validation", precision=s.precision).mean("top1")
             scores.append(value)
             trial.report(value, checkpoints[step])
             mlflow.log_metric("val_top1", value, step=checkpoints[step])
@@ -260,7 +260,7 @@ def run_tune(cfg: TuneConfig) -> pd.DataFrame:
         mlflow.set_tags({"cinv.stage": "study", "cinv.study": cfg.study_name})
     else:
         mlflow.set_tags({"mlflow.parentRunId": parent_run_id, "cinv.stage": "tune worker", "cinv.study": cfg.study_name})
-    s = setup(cfg.data, cfg.corruption, cfg.seed, cfg.device)
+    s = setup(cfg)
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device) if cfg.method == "student" else None
     objective = Objective(cfg, s, teacher, parent_run_id, run.info.experiment_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 import cinv
 from cinv import cli, encoders
-from cinv.config import DataOptions
+from cinv.config import DataOptions, ProbeConfig
 from cinv.evaluation import Evaluation
 from cinv.pipeline import log_encoder, register, setup
 from cinv.promotion import decide
@@ -23,7 +23,7 @@ PROTOCOL = ["--limit_per_class", "20", "--probe_epochs", "5", "--eval_draws", "3
 
 @pytest.fixture
 def s():
-    return setup(DataOptions(limit_per_class=20), "gaussian_noise(std=0.1)", seed=0, device="cpu")
+    return setup(ProbeConfig(data=DataOptions(limit_per_class=20), corruption="gaussian_noise(std=0.1)", device="cpu"))
 
 
 def log_and_register(s, encoder, name):

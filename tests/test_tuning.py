@@ -66,10 +66,10 @@ def test_pruned_trials_are_finished_runs_tagged_pruned(store, tmp_path, monkeypa
         raise optuna.TrialPruned("pruned for the test")
 
     monkeypatch.setattr(Objective, "train_and_score", pruned)
-    cfg = build(TuneConfig, {"study_name": "p", "limit_per_class": "2"})
+    cfg = build(TuneConfig, {"study_name": "p", "limit_per_class": "2", "device": "cpu"})
     with mlflow.start_run() as parent:
         study = optuna.create_study(direction="maximize")
-        objective = Objective(cfg, setup(cfg.data, cfg.corruption, 0, "cpu"), None, parent.info.run_id, parent.info.experiment_id)
+        objective = Objective(cfg, setup(cfg), None, parent.info.run_id, parent.info.experiment_id)
         study.optimize(objective, n_trials=2)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
     runs = trial_runs("p")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cinv.distortions import Distortion, _uniform
-from cinv.runtime import derive_seed, generator, memory_format
+from cinv.runtime import derive_seed, generator
 
 
 class Views(NamedTuple):
@@ -151,7 +151,8 @@ class BatchStream:
         return torch.arange(n)
 
     def prepare(self, images: torch.Tensor, flips: torch.Generator) -> torch.Tensor:
-        x = images.to(self.device, non_blocking=True).float().div_(255).contiguous(memory_format=memory_format(self.device))
+        # NHWC, as the models are kept (runtime.channels_last).
+        x = images.to(self.device, non_blocking=True).float().div_(255).contiguous(memory_format=torch.channels_last)
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
         if self.train and self.augment_on_batch and self.flip:
