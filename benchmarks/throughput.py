@@ -60,7 +60,7 @@ from torch.utils.data import DataLoader, Dataset, Subset  # noqa: E402
 from cinv import distortions, encoders, losses  # noqa: E402
 from cinv.data.batches import BatchStream  # noqa: E402
 from cinv.data.datasets import TensorImages, load_splits, stratified_indices  # noqa: E402
-from cinv.runtime import derive_seed  # noqa: E402
+from cinv.runtime import derive_seed, native_bf16  # noqa: E402
 
 try:
     import cv2
@@ -431,7 +431,8 @@ def section_training(args, device: torch.device) -> dict:
         "reference": f"per-image NumPy mask + cv2 resize + flip in {args.workers} DataLoader workers; fp32 student step; "
                      "teacher frozen (requires_grad False, eval mode) run under autograd",
         "cinv": "pipeline.Setup.stream (BatchStream) + training.fit + training.inversion_objective"
-                + (" (bf16 autocast on CUDA)" if device.type == "cuda" else " (fp32 on CPU)"),
+                + (" (bf16 autocast on CUDA)" if device.type == "cuda" else
+                   " (student fp32 on CPU, frozen teacher " + ("bf16" if native_bf16(device) else "fp32") + ")"),
         "images_per_s": {k: rnd(median(v), 2) for k, v in rates.items()},
         "ratio": rnd(ratio, 3),
         "rounds": {k: [rnd(v, 2) for v in vs] for k, vs in rates.items()},
@@ -614,7 +615,9 @@ def section_probe(args, device: torch.device) -> dict:
         "reference": f"encoder re-run on fresh per-image NumPy corruptions every probe epoch ({args.workers} workers), "
                      "then 10 evaluation draws, fp32",
         "cinv_path": "pipeline.train_probe (probe.extract_features + probe.fit_head) with ProbeOptions(feature_draws=k) "
-                "+ evaluation.evaluate; feature_draws=1 is the default",
+                f"+ evaluation.evaluate; feature_draws={ProbeOptions().feature_draws} is the default",
+        "cinv_inference": "channels_last (precision=auto); probe features in " + ("bf16 autocast" if native_bf16(device)
+                          else "fp32") + ", evaluation in " + ("bf16 autocast" if device.type == "cuda" else "fp32"),
         "order": "reference epochs 1-5, cinv probe(s), reference epochs 6-10, reference draws 1-5, cinv evaluation(s), "
                  "reference draws 6-10",
         "reference_wall_s": {"probe": rnd(timings["reference_probe_s"]), "evaluation": rnd(timings["reference_evaluation_s"]),

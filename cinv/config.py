@@ -149,7 +149,9 @@ class ProbeOptions(Strict):
     batch_size: int = Field(128, ge=1, le=65_536, description="probe batch size (the paper used 8 for label fractions)")
     lr: float = Field(1e-3, gt=0, le=10, description="probe Adam learning rate")
     label_fraction: float = Field(1.0, gt=0, le=1, description="class-balanced fraction of training labels the probe sees")
-    feature_draws: int = Field(1, ge=1, le=1000, description="corruption draws of the train set cached as features; epochs reuse them in turn")
+    feature_draws: int = Field(3, ge=1, le=1000, description="corruption draws of the train set cached as features; "
+                               "epochs reuse them in turn (3: within 0.3 top-1 points of a fresh draw every epoch, "
+                               "benchmarks/throughput.py)")
     normalize: bool = Field(False, description="L2-normalise features before the linear layer")
 
 
@@ -163,8 +165,8 @@ class RunOptions(Strict):
     seed: int = Field(0, ge=0, description="seed for initialisation, shuffling, augmentation and training corruptions")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA, and for frozen-encoder inference (probe features, "
-        "evaluation) on CPUs with native bf16 (AVX512-BF16, AMX); fp32: float32 throughout")
+        "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "
+        "frozen encoders feeding training (teacher targets, probe features); fp32: float32 throughout")
 
 
 _CORRUPTION = Field("random_mask(fraction=0.9)", description="corruption spec, e.g. random_mask(fraction=0.9), gaussian_noise(std=(0.1, 0.3)), gaussian_blur(kernel_size=21, sigma=5)")

@@ -61,7 +61,7 @@ def evaluate(model: nn.Module, stream: BatchStream, draws: int, desc: str = "eva
         n = top1 = top5 = 0
         scores, labels = [], []
         for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} draw {draw + 1}/{draws}", leave=False):
-            with autocast(stream.device, inference=True, precision=precision):
+            with autocast(stream.device, precision=precision):
                 logits = model(views.corrupted).float()
             k = min(5, logits.shape[1])
             topk = logits.topk(k, dim=1).indices

@@ -117,7 +117,7 @@ def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOption
     main = distributed.is_main()
     channels_last(teacher)
     net = distributed.wrap(channels_last(student))
-    fit(student, inversion_objective(torch.compile(net) if opts.compile else net, teacher, loss),
+    fit(student, inversion_objective(torch.compile(net) if opts.compile else net, teacher, loss, s.precision),
         s.stream("train", batch_size=opts.batch_size, train=True), epochs=opts.epochs, lr=opts.lr,
         weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics if main else None, on_step=hook,
         checkpointer=checkpointer(opts, checkpoint and main), desc="student")

@@ -35,7 +35,7 @@ def extract_features(encoder: nn.Module, stream: BatchStream, draws: int, desc: 
     for draw in range(draws):
         feats, labs = [], []
         for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} {draw + 1}/{draws}", leave=False):
-            with autocast(stream.device, inference=True, precision=precision):
+            with autocast(stream.device, frozen=True, precision=precision):
                 feats.append(encoder(views.corrupted).float())
             labs.append(views.labels)
         cache.features.append(torch.cat(feats))

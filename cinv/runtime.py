@@ -28,11 +28,12 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def autocast(device: torch.device, *, inference: bool = False, precision: Precision = "auto"):
-    """bf16 autocast on CUDA (the paper ran CLIP in 16-bit). On a CPU with native bf16, only for
-    frozen-encoder inference (probe features, evaluation), where it is about 3x faster and leaves
-    top-1 unchanged (benchmarks/throughput.py); CPU training stays fp32. ``fp32`` turns it off."""
-    if precision == "fp32" or not native_bf16(device) or (device.type == "cpu" and not inference):
+def autocast(device: torch.device, *, frozen: bool = False, precision: Precision = "auto"):
+    """bf16 autocast on CUDA (the paper ran CLIP in 16-bit). On a CPU with native bf16, only for a
+    frozen encoder feeding training (teacher targets, probe features): about 3x faster, and top-1
+    holds (benchmarks/throughput.py). CPU training and evaluation stay fp32, so a logged (fp32)
+    model re-evaluated later gives the run's own numbers. ``fp32`` turns bf16 off everywhere."""
+    if precision == "fp32" or not native_bf16(device) or (device.type == "cpu" and not frozen):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 

@@ -20,7 +20,7 @@ from cinv import distributed
 from cinv.checkpoint import Checkpointer, rng_state, set_rng_state
 from cinv.data.batches import BatchStream, Views
 from cinv.errors import CinvError
-from cinv.runtime import autocast, channels_last
+from cinv.runtime import Precision, autocast, channels_last
 
 Objective = Callable[[Views], torch.Tensor]
 EpochLogger = Callable[[int, dict[str, float]], None]
@@ -158,13 +158,18 @@ def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int, ste
     raise ValueError(f"schedule must be one of cosine, exponential; got {name!r}")
 
 
-def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module) -> Objective:
-    """S(A(x)) against R(x): the teacher sees the clean view, the student its corruption."""
+def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module, precision: Precision = "auto") -> Objective:
+    """S(A(x)) against R(x): the teacher sees the clean view, the student its corruption.
+
+    The frozen teacher is inference: bf16 where the hardware has it natively, CPU included
+    (runtime.autocast), while the student trains in the loop's own precision."""
 
     def objective(views: Views) -> torch.Tensor:
-        with torch.inference_mode():  # no autograd bookkeeping at all for the teacher
+        # No autograd bookkeeping at all for the teacher.
+        with torch.inference_mode(), autocast(views.clean.device, frozen=True, precision=precision):
             target = teacher(views.clean)
-        return loss(student(views.corrupted), target.clone())  # a normal tensor again: autograd may save it
+        # A float32 copy outside inference mode: a normal tensor again, which autograd may save.
+        return loss(student(views.corrupted), target.to(torch.float32, copy=True))
 
     return objective
 
