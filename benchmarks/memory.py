@@ -149,7 +149,7 @@ def worker_student_step(params: dict) -> dict:
     from cinv.config import StudentOptions
     from cinv.data.datasets import load_splits
     from cinv.pipeline import Setup
-    from cinv.runtime import resolve_device
+    from cinv.runtime import native_bf16, resolve_device
     from cinv.training import fit, inversion_objective
 
     batch, size = params["batch"], params["image_size"]
@@ -167,7 +167,8 @@ def worker_student_step(params: dict) -> dict:
                       weight_decay=opts.weight_decay, desc="student")
     assert history.steps == 1
     return {"image_size": size, "batch_size": batch, "teacher": params["teacher"], "device": str(device),
-            "precision": "bf16 autocast" if device.type == "cuda" else "fp32", **phase.result()}
+            "precision": "bf16 autocast" if device.type == "cuda" else
+            "student fp32, frozen teacher " + ("bf16" if native_bf16(device) else "fp32"), **phase.result()}
 
 
 def worker_evaluate(params: dict) -> dict:
