@@ -5,7 +5,7 @@ MLflow store, then reads the parent run: wall time, the four rows (mean ± s.e. 
 and whether the student clearly beats the teacher's original representations (by more than
 5 standard errors of the difference and 5 points). Writes benchmarks/results/main_job.json.
 
-    python benchmarks/main_job.py        # about 8 minutes on 2 CPU cores
+    python benchmarks/main_job.py        # about 5 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
