@@ -124,7 +124,7 @@ class RandomMask(Distortion):
         fraction = _per_image(self.low, self.high, b, generator, images.device)
         k = torch.round(fraction * n).long()
         # The k smallest of n uniform keys per image are masked: a selection, not a full argsort
-        # (3x faster on CPU). float64 keys: ties, which would break "exactly k", are ~1e-7 likely.
+        # (about 2x faster on CPU). float64 keys: ties, which would break "exactly k", are ~1e-7 likely.
         keys = _uniform((b, n), generator, images.device, torch.float64)
         if self.low == self.high:
             kk = int(k[0])
