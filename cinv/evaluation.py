@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cinv.data.batches import BatchStream
-from cinv.runtime import Precision, autocast, channels_last
+from cinv.runtime import FP32, Autocast, channels_last
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Evaluation:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, stream: BatchStream, draws: int, desc: str = "evaluate",
-             precision: Precision = "auto") -> Evaluation:
+             precision: Autocast = FP32) -> Evaluation:
     """Top-1 and top-5 (percent) per draw; ROC AUC too when there are two classes.
 
     A deterministic corruption (none, blur) gives identical draws, so it is evaluated once.
@@ -61,7 +61,7 @@ def evaluate(model: nn.Module, stream: BatchStream, draws: int, desc: str = "eva
         n = top1 = top5 = 0
         scores, labels = [], []
         for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} draw {draw + 1}/{draws}", leave=False):
-            with autocast(stream.device, precision=precision):
+            with precision.context("eval"):
                 logits = model(views.corrupted).float()
             k = min(5, logits.shape[1])
             topk = logits.topk(k, dim=1).indices

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from cinv.data.batches import BatchStream
 from cinv.encoders import Classifier
-from cinv.runtime import Precision, autocast, channels_last, derive_seed
+from cinv.runtime import FP32, Autocast, channels_last, derive_seed
 
 
 @dataclass
@@ -29,13 +29,13 @@ class FeatureCache:
 
 @torch.inference_mode()
 def extract_features(encoder: nn.Module, stream: BatchStream, draws: int, desc: str = "features",
-                     precision: Precision = "auto") -> FeatureCache:
+                     precision: Autocast = FP32) -> FeatureCache:
     channels_last(encoder).eval()
     cache = FeatureCache([], [])
     for draw in range(draws):
         feats, labs = [], []
         for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} {draw + 1}/{draws}", leave=False):
-            with autocast(stream.device, frozen=True, precision=precision):
+            with precision.context("frozen"):
                 feats.append(encoder(views.corrupted).float())
             labs.append(views.labels)
         cache.features.append(torch.cat(feats))

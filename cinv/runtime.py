@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -28,14 +29,47 @@ def native_bf16(device: torch.device) -> bool:
     return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def autocast(device: torch.device, *, frozen: bool = False, precision: Precision = "auto"):
-    """bf16 autocast on CUDA (the paper ran CLIP in 16-bit). On a CPU with native bf16, only for a
-    frozen encoder feeding training (teacher targets, probe features): about 3x faster, and top-1
-    holds (benchmarks/throughput.py). CPU training and evaluation stay fp32, so a logged (fp32)
-    model re-evaluated later gives the run's own numbers. ``fp32`` turns bf16 off everywhere."""
-    if precision == "fp32" or not native_bf16(device) or (device.type == "cpu" and not frozen):
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+Role = Literal["train", "frozen", "eval"]
+
+
+@dataclass(frozen=True)
+class Autocast:
+    """A command's precision, decided once by :func:`resolve_precision` and handed to every loop.
+
+    One autocast dtype per role (None: float32): ``train`` for the loops that update weights,
+    ``frozen`` for frozen encoders feeding training (teacher targets, probe features), ``eval``
+    for evaluation. Loops ask ``context(role)`` and never look at the device themselves.
+    """
+
+    device_type: str = "cpu"
+    train: torch.dtype | None = None
+    frozen: torch.dtype | None = None
+    eval: torch.dtype | None = None
+
+    def context(self, role: Role):
+        dtype = getattr(self, role)
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device_type, dtype=dtype)
+
+    def describe(self) -> str:
+        """E.g. ``train=bf16, frozen=bf16, eval=bf16`` (logged beside the run's params)."""
+        name = lambda d: "fp32" if d is None else str(d).removeprefix("torch.").replace("bfloat16", "bf16")
+        return ", ".join(f"{role}={name(getattr(self, role))}" for role in ("train", "frozen", "eval"))
+
+
+FP32 = Autocast()
+
+
+def resolve_precision(device: torch.device, precision: Precision = "auto") -> Autocast:
+    """``auto``: bf16 autocast everywhere on CUDA (the paper ran CLIP in 16-bit). On a CPU with
+    native bf16, only for frozen encoders feeding training: about 3x faster, and top-1 holds
+    (benchmarks/throughput.py); CPU training and evaluation stay fp32, so a logged (fp32) model
+    re-evaluated later gives the run's own numbers. ``fp32``: no autocast anywhere."""
+    if precision == "fp32" or not native_bf16(device):
+        return Autocast(device.type)
+    bf16 = torch.bfloat16
+    if device.type == "cuda":
+        return Autocast(device.type, train=bf16, frozen=bf16, eval=bf16)
+    return Autocast(device.type, frozen=bf16)
 
 
 def channels_last(model: torch.nn.Module) -> torch.nn.Module:

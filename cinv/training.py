@@ -20,7 +20,7 @@ from cinv import distributed
 from cinv.checkpoint import Checkpointer, rng_state, set_rng_state
 from cinv.data.batches import BatchStream, Views
 from cinv.errors import CinvError
-from cinv.runtime import Precision, autocast, channels_last
+from cinv.runtime import FP32, Autocast, channels_last
 
 Objective = Callable[[Views], torch.Tensor]
 EpochLogger = Callable[[int, dict[str, float]], None]
@@ -55,13 +55,15 @@ def fit(
     warmup_epochs: int = 0,
     schedule: str = "cosine",
     decay: float = 0.89,
+    precision: Autocast = FP32,
 ) -> History:
     """Train ``model`` on ``objective``; with a checkpointer, save every epoch (and every N steps)
     and continue from the run's latest checkpoint, bit for bit, when there is one.
 
     ``optimizer``: adam (cinv's methods), sgd or lars (with ``momentum``; RoCL); ``schedule``: cosine over
     all steps after a linear warm-up of ``warmup_epochs``, or the learning rate times ``decay``
-    once per epoch (FCL's Adam, 0.89).
+    once per epoch (FCL's Adam, 0.89). ``precision``: the command's decision (runtime.resolve_precision);
+    the objective runs under its ``train`` autocast.
     """
     channels_last(model)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -97,7 +99,7 @@ def fit(
         already_closed = len(history.epoch_loss) > epoch  # resumed from this epoch's final checkpoint
         bar = tqdm(current, total=len(current), desc=f"{desc} {epoch + 1}/{epochs}", leave=False)
         for views in bar:
-            with autocast(stream.device):
+            with precision.context("train"):
                 loss = objective(views)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, step {history.steps + 1}")
@@ -158,15 +160,15 @@ def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int, ste
     raise ValueError(f"schedule must be one of cosine, exponential; got {name!r}")
 
 
-def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module, precision: Precision = "auto") -> Objective:
+def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module, precision: Autocast = FP32) -> Objective:
     """S(A(x)) against R(x): the teacher sees the clean view, the student its corruption.
 
-    The frozen teacher is inference: bf16 where the hardware has it natively, CPU included
-    (runtime.autocast), while the student trains in the loop's own precision."""
+    The frozen teacher is inference, under the command's ``frozen`` autocast (bf16 where the
+    hardware has it natively, CPU included), while the student trains in the loop's own."""
 
     def objective(views: Views) -> torch.Tensor:
         # No autograd bookkeeping at all for the teacher.
-        with torch.inference_mode(), autocast(views.clean.device, frozen=True, precision=precision):
+        with torch.inference_mode(), precision.context("frozen"):
             target = teacher(views.clean)
         # A float32 copy outside inference mode: a normal tensor again, which autograd may save.
         return loss(student(views.corrupted), target.to(torch.float32, copy=True))

@@ -25,6 +25,7 @@ WORKER = textwrap.dedent('''
     from torch import nn
     from cinv import distributed, losses
     from cinv.data.batches import Views
+    from cinv.runtime import FP32
     from cinv.training import inversion_objective
 
     distributed.init("cpu")
@@ -39,7 +40,7 @@ WORKER = textwrap.dedent('''
         student = nn.Sequential(nn.Conv2d(3, 6, 3), nn.GELU(), nn.Flatten(), nn.Linear(600, 16))
         # fp32 teacher: the comparison is of gathering and DDP, to 1e-5, not of bf16 kernels per batch size.
         objective = inversion_objective(distributed.wrap(student), teacher,
-                                        distributed.Gathered(losses.get(name, temperature=0.2)), precision="fp32")
+                                        distributed.Gathered(losses.get(name, temperature=0.2)), precision=FP32)
         loss = objective(Views(rows, rows * (rows > 0.3), torch.zeros(len(rows), dtype=torch.long)))
         loss.backward()
         out[name] = {"loss": loss.item(), "grads": [p.grad.flatten().tolist() for p in student.parameters()]}

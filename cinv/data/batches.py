@@ -3,9 +3,11 @@
 Corruption happens here, after crop/flip and before normalisation (which lives inside the
 encoders), on the whole batch at once, with the same crop/flip for both views. Every epoch or
 evaluation draw gets its own generators derived from (seed, purpose, index), and per-image
-augmentations in loader workers are seeded by (seed, epoch, image), so the same seed gives the
-same shuffling, crops, flips and corruptions whatever the number of workers, and an epoch can
-be resumed from any batch with the same result.
+augmentations in loader workers are seeded by (seed, purpose, epoch, image), so the same seed
+gives the same shuffling, crops, flips and corruptions whatever the number of workers, and an
+epoch can be resumed from any batch with the same result. The purpose (``train``, ``probe``,
+``eval``) is part of every key: evaluation draw d never repeats the corruptions of training
+epoch d or of probe draw d, even when the seeds are equal.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ class Epoch:
         self.stream, self.index = stream, index
         # Each process of a distributed run draws its own crops and corruptions.
         rank = ("rank", stream.rank) if stream.world_size > 1 else ()
-        self.flips = generator(stream.device, stream.seed, "flip", index, *rank)
-        self.draws = generator(stream.device, stream.seed, "corrupt", index, *rank)
+        self.flips = generator(stream.device, stream.seed, stream.purpose, "flip", index, *rank)
+        self.draws = generator(stream.device, stream.seed, stream.purpose, "corrupt", index, *rank)
         self.position = 0  # batches handed out so far
         if state is not None:
             if state["index"] != index:
@@ -78,7 +80,7 @@ class Epoch:
             num_workers=s.num_workers,
             pin_memory=s.device.type == "cuda",
             # Its own generator, so creating a loader never draws from the global RNG.
-            generator=torch.Generator().manual_seed(derive_seed(s.seed, "workers", self.index, self.position)),
+            generator=torch.Generator().manual_seed(derive_seed(s.seed, s.purpose, "workers", self.index, self.position)),
         )
         for images, labels in loader:
             clean = s.prepare(images, self.flips)
@@ -88,7 +90,14 @@ class Epoch:
 
 
 class BatchStream:
-    """Iterate a dataset split as :class:`Views`, one pass per ``epoch(index)``."""
+    """Iterate a dataset split as :class:`Views`, one pass per ``epoch(index)``.
+
+    ``train``: shuffle, and augment in-memory images (flip) unless ``augment`` is False (a method
+    that makes its own views, as RoCL does). ``purpose``: the random stream's name (default
+    ``train`` or ``eval``). ``drop_last``: leave out a last partial batch (default: when training
+    on more than one batch, since contrastive losses need two items; feature passes keep every
+    image).
+    """
 
     def __init__(
         self,
@@ -105,6 +114,9 @@ class BatchStream:
         flip: bool = True,
         rank: int = 0,
         world_size: int = 1,
+        purpose: str | None = None,
+        drop_last: bool | None = None,
+        augment: bool = True,
     ):
         if len(dataset) == 0:
             raise ValueError("cannot iterate an empty dataset")
@@ -116,8 +128,9 @@ class BatchStream:
         self.train, self.augment_on_batch, self.seed = train, augment_on_batch, seed
         self.num_workers, self.flip = num_workers, flip
         self.rank, self.world_size = rank, world_size
-        # Contrastive losses need at least two items per batch; drop a lone remainder.
-        self.drop_last = train and len(dataset) > batch_size
+        self.purpose = purpose or ("train" if train else "eval")
+        self.augment = augment
+        self.drop_last = train and len(dataset) > batch_size if drop_last is None else drop_last
         # Folder images are cropped and flipped in loader workers: seed each image's transform.
         self.seeded_items = train and not augment_on_batch
 
@@ -134,7 +147,7 @@ class BatchStream:
         """The epoch's batches of dataset keys: shuffled by (seed, epoch) when training."""
         batches = [b.tolist() for b in self._order(index).split(self.batch_size // self.world_size)][: len(self)]
         if self.seeded_items:
-            batches = [[(i, derive_seed(self.seed, "item", index, i)) for i in batch] for batch in batches]
+            batches = [[(i, derive_seed(self.seed, self.purpose, "item", index, i)) for i in batch] for batch in batches]
         return batches
 
     def _order(self, index: int) -> torch.Tensor:
@@ -143,11 +156,11 @@ class BatchStream:
             # Global batch b is positions [bB, (b+1)B) of the epoch's permutation; DistributedSampler
             # hands this process every world_size-th of them, so it gets B / world_size of each.
             sampler = DistributedSampler(range(n), num_replicas=self.world_size, rank=self.rank, shuffle=True,
-                                         seed=derive_seed(self.seed, "order") % 2**31, drop_last=True)
+                                         seed=derive_seed(self.seed, self.purpose, "order") % 2**31, drop_last=True)
             sampler.set_epoch(index)
             return torch.tensor(list(sampler))
         if self.train:
-            return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, "order", index)))
+            return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(self.seed, self.purpose, "order", index)))
         return torch.arange(n)
 
     def prepare(self, images: torch.Tensor, flips: torch.Generator) -> torch.Tensor:
@@ -155,7 +168,7 @@ class BatchStream:
         x = images.to(self.device, non_blocking=True).float().div_(255).contiguous(memory_format=torch.channels_last)
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
-        if self.train and self.augment_on_batch and self.flip:
+        if self.train and self.augment and self.augment_on_batch and self.flip:
             flip = _uniform((x.shape[0],), flips, x.device) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         return x
