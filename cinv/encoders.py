@@ -8,7 +8,12 @@ in pixel space and a logged model carries its own preprocessing. Names:
 - ``open_clip:<arch>`` (e.g. ``open_clip:RN101``): an open_clip image tower, weights by
   pretrained tag (``openai``) or local checkpoint path, the projected embedding as in the paper;
 - ``torchvision:<arch>`` (e.g. ``torchvision:resnet101``): torchvision classifiers without their
-  last layer, weights by torchvision enum name or local state-dict path.
+  last layer, weights by torchvision enum name or local state-dict path; by default the
+  original ImageNet weights (``IMAGENET1K_V1``, what the paper's 2021 baseline used), not
+  torchvision's newer ``DEFAULT``;
+- ``cifar_resnet:<arch>`` (e.g. ``cifar_resnet:resnet18``): a torchvision ResNet with the stem
+  for 32-px inputs (3x3 convolution, stride 1, no max-pool), as RoCL trains on CIFAR-10; no
+  input normalisation, as in RoCL's code.
 
 Every weight file loads with ``weights_only=True``; ``weights="none"`` gives random
 initialisation (tests use it).
@@ -269,6 +274,24 @@ def open_clip_encoder(arch: str, weights: str | None = None) -> Encoder:
                    input_size=size[0] if isinstance(size, (tuple, list)) else size, name=f"open_clip:{arch}")
 
 
+DEFAULT_TORCHVISION_WEIGHTS = "IMAGENET1K_V1"
+
+
+def torchvision_weights(arch: str, weights: str | None = None):
+    """The torchvision weights enum a tag names; no tag: ``IMAGENET1K_V1``, the original ImageNet
+    weights (the paper's baseline), where the architecture has them, else torchvision's DEFAULT."""
+    import torchvision
+
+    available = torchvision.models.get_model_weights(arch)
+    names = [w.name for w in available]
+    tag = weights or (DEFAULT_TORCHVISION_WEIGHTS if DEFAULT_TORCHVISION_WEIGHTS in names else "DEFAULT")
+    if tag == "DEFAULT":
+        return available.DEFAULT
+    if tag not in names:
+        raise ValueError(f"torchvision {arch}: weights must be a state-dict path, {RANDOM_INIT!r}, DEFAULT or one of: {', '.join(names)}")
+    return available[tag]
+
+
 @REGISTRY.register("torchvision", family=True)
 def torchvision_encoder(arch: str, weights: str | None = None) -> Encoder:
     """A torchvision classifier without its final layer (2048-d for ResNet-50/101)."""
@@ -278,8 +301,7 @@ def torchvision_encoder(arch: str, weights: str | None = None) -> Encoder:
         builder = torchvision.models.get_model_builder(arch)
     except ValueError:
         raise ValueError(f"unknown torchvision model {arch!r}; see torchvision.models.list_models()") from None
-    weights = weights or "DEFAULT"
-    path = _weights_path(weights) if weights != RANDOM_INIT else None
+    path = _weights_path(weights) if weights and weights != RANDOM_INIT else None
     if weights == RANDOM_INIT or path is not None:
         model = builder(weights=None)
         if path is not None:
@@ -288,11 +310,7 @@ def torchvision_encoder(arch: str, weights: str | None = None) -> Encoder:
             except RuntimeError as exc:
                 raise WeightsUnavailableError(f"{path} does not match torchvision {arch}: {str(exc).splitlines()[0]}") from None
     else:
-        try:
-            enum = torchvision.models.get_model_weights(arch)[weights] if weights != "DEFAULT" else torchvision.models.get_model_weights(arch).DEFAULT
-        except KeyError:
-            allowed = [w.name for w in torchvision.models.get_model_weights(arch)]
-            raise ValueError(f"torchvision {arch}: weights must be a state-dict path, {RANDOM_INIT!r}, DEFAULT or one of: {', '.join(allowed)}") from None
+        enum = torchvision_weights(arch, weights)
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(enum.url).path).name
         missing = WeightsUnavailableError(
             f"torchvision {arch} weights {enum} are not cached and cannot be downloaded here. "
@@ -314,6 +332,28 @@ def torchvision_encoder(arch: str, weights: str | None = None) -> Encoder:
     else:
         setattr(model, head_name, nn.Identity())
     return Encoder(model, embed_dim=embed_dim, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224, name=f"torchvision:{arch}")
+
+
+@REGISTRY.register("cifar_resnet", family=True)
+def cifar_resnet(arch: str, weights: str | None = None) -> Encoder:
+    """A torchvision ResNet for 32-px inputs (RoCL's ResNet-18 on CIFAR-10): 3x3 stem at stride 1,
+    no max-pool, pooled features (512-d for ResNet-18); random initialisation or a state-dict file."""
+    import torchvision
+
+    if arch not in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        raise ValueError(f"cifar_resnet: arch must be resnet18, resnet34, resnet50, resnet101 or resnet152; got {arch!r}")
+    model = torchvision.models.get_model(arch, weights=None)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    embed_dim = model.fc.in_features
+    model.fc = nn.Identity()
+    encoder = Encoder(model, embed_dim=embed_dim, mean=(0.0,) * 3, std=(1.0,) * 3, input_size=32, name=f"cifar_resnet:{arch}")
+    if weights not in (None, RANDOM_INIT):
+        path = _weights_path(weights)
+        if path is None:
+            raise ValueError(f"cifar_resnet:{arch} weights must be a state-dict path or {RANDOM_INIT!r}; got {weights!r}")
+        encoder.load_state_dict(_load_state_dict(path))
+    return encoder
 
 
 from cinv import fcl  # noqa: E402,F401  (registers the FCL network: mnist_cnn)

@@ -87,10 +87,12 @@ def _check_params(kind: str, name: str, factory: Callable, n_positional: int, pa
         raise ValueError(f"{kind} {name!r} needs parameter(s) {', '.join(missing)}")
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+def parse_spec(spec: str, *, bare_strings: bool = False) -> tuple[str, dict[str, Any]]:
     """Parse ``name`` or ``name(key=literal, ...)`` as written on a command line.
 
     Literals only (numbers, strings, tuples), read with ``ast.literal_eval``: nothing is executed.
+    ``bare_strings``: a value that is not a literal is taken as a string, so paths need no quotes
+    (``cifar10(root=/data)``); commas inside such a value must then be quoted.
     """
     import ast
 
@@ -100,6 +102,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError:
+        if bare_strings:
+            return _parse_bare(spec, text)
         raise ValueError(f"cannot parse {spec!r}; write name or name(key=value, ...)") from None
     if isinstance(node, ast.Name):
         return node.id, {}
@@ -112,9 +116,34 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
         try:
             value = ast.literal_eval(kw.value)
         except ValueError:
-            raise ValueError(f"in {spec!r}, {kw.arg} must be a literal (number, string or tuple)") from None
+            if not bare_strings:
+                raise ValueError(f"in {spec!r}, {kw.arg} must be a literal (number, string or tuple)") from None
+            value = ast.get_source_segment(text, kw.value)
         params[kw.arg] = list(value) if isinstance(value, list) else value
     return node.func.id, params
+
+
+def _parse_bare(spec: str, text: str) -> tuple[str, dict[str, Any]]:
+    """``name(key=value, ...)`` where values that are not literals are strings (unquoted paths)."""
+    import ast
+    import re
+
+    match = re.fullmatch(r"([A-Za-z_]\w*)\((.*)\)", text, flags=re.S)
+    if not match:
+        raise ValueError(f"cannot parse {spec!r}; write name or name(key=value, ...)")
+    params: dict[str, Any] = {}
+    for part in re.findall(r"""(?:'[^']*'|"[^"]*"|[^,])+""", match.group(2)):
+        key, sep, raw = part.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key.isidentifier() or not raw:
+            raise ValueError(f"cannot parse {spec!r}; write name(key=value, ...) with keywords only")
+        if key in params:
+            raise ValueError(f"in {spec!r}, {key} is given twice")
+        try:
+            params[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            params[key] = raw
+    return match.group(1), params
 
 
 def format_spec(name: str, params: dict[str, Any]) -> str:

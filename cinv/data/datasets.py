@@ -1,9 +1,13 @@
 """Datasets as train / val / test splits of uint8 images with integer labels.
 
-Two sources: the CIFAR-10 subset embedded in the package (decoded once into memory), and
-ImageFolder trees (ImageNet-100 from a local ImageNet copy with a class list). Every split
-yields ``(uint8 tensor [3, h, w], label)``; cropping happens here, corruption never does: it is
-applied to whole batches in the loops (see ``cinv.data.batches``).
+Datasets are named by spec wherever cinv takes one (``dataset=``, transfer ``targets=``):
+``embedded`` (the CIFAR-10 subset shipped in the package, decoded once into memory), a folder
+path or ``folder(root=..., class_list=..., preprocessing=...)`` (ImageFolder trees, e.g.
+ImageNet-100 from a local ImageNet copy with a class list), and ``cifar10(root=...)``,
+``cifar100(root=...)``, ``stl10(root=...)`` (torchvision's local files, never downloaded; kept
+at their native 32 / 96 px unless told otherwise). Every split yields ``(uint8 tensor [3, h, w],
+label)``; cropping happens here, corruption never does: it is applied to whole batches in the
+loops (see ``cinv.data.batches``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from cinv.registry import Registry, parse_spec
 
 EMBEDDED = "embedded"
 EMBEDDED_ARCHIVE = "cifar10_subset.tar.gz"
+EMBEDDED_IMAGE_SIZE = 48  # chosen so the embedded main job fits in minutes on 2 CPU cores
+FOLDER_IMAGE_SIZE = 224  # the paper's input size
 PACKAGED_LISTS = ("imagenet100", "imagenet100b")
 
 
@@ -134,13 +140,14 @@ class FolderImages(Dataset):
 
     EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
-    def __init__(self, root: Path, classes: list[str], transform=None):
+    def __init__(self, root: Path, classes: list[str], transform=None, plain=None):
         root = Path(root)
         missing = [c for c in classes if not (root / c).is_dir()]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise DatasetError(f"{root}: class folder(s) not found: {shown}")
         self.root, self.classes, self.transform = root, classes, transform
+        self.plain = plain if plain is not None else transform  # the transform without random augmentation
         self.samples = [
             (path, label)
             for label, cls in enumerate(classes)
@@ -185,19 +192,42 @@ class FolderImages(Dataset):
         return [label for _, label in self.samples]
 
 
-def folder_transforms(image_size: int):
-    """The paper's preprocessing: RandomResizedCrop+flip to train, Resize(256/224)+CenterCrop to eval."""
+PREPROCESSING = ("crop", "resize")
+
+
+def folder_transforms(image_size: int, preprocessing: str = "crop"):
+    """``crop``, the paper's: RandomResizedCrop+flip to train, Resize(256/224)+CenterCrop to eval.
+    ``resize``: the whole image resized to ``image_size`` (+ flip to train), for small images such
+    as a CIFAR folder at 32 px, which a Resize(37)+CenterCrop(32) would cut."""
     from torchvision.transforms import v2
 
+    if preprocessing not in PREPROCESSING:
+        raise DatasetError(f"folder preprocessing must be one of {', '.join(PREPROCESSING)}; got {preprocessing!r}")
     to_uint8 = [v2.PILToTensor()]
+    if preprocessing == "resize":
+        whole = v2.Resize((image_size, image_size), antialias=True)
+        return v2.Compose([whole, v2.RandomHorizontalFlip(), *to_uint8]), v2.Compose([whole, *to_uint8])
     train = v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip(), *to_uint8])
     resize = round(image_size * 256 / 224)
     evaluate = v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size), *to_uint8])
     return train, evaluate
 
 
+def unaugmented(dataset: Dataset) -> Dataset:
+    """The same items without random crops (a method that makes its own views, as RoCL does):
+    folder images through their evaluation transform. In-memory images are augmented per batch,
+    which ``BatchStream(augment=False)`` turns off."""
+    if isinstance(dataset, Subset):
+        return Subset(unaugmented(dataset.dataset), dataset.indices)
+    if isinstance(dataset, Relabeled):
+        return Relabeled(unaugmented(dataset.dataset), dataset.mapping)
+    if isinstance(dataset, FolderImages):
+        return dataset.with_transform(dataset.plain)
+    return dataset
+
+
 def load_folder(root: str | Path, class_list: str | None, image_size: int, val_fraction: float, seed: int,
-                skip_bad_images: bool = False) -> Splits:
+                skip_bad_images: bool = False, preprocessing: str = "crop") -> Splits:
     """``root/train`` and ``root/val`` (reported) from an ImageNet-style tree.
 
     The validation split for model selection is carved out of ``root/train`` (class-stratified,
@@ -213,10 +243,10 @@ def load_folder(root: str | Path, class_list: str | None, image_size: int, val_f
     classes = read_class_list(class_list) if class_list else sorted(p.name for p in train_dir.iterdir() if p.is_dir())
     if not classes:
         raise DatasetError(f"{train_dir}: no class folders")
-    train_tf, eval_tf = folder_transforms(image_size)
+    train_tf, eval_tf = folder_transforms(image_size, preprocessing)
 
     def folder(path: Path, transform) -> FolderImages:
-        images = FolderImages(path, classes, transform)
+        images = FolderImages(path, classes, transform, plain=eval_tf)
         skipped.extend(images.drop_unreadable() if skip_bad_images else [])
         return images
 
@@ -234,7 +264,7 @@ def load_folder(root: str | Path, class_list: str | None, image_size: int, val_f
         val = Subset(full.with_transform(eval_tf), sorted(held_out))
         test = folder(root / "val", eval_tf)
     return Splits(train=train, val=val, test=test, classes=classes, image_size=image_size, name=str(root),
-                  skipped=[str(p) for p in skipped])
+                  resize="resize" if preprocessing == "resize" else "center_crop", skipped=[str(p) for p in skipped])
 
 
 def stratified_indices(targets: list[int], *, fraction: float | None = None, per_class: int | None = None,
@@ -268,15 +298,43 @@ def label_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
 
 def load_splits(dataset: str, class_list: str | None, image_size: int | None, val_fraction: float, seed: int,
                 limit_per_class: int | None = None, skip_bad_images: bool = False) -> Splits:
-    if dataset == EMBEDDED:
-        if class_list:
-            raise DatasetError("class_list applies to folder datasets, not to the embedded CIFAR-10 subset")
-        splits = load_embedded()
-    else:
-        splits = load_folder(dataset, class_list, image_size or 224, val_fraction, seed, skip_bad_images)
-    if image_size:
-        splits.image_size = image_size
+    """A dataset by spec (see the module docstring); ``image_size`` None: the dataset's default."""
+    name, params = dataset_spec(dataset, class_list)
+    splits = DATASETS.get(name, image_size=image_size, val_fraction=val_fraction, seed=seed,
+                          skip_bad_images=skip_bad_images, **params)
     return checked(splits, limit_per_class, seed)
+
+
+def dataset_spec(dataset: str, class_list: str | None = None) -> tuple[str, dict]:
+    """``embedded``, a folder path, or ``name(key=value, ...)`` (quotes around paths optional)."""
+    if dataset == EMBEDDED:
+        name, params = EMBEDDED, {}
+    elif "(" in dataset:
+        try:
+            name, params = parse_spec(dataset, bare_strings=True)
+        except ValueError as exc:
+            raise DatasetError(f"dataset: {exc}") from None
+    else:
+        name, params = "folder", {"root": dataset}
+    if class_list:
+        if name != "folder":
+            what = "the embedded CIFAR-10 subset" if name == EMBEDDED else name
+            raise DatasetError(f"class_list applies to folder datasets, not to {what}")
+        if params.get("class_list", class_list) != class_list:
+            raise DatasetError(f"class_list given twice: {class_list!r} and {params['class_list']!r} in the dataset spec")
+        params["class_list"] = class_list
+    return name, params
+
+
+def check_dataset(dataset: str, class_list: str | None = None) -> str:
+    """Validate a dataset spec without loading it (configs call this)."""
+    name, params = dataset_spec(dataset, class_list)
+    DATASETS.check(name)
+    root = params.get("root")
+    if name != EMBEDDED and (not isinstance(root, str) or not Path(root).expanduser().is_dir()):
+        raise DatasetError(f"dataset folder {root} not found; give '{EMBEDDED}', an ImageFolder root with train/ and val/, "
+                           "or cifar10(root=...), cifar100(root=...), stl10(root=...), folder(root=...)")
+    return dataset
 
 
 def checked(splits: Splits, limit_per_class: int | None, seed: int) -> Splits:
@@ -356,15 +414,16 @@ def label_shift(splits: Splits, pairs: list[tuple[str, str]], root: str | Path |
     if root is None or not (Path(root) / "val").is_dir():
         raise DatasetError(f"label shift: classes {', '.join(sources)} are not in the dataset; give a folder dataset whose "
                            "val/ holds them (the full ImageNet validation set for the paper's table)")
-    _, eval_tf = folder_transforms(splits.image_size)
+    _, eval_tf = folder_transforms(splits.image_size, "resize" if splits.resize == "resize" else "crop")
     images = FolderImages(Path(root) / "val", sources, eval_tf)
     return splits, Relabeled(images, {i: new[t] for i, (_, t) in enumerate(pairs)})
 
 
-# ---- transfer targets: datasets named by spec, e.g. cifar10(root='/data'), folder(root=..., class_list=...) ----
+# ---- datasets by spec, e.g. cifar10(root=/data), folder(root=..., class_list=...) ----
 
 
-TARGETS: Registry[Splits] = Registry("dataset")
+DATASETS: Registry[Splits] = Registry("dataset")
+TARGETS = DATASETS  # transfer targets are datasets like any other
 
 
 def _holdout(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -372,19 +431,27 @@ def _holdout(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, D
     return Subset(train, [i for i in range(len(train)) if i not in held]), Subset(train, sorted(held))
 
 
-@TARGETS.register("embedded")
-def _embedded_target(image_size: int, val_fraction: float, seed: int) -> Splits:
-    return load_embedded()
+@DATASETS.register(EMBEDDED)
+def _embedded(image_size: int | None, val_fraction: float, seed: int, skip_bad_images: bool = False) -> Splits:
+    """The shipped CIFAR-10 subset, resized to 48 px by default."""
+    splits = load_embedded()
+    splits.image_size = image_size or EMBEDDED_IMAGE_SIZE
+    return splits
 
 
-@TARGETS.register("folder")
-def _folder_target(image_size: int, val_fraction: float, seed: int, root: str = "", class_list: str | None = None) -> Splits:
-    """An ImageFolder tree (train/ and val/); a two-class one (the COVID X-ray set) is scored with ROC AUC too."""
-    return load_folder(root, class_list, image_size, val_fraction, seed)
+@DATASETS.register("folder")
+def _folder(image_size: int | None, val_fraction: float, seed: int, skip_bad_images: bool = False, root: str = "",
+            class_list: str | None = None, preprocessing: str = "crop") -> Splits:
+    """An ImageFolder tree (train/ and val/), 224 px by default; a two-class one (the COVID X-ray
+    set) is scored with ROC AUC too."""
+    return load_folder(root, class_list, image_size or FOLDER_IMAGE_SIZE, val_fraction, seed, skip_bad_images, preprocessing)
 
 
-def _torchvision(name: str, image_size: int, val_fraction: float, seed: int, root: str = "") -> Splits:
-    """CIFAR-10/100 or STL-10 in torchvision's on-disk format under ``root``; cinv never downloads."""
+def _torchvision(name: str, image_size: int | None, val_fraction: float, seed: int, skip_bad_images: bool = False,
+                 root: str = "") -> Splits:
+    """CIFAR-10/100 or STL-10 in torchvision's on-disk format under ``root``; cinv never downloads.
+    In memory, at the native size unless told otherwise: the 32-px path of the RoCL and FCL papers
+    (flips per batch, no crop, no resize)."""
     from torchvision import datasets as tvd
 
     try:
@@ -400,16 +467,13 @@ def _torchvision(name: str, image_size: int, val_fraction: float, seed: int, roo
                            "cinv never downloads: place the dataset's files there, as torchvision lays them out") from None
     train, val = _holdout(TensorImages(*arrays[0]), val_fraction, seed)
     return Splits(train=train, val=val, test=TensorImages(*arrays[1]), classes=list(parts[0].classes),
-                  image_size=int(arrays[0][0].shape[-1]), name=name, augment_on_batch=True, resize="resize")
+                  image_size=image_size or int(arrays[0][0].shape[-1]), name=name, augment_on_batch=True, resize="resize")
 
 
 for _name in ("cifar10", "cifar100", "stl10"):
-    TARGETS.register(_name)(functools.partial(_torchvision, _name))
+    DATASETS.register(_name)(functools.partial(_torchvision, _name))
 
 
 def load_target(spec: str, image_size: int, val_fraction: float, seed: int, limit_per_class: int | None = None) -> Splits:
-    """A transfer dataset by spec, at ``image_size``, cut to ``limit_per_class`` like the source."""
-    name, params = parse_spec(spec)
-    splits = TARGETS.get(name, image_size=image_size, val_fraction=val_fraction, seed=seed, **params)
-    splits.image_size = image_size
-    return checked(splits, limit_per_class, seed)
+    """A transfer dataset by spec, at the source's ``image_size``, cut to ``limit_per_class`` like the source."""
+    return load_splits(spec, None, image_size, val_fraction, seed, limit_per_class)
