@@ -17,7 +17,7 @@ import mlflow
 
 from cinv import distributed, tracking
 from cinv.checkpoint import ResumeError
-from cinv.config import COMMANDS, ConfigError, Strict, build, flat_fields, to_flat
+from cinv.config import COMMANDS, ConfigError, Strict, build, flat_fields, paper_deviations, preset_keys, to_flat
 from cinv.errors import CinvError, one_line
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
@@ -48,8 +48,15 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )
+    governed = preset_keys(cls)
+    presets = getattr(cls, "PRESETS", {})
+    shown = lambda value: "(none)" if value is None else value
     for f in flat_fields(cls):
-        default = "required" if f.required else f"default: {'(none)' if f.default is None else f.default}"
+        if f.key in governed:
+            default = "default: " + "; ".join(f"preset {name}: {shown(values.get(f.key, f.default))}"
+                                              for name, values in presets.items())
+        else:
+            default = "required" if f.required else f"default: {shown(f.default)}"
         parser.add_argument(f"--{f.key}", metavar="VALUE", help=f"{f.description} ({default})")
     return parser
 
@@ -113,7 +120,10 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         fn = handler(command)
         tracking.log_params(to_flat(config))
         tracking.log_json(config.model_dump(mode="json"), "config.json")
+        preset_line = log_preset(config)
         result = fn(config)
+        if preset_line:
+            print(preset_line)
         if result is not None and hasattr(result, "to_markdown"):
             print(result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False))
     except KeyboardInterrupt:
@@ -134,6 +144,20 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     mlflow.end_run()
     print(f"cinv {command}: run {run_.info.run_id} finished; tracking store {mlflow.get_tracking_uri()}")
     return 0, run_.info.run_id
+
+
+def log_preset(config: Strict) -> str | None:
+    """For a command with presets: tag the preset, log ``deviations.json`` (every setting that
+    differs from the paper's), and return the line that says so in the output."""
+    if not getattr(config, "PRESETS", None):
+        return None
+    deviations = paper_deviations(config)
+    mlflow.set_tags({"cinv.preset": config.preset, "cinv.paper_deviations": str(len(deviations))})
+    tracking.log_json({"preset": config.preset, "differs_from_paper": deviations}, "deviations.json")
+    if not deviations:
+        return f"preset {config.preset}: every setting is the paper's"
+    shown = ", ".join(f"{k}={v['value']} (paper: {v['paper']})" for k, v in deviations.items())
+    return f"preset {config.preset}: {len(deviations)} setting(s) differ from the paper's: {shown}"
 
 
 def handler(command: str):
@@ -229,10 +253,13 @@ def mlproject_text() -> str:
     for command, cls in COMMANDS.items():
         lines += [f"  {command}:", "    parameters:"]
         args = []
+        governed = preset_keys(cls)
         for f in flat_fields(cls):
             numeric = f.annotation in (int, float)  # MLflow rejects "" for float params: optional ones are strings
-            kind = "float" if numeric else "string"
-            if f.required:
+            kind = "float" if numeric and f.key not in governed else "string"
+            if f.key in governed:  # '': the preset's value
+                lines.append(f"      {f.key}: {{type: string, default: ''}}")
+            elif f.required:
                 lines.append(f"      {f.key}: {{type: {kind}}}")
             else:
                 default = "" if f.default is None else str(f.default).lower() if isinstance(f.default, bool) else f.default

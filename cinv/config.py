@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cinv import distortions, encoders, losses
-from cinv.data.datasets import EMBEDDED, TARGETS
+from cinv.data.datasets import EMBEDDED, EMBEDDED_IMAGE_SIZE, TARGETS, check_dataset
+from cinv.errors import DatasetError
 from cinv.registry import parse_spec
 
 STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
-EMBEDDED_IMAGE_SIZE = 48  # chosen so the embedded main job fits in minutes on 2 CPU cores
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "file:/", "mlflow-artifacts:/")
 
 
@@ -49,10 +49,11 @@ def _model_uri(uri: str) -> str:
     return uri
 
 
-def _dataset(value: str) -> str:
-    if value != EMBEDDED and not Path(value).expanduser().is_dir():
-        raise ValueError(f"dataset folder {value} not found; give '{EMBEDDED}' or an ImageFolder root with train/ and val/")
-    return value
+def _dataset(value: str, class_list: str | None = None) -> str:
+    try:
+        return check_dataset(value, class_list)
+    except DatasetError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _no_password(value: str | None) -> str | None:
@@ -90,13 +91,16 @@ class Strict(BaseModel):
 
 class DataOptions(Strict):
     dataset: Annotated[str, AfterValidator(_dataset)] = Field(
-        EMBEDDED, description="'embedded' (CIFAR-10 subset shipped with cinv) or an ImageFolder root with train/ and val/"
+        EMBEDDED, description="'embedded' (CIFAR-10 subset shipped with cinv), an ImageFolder root with train/ and val/, "
+        "cifar10(root=/data), cifar100(root=/data), stl10(root=/data) (torchvision's local files, native size, never "
+        "downloaded) or folder(root=/data/x, class_list=..., preprocessing=crop|resize)"
     )
     class_list: str | None = Field(
         None, description="classes to use from a folder dataset: imagenet100, imagenet100b, or a file with one folder name per line"
     )
     image_size: int | None = Field(
-        None, ge=16, le=1024, description=f"model input size in pixels; default {EMBEDDED_IMAGE_SIZE} for embedded, 224 for folders"
+        None, ge=16, le=1024, description=f"model input size in pixels; default {EMBEDDED_IMAGE_SIZE} for embedded, the native "
+        "size for cifar10/cifar100/stl10 (32/32/96), 224 for folders"
     )
     val_fraction: float = Field(0.05, gt=0, lt=1, description="share of folder train images held out for validation")
     num_workers: int = Field(4, ge=0, le=64, description="data-loader worker processes (folder datasets)")
@@ -104,9 +108,11 @@ class DataOptions(Strict):
     skip_bad_images: bool = Field(False, description="leave out unreadable image files (counted in the metric skipped_images) "
                                   "instead of stopping; checks every file first")
 
-    @property
-    def resolved_image_size(self) -> int:
-        return self.image_size or (EMBEDDED_IMAGE_SIZE if self.dataset == EMBEDDED else 224)
+    @model_validator(mode="after")
+    def _class_list(self):
+        if self.class_list:
+            _dataset(self.dataset, self.class_list)
+        return self
 
 
 class OptimOptions(Strict):
@@ -134,7 +140,9 @@ class BaselineOptions(OptimOptions):
     """Paper defaults: Adam lr 1e-3, batch 64, 25 epochs, cross-entropy, end to end."""
 
     backbone: EncoderRef = Field("efficientnet_lite0", description="pretrained backbone (the paper: torchvision:resnet101)")
-    backbone_weights: str | None = Field(None, description="backbone weights: tag, file path, or 'none'; default: the backbone's own")
+    backbone_weights: str | None = Field(None, description="backbone weights: tag (torchvision: IMAGENET1K_V1, the paper's "
+                                         "original weights, or IMAGENET1K_V2), file path, or 'none'; default: the backbone's "
+                                         "own (torchvision: IMAGENET1K_V1)")
     epochs: int = Field(25, ge=1, le=10_000, description="baseline fine-tuning epochs")
     batch_size: int = Field(64, ge=2, le=65_536, description="baseline batch size")
     lr: float = Field(1e-3, gt=0, le=10, description="baseline Adam learning rate")
@@ -146,13 +154,19 @@ class ProbeOptions(Strict):
     """Paper defaults: Adam lr 1e-3, batch 128, 10 epochs, trained on corrupted images."""
 
     epochs: int = Field(10, ge=1, le=10_000, description="probe epochs")
-    batch_size: int = Field(128, ge=1, le=65_536, description="probe batch size (the paper used 8 for label fractions)")
+    batch_size: int = Field(128, ge=1, le=65_536, description="probe batch size with all labels (the paper: 128)")
+    fraction_batch_size: int = Field(8, ge=1, le=65_536, description="probe batch size when label_fraction < 1 (the paper: "
+                                     "8, 'to compensate for the decrease in the data used')")
     lr: float = Field(1e-3, gt=0, le=10, description="probe Adam learning rate")
     label_fraction: float = Field(1.0, gt=0, le=1, description="class-balanced fraction of training labels the probe sees")
     feature_draws: int = Field(3, ge=1, le=1000, description="corruption draws of the train set cached as features; "
                                "epochs reuse them in turn (3: within 0.3 top-1 points of a fresh draw every epoch, "
                                "benchmarks/throughput.py)")
     normalize: bool = Field(False, description="L2-normalise features before the linear layer")
+
+    def batch_size_for(self, label_fraction: float) -> int:
+        """The paper's probe batch: 128 with all labels, 8 on a label fraction."""
+        return self.batch_size if label_fraction >= 1 else self.fraction_batch_size
 
 
 class EvalOptions(Strict):
@@ -167,6 +181,43 @@ class RunOptions(Strict):
     precision: Literal["auto", "fp32"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "
         "frozen encoders feeding training (teacher targets, probe features); fp32: float32 throughout")
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"must be non-negative integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"must be distinct non-negative integers, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+SeedList = Annotated[str, AfterValidator(lambda v: ",".join(map(str, _seed_list(v))))]
+Preset = Literal["cpu", "paper"]
+_PRESET = Field("cpu", description="cpu: budgets, models and optimiser settings sized for minutes on a CPU, not the "
+                "paper's (each difference is listed in deviations.json and printed); paper: the paper's settings. "
+                "Parameters given explicitly override the preset")
+
+
+class Presets(Strict):
+    """A command whose settings come as a named preset: ``PRESETS[name]`` holds flat parameters
+    that override the command's defaults (the ``cpu`` preset); explicit parameters override both."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    preset: Preset = _PRESET
+
+
+class Comparison(RunOptions, Presets):
+    """Commands that compare methods: each model can be trained once per independent seed."""
+
+    seeds: SeedList = Field("", description="independent training seeds, e.g. 0,1,2: every model is trained once per seed "
+                            "and tables report the mean and the standard error across seeds; default: seed alone "
+                            "(then the s.e. is over evaluation draws of one trained model)")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return _seed_list(self.seeds) or [self.seed]
 
 
 _CORRUPTION = Field("random_mask(fraction=0.9)", description="corruption spec, e.g. random_mask(fraction=0.9), gaussian_noise(std=(0.1, 0.3)), gaussian_blur(kernel_size=21, sigma=5)")
@@ -228,8 +279,23 @@ class EvaluateConfig(RunOptions):
     eval: Annotated[EvalOptions, Section()] = EvalOptions()
 
 
-class MainConfig(RunOptions):
+# The paper's settings (seed 000, section 4 and appendix C), as flat parameters.
+INVERSION_PAPER: dict[str, Any] = {
+    "teacher": "open_clip:RN101", "image_size": 224,
+    "student_epochs": 25, "student_batch_size": 256, "student_lr": 1e-4, "student_weight_decay": 1e-4,
+    "student_temperature": 0.1, "student_loss": "student_teacher",
+    "baseline_backbone": "torchvision:resnet101", "baseline_backbone_weights": "IMAGENET1K_V1", "baseline_epochs": 25,
+    "baseline_batch_size": 64, "baseline_lr": 1e-3, "baseline_weight_decay": 0.0,
+    # The paper's probe re-ran the encoder every epoch: a fresh corruption draw for each of its 10 epochs.
+    "probe_epochs": 10, "probe_batch_size": 128, "probe_fraction_batch_size": 8, "probe_lr": 1e-3, "probe_feature_draws": 10,
+    "eval_draws": 10,
+}
+
+
+class MainConfig(Comparison):
     """The whole experiment on one corruption: teacher probes, student, student probe, baseline."""
+
+    PRESETS = {"cpu": {}, "paper": INVERSION_PAPER}
 
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Corruption = _CORRUPTION
@@ -335,10 +401,12 @@ EXPERIMENT_NAMES = ("fixed_corruption", "label_efficiency", "severity_shift", "l
                     "original_representations", "clean_probe_transfer", "pixel_baselines", "imagenet_c")
 
 
-class ExperimentConfig(RunOptions):
+class ExperimentConfig(Comparison):
     """One of the paper's experiments: trainings and evaluations as child runs, one table and one figure.
 
-    Empty lists take the experiment's own defaults (the paper's settings); see the README."""
+    Empty lists take the experiment's own defaults (the paper's protocol); see the README."""
+
+    PRESETS = {"cpu": {}, "paper": INVERSION_PAPER | {"inpainting": "deep_decoder"}}
 
     name: Literal[EXPERIMENT_NAMES] = Field(description=f"experiment: {', '.join(EXPERIMENT_NAMES)}")
     corruptions: SpecList = Field("", description="evaluation corruptions separated by ';' (default: the experiment's)")
@@ -352,7 +420,15 @@ class ExperimentConfig(RunOptions):
     label_shift_table: str | None = Field(None, description="label_shift: TSV of unseen -> seen classes (source_wnid, target_wnid "
                                           "columns) or cifar10 / imagenet100 (default: cifar10 for embedded, else imagenet100)")
     inpainting: Literal["inpaint_biharmonic", "deep_decoder"] = Field(
-        "inpaint_biharmonic", description="pixel_baselines: restorer for masked pixels (nl_means restores noise)")
+        "inpaint_biharmonic", description="pixel_baselines: restorer for masked pixels (the paper's Table 8: deep_decoder; "
+        "nl_means restores noise)")
+    deep_decoder_steps: int = Field(5000, ge=1, le=1_000_000, description="pixel_baselines: Deep Decoder optimisation steps "
+                                    "per image (the paper: 5000)")
+    clean_classifier: Literal["backbone", "teacher"] = Field(
+        "backbone", description="pixel_baselines: the classifier trained on clean images that classifies restored ones: "
+        "the pretrained baseline_backbone with a probe fitted on clean images (the paper's Tables 7/8), or the teacher's")
+    baseline_fractions: bool = Field(False, description="fixed_corruption / label_efficiency: also fine-tune the baseline "
+                                     "on each label fraction (not in the paper, whose baseline always sees all labels)")
     reuse: bool = Field(True, description="reuse a model already logged with the same training configuration "
                         "(fingerprint tag) instead of training it again")
     data: Annotated[DataOptions, Section()] = DataOptions()
@@ -395,19 +471,31 @@ class FCLOptions(OptimOptions):
     decay: float = Field(0.89, gt=0, le=1, description="learning rate factor per epoch")
     loss: Literal["xe", "margin"] = Field("xe", description="FCL loss: xe (contrastive) or margin")
     k: int = Field(256, ge=1, description="features perturbed in each view")
-    sigma: float = Field(0.5, gt=0, le=10, description="std of the noise on the chosen features (and of XE/CL+Gaussian)")
+    sigma: float = Field(0.5, gt=0, le=10, description="std of FCL's noise on the chosen features (and of XE/CL+Gaussian)")
     lam: float = Field(1e-3, ge=0, le=100, description="weight of the FCL term after warm-up")
+    reduction: Literal["sum", "mean"] = Field(
+        "sum", description="FCL term over the batch: sum, as the paper's Algorithm 1 (FCL = sum_i l_i, added to the mean "
+        "cross-entropy), so lam means the paper's lambda; mean divides it by the batch size")
     temperature: float = Field(0.1, gt=0, le=100, description="xe loss temperature tau")
     gamma: float = Field(1.0, gt=0, le=10, description="margin loss gamma")
     warmup_start: float = Field(2, ge=0, description="epoch at which the FCL term starts")
     warmup_epochs: float = Field(2, ge=0, description="epochs of linear ramp of lambda")
     patch_size: int = Field(25, ge=1, description="Patch Gaussian square side (pixels)")
+    patch_sigma: float = Field(0.1, gt=0, le=10, description="Patch Gaussian noise std (Lopes et al.'s CIFAR-10 setting, "
+                               "kept apart from FCL's sigma in patch_gaussian_fcl, as the paper does)")
     registered_model_name: str | None = Field(None, description="register the trained classifier under this name")
 
 
-class FCLConfig(RunOptions):
+FCL_PAPER: dict[str, Any] = {  # seed 002, section 4.1 (synthetic MNIST)
+    "epochs": 20, "lr": 0.01, "decay": 0.89, "warmup_start": 2, "warmup_epochs": 2, "k": 256, "lam": 1e-3,
+    "temperature": 0.1, "sigma": 0.5, "loss": "xe", "reduction": "sum"}
+
+
+class FCLConfig(RunOptions, Presets):
     """Feature contrastive learning (seed 002) and its baselines on synthetic MNIST or the embedded CIFAR-10,
     evaluated on the balanced test set and its uniform (UN) and non-uniform (NUN) pixel-noise versions."""
+
+    PRESETS = {"cpu": {}, "paper": FCL_PAPER}
 
     dataset: Literal["synthetic_mnist", "embedded"] = Field("synthetic_mnist", description="synthetic_mnist (corner digits, "
                                                             "rare classes 10-14) or embedded (CIFAR-10 subset)")
@@ -416,7 +504,8 @@ class FCLConfig(RunOptions):
     image_size: int | None = Field(None, ge=16, le=1024, description="input size; default 28 (MNIST), 32 (embedded)")
     limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split")
     noise_fraction: float = Field(0.15, gt=0, le=1, description="share of pixels replaced by random gray in UN / NUN")
-    train: Annotated[FCLOptions, Section()] = FCLOptions()
+    # cpu: 5 epochs, FCL on after 1 with a 1-epoch warm-up (the paper: 20, 2 and 2).
+    train: Annotated[FCLOptions, Section()] = FCLOptions(epochs=5, warmup_start=1, warmup_epochs=1)
     eval_batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
 
 
@@ -446,7 +535,8 @@ class RoCLOptions(OptimOptions):
 class AttackOptions(Strict):
     """White-box PGD-20 (one restart) at l_inf 8/255 and 16/255, and the unseen l_2 and l_1 budgets."""
 
-    images: int = Field(1000, ge=1, description="test images attacked (robust accuracy is costly on CPU)")
+    images: int = Field(1000, ge=1, description="test images attacked: a seeded, class-balanced sample of the test split "
+                        "(images // classes per class; all of it when larger)")
     steps: int = Field(20, ge=1, le=10_000, description="PGD steps")
     budgets: Annotated[str, AfterValidator(lambda v: parse_budgets(v) and v)] = Field("inf:8/255, inf:16/255, 2:0.25, 2:0.5, 1:7.84, 1:12",
                          description="norm:eps pairs separated by ',' (norm inf, 2 or 1)")
@@ -476,14 +566,27 @@ def parse_budgets(text: str) -> list[tuple[str, float]]:
     return out
 
 
-class RoCLConfig(RunOptions):
+ROCL_PAPER: dict[str, Any] = {  # seed 003, section 4 and the released code (CIFAR-10, ResNet-18 for 32-px inputs)
+    "image_size": 32, "encoder": "cifar_resnet:resnet18", "encoder_weights": "none", "epochs": 1000, "batch_size": 256,
+    "lr": 0.1, "weight_decay": 1e-6, "optimizer": "lars", "warmup_epochs": 10, "temperature": 0.5, "lam": 1 / 256,
+    "eps": 8 / 255, "alpha": 0.007, "instance_steps": 7, "projector_hidden": 2048, "projector_dim": 128,
+    "attack_images": 10_000, "attack_steps": 20, "attack_budgets": "inf:8/255, inf:16/255, 2:0.25, 2:0.5, 1:7.84, 1:12",
+    "attack_rle_epochs": 10, "attack_smoothing_samples": 16}
+# A CPU budget: the EfficientNet-Lite0 architecture from scratch (fast at 32 px), Adam, 3 epochs.
+ROCL_CPU = RoCLOptions(encoder="efficientnet_lite0", encoder_weights="none", epochs=3, batch_size=128, lr=1e-3,
+                       optimizer="adam", warmup_epochs=0, projector_hidden=512)
+
+
+class RoCLConfig(RunOptions, Presets):
     """RoCL (seed 003): adversarial self-supervised contrastive learning, then linear evaluation (LE),
     robust linear evaluation (r-LE), white-box PGD at several budgets and transformation-smoothed inference."""
 
-    data: Annotated[DataOptions, Section()] = DataOptions()
-    train: Annotated[RoCLOptions, Section()] = RoCLOptions()
+    PRESETS = {"cpu": {}, "paper": ROCL_PAPER}
+    data: Annotated[DataOptions, Section()] = DataOptions(image_size=32)
+    train: Annotated[RoCLOptions, Section()] = ROCL_CPU
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
-    attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions()
+    attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions(
+        images=500, budgets="inf:8/255, inf:16/255, 2:0.5, 1:12", rle_epochs=3, smoothing_samples=8)
 
 
 BENCHMARK_SUITE = ("none; random_mask(fraction=0.5); random_mask(fraction=0.9); gaussian_noise(std=0.1); gaussian_noise(std=0.3); "
@@ -492,9 +595,22 @@ BENCHMARK_SUITE = ("none; random_mask(fraction=0.5); random_mask(fraction=0.9); 
                    "imagenet_c(corruption='jpeg_compression', severity=3)")
 
 
+_ROCL_TRAINING = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "warmup_epochs", "temperature", "lam", "eps",
+                  "alpha", "instance_steps", "projector_hidden", "projector_dim")
+# Each method at its own paper's settings where they carry over to the benchmark's data (the teacher's
+# resolution: RoCL's ResNet-18 gets its ImageNet stem, FCL keeps its loss settings and cinv's Adam).
+BENCHMARK_PAPER: dict[str, Any] = (
+    INVERSION_PAPER | {f"rocl_{k}": ROCL_PAPER[k] for k in _ROCL_TRAINING}
+    | {"rocl_encoder": "torchvision:resnet18", "rocl_encoder_weights": "none"}
+    | {f"fcl_{k}": FCL_PAPER[k] for k in ("k", "lam", "temperature", "sigma", "loss", "reduction")}
+    | {"attack_budgets": "inf:8/255, inf:16/255", "attack_images": 10_000})
+
+
 class BenchmarkConfig(ExperimentConfig):
     """Every method (contrastive inversion, supervised baseline, RoCL, FCL) on one dataset, evaluated on one
     suite: the paper's corruptions, ImageNet-C style corruptions and PGD l_inf; one table and one plot."""
+
+    PRESETS = {"cpu": {}, "paper": BENCHMARK_PAPER}
 
     name: Literal["benchmark"] = Field("benchmark", description="fixed: benchmark")
     corruptions: SpecList = Field(BENCHMARK_SUITE, description="the evaluation suite: corruption specs separated by ';'")
@@ -586,6 +702,14 @@ def _optional(annotation) -> bool:
     return type(None) in get_args(annotation) or get_origin(annotation) is None and annotation is type(None)
 
 
+def preset_keys(cls: type[Strict]) -> set[str]:
+    """Flat parameters whose default depends on the preset: '' for them means "the preset's value"."""
+    presets = getattr(cls, "PRESETS", {})
+    defaults = {f.key: f.default for f in flat_fields(cls)}
+    keys = set().union(*presets.values()) if presets else set()
+    return {k for k in keys if len({repr(p.get(k, defaults[k])) for p in presets.values()}) > 1}
+
+
 def build(cls: type[Strict], flat: dict[str, Any]):
     """Validate flat parameters (strings from a command line are fine) into a config."""
     fields = {f.key: f for f in flat_fields(cls)}
@@ -594,8 +718,16 @@ def build(cls: type[Strict], flat: dict[str, Any]):
         raise ConfigError(f"unknown parameter(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
     # Start from the command's own defaults: a group's defaults in one command (main's short
     # student budget) differ from the group's class defaults (the paper's), and overriding one
-    # parameter must not reset the others.
+    # parameter must not reset the others. Then the preset, then what was given.
     values = {key: f.default for key, f in fields.items() if not f.required}
+    presets = getattr(cls, "PRESETS", {})
+    if presets:
+        name = flat.get("preset") or fields["preset"].default
+        if name not in presets:
+            raise ConfigError(f"invalid parameter preset: must be one of {', '.join(presets)} (got {name!r})")
+        values.update(presets[name])
+        governed = preset_keys(cls)
+        flat = {k: v for k, v in flat.items() if not (k in governed and v == "")}
     values.update(flat)
     nested: dict[str, Any] = {}
     for key, value in values.items():
@@ -617,6 +749,13 @@ def build(cls: type[Strict], flat: dict[str, Any]):
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{key}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "value_error" and "input" in err and not isinstance(err["input"], dict) else ""))
         raise ConfigError("invalid parameter " + "; ".join(problems)) from None
+
+
+def paper_deviations(config: Strict) -> dict[str, dict[str, Any]]:
+    """Where a config differs from its command's ``paper`` preset: ``{key: {"value": v, "paper": p}}``."""
+    paper = getattr(config, "PRESETS", {}).get("paper", {})
+    flat = to_flat(config)
+    return {k: {"value": flat[k], "paper": p} for k, p in paper.items() if flat[k] != p}
 
 
 def to_flat(config: Strict) -> dict[str, Any]:

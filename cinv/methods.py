@@ -14,12 +14,12 @@ import torch
 
 from cinv import distortions, encoders, tracking
 from cinv.config import FCLConfig, FCLOptions
-from cinv.data.datasets import EMBEDDED, Splits, TensorImages, load_splits
+from cinv.data.datasets import EMBEDDED, Splits, TensorImages, dataset_targets, load_splits, stratified_indices
 from cinv.encoders import Classifier
 from cinv.evaluation import Evaluation
 from cinv.pipeline import Setup, evaluate_model, log_classifier
 from cinv.registry import Registry
-from cinv.runtime import derive_seed, resolve_device
+from cinv.runtime import derive_seed, resolve_device, resolve_precision
 from cinv.training import fit
 
 METHODS: Registry = Registry("method")
@@ -32,8 +32,8 @@ def fcl_corruption(opts: FCLOptions) -> str:
     """What the stream hands the objective as ``views.corrupted``."""
     if opts.method in ("xe_gaussian", "cl_gaussian"):
         return f"gaussian_noise(std={opts.sigma})"
-    if opts.method.startswith("patch_gaussian"):
-        return f"patch_gaussian(patch_size={opts.patch_size}, sigma={opts.sigma})"
+    if opts.method.startswith("patch_gaussian"):  # the patch's own sigma; FCL's (opts.sigma) perturbs its views
+        return f"patch_gaussian(patch_size={opts.patch_size}, sigma={opts.patch_sigma})"
     return "none"
 
 
@@ -47,8 +47,8 @@ def train_fcl(s: Setup, opts: FCLOptions) -> Classifier:
     encoder = (fcl.mnist_cnn(opts.encoder_weights) if name == "mnist_cnn" and channels == 1
                else encoders.get(name, opts.encoder_weights))
     model = Classifier(encoder, s.splits.num_classes, encoder.embed_dim).to(s.device)
-    stream = s.stream("train", batch_size=opts.batch_size, train=True, corruption=distortions.from_spec(fcl_corruption(opts)))
-    loss = fcl.LOSSES.get(opts.loss, **({"temperature": opts.temperature} if opts.loss == "xe" else {"gamma": opts.gamma}))
+    stream = s.stream("train", batch_size=opts.batch_size, purpose="train", corruption=distortions.from_spec(fcl_corruption(opts)))
+    loss = fcl_loss(opts)
 
     def weight(epoch: float) -> float:
         return fcl.fcl_weight(epoch, opts.warmup_start, opts.warmup_epochs, opts.lam)
@@ -70,8 +70,18 @@ def train_fcl(s: Setup, opts: FCLOptions) -> Classifier:
             objective.set_epoch(step / len(stream))
 
     fit(model, objective, stream, epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay,
-        on_epoch=tracking.log_epoch_metrics, on_step=on_step, schedule="exponential", decay=opts.decay, desc=opts.method)
+        on_epoch=tracking.log_epoch_metrics, on_step=on_step, schedule="exponential", decay=opts.decay, desc=opts.method,
+        precision=s.precision)
     return model.eval()
+
+
+def fcl_loss(opts: FCLOptions):
+    """The FCL term as configured: ``xe`` or ``margin``, summed over the batch by default (the
+    paper's FCL = sum_i l_i beside the batch-mean cross-entropy, so lam = 1e-3 is the paper's)."""
+    from cinv import fcl
+
+    params = {"temperature": opts.temperature} if opts.loss == "xe" else {"gamma": opts.gamma}
+    return fcl.LOSSES.get(opts.loss, reduction=opts.reduction, **params)
 
 
 def _stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,7 +127,8 @@ def _limited(dataset: TensorImages, per_class: int, seed: int) -> TensorImages:
 
 def run_fcl(cfg: FCLConfig) -> pd.DataFrame:
     splits, test_sets = fcl_data(cfg)
-    s = Setup(splits, distortions.get("none"), resolve_device(cfg.device), cfg.seed, 0, cfg.precision)
+    device = resolve_device(cfg.device)
+    s = Setup(splits, distortions.get("none"), device, cfg.seed, 0, resolve_precision(device, cfg.precision))
     torch.manual_seed(cfg.seed)
     mlflow.set_tags({"cinv.stage": "fcl", "cinv.method": cfg.train.method})
     model = train_fcl(s, cfg.train)
@@ -154,10 +165,18 @@ def train_rocl(s: Setup, opts) -> encoders.Encoder:
     objective = rocl.rocl_objective(encoder, projector, rocl.RoCLLoss(opts.temperature, opts.lam), eps=opts.eps,
                                     alpha=opts.alpha, steps=opts.instance_steps,
                                     generator=torch.Generator(s.device).manual_seed(derive_seed(s.seed, "rocl")))
-    fit(nn.ModuleList([encoder, projector]), objective, s.stream("train", batch_size=opts.batch_size, train=True),
+    fit(nn.ModuleList([encoder, projector]), objective, rocl_stream(s, opts.batch_size),
         epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics,
-        optimizer=opts.optimizer, momentum=opts.momentum, warmup_epochs=opts.warmup_epochs, desc="rocl")
+        optimizer=opts.optimizer, momentum=opts.momentum, warmup_epochs=opts.warmup_epochs, desc="rocl",
+        precision=s.precision)
     return encoder.eval()
+
+
+def rocl_stream(s: Setup, batch_size: int):
+    """RoCL makes its own SimCLR views of the clean images: the stream hands them over uncropped
+    and unflipped (a folder's evaluation transform, no per-batch flip), so no second random crop
+    sits under the views."""
+    return s.stream("train", batch_size=batch_size, purpose="train", augment=False)
 
 
 def robust_linear_probe(s: Setup, encoder, epochs: int, lr: float, batch_size: int) -> Classifier:
@@ -174,8 +193,8 @@ def robust_linear_probe(s: Setup, encoder, epochs: int, lr: float, batch_size: i
         adversarial = attacks.classwise_pgd(model, views.clean, views.labels, generator=generator)
         return nn.functional.cross_entropy(model(adversarial).float(), views.labels)
 
-    fit(model, objective, s.stream("train", batch_size=batch_size, train=True), epochs=epochs, lr=lr, weight_decay=0.0,
-        desc="r-LE")
+    fit(model, objective, s.stream("train", batch_size=batch_size, purpose="probe"), epochs=epochs, lr=lr, weight_decay=0.0,
+        desc="r-LE", precision=s.precision)
     return model.eval()
 
 
@@ -195,7 +214,7 @@ def run_rocl(cfg) -> pd.DataFrame:
     probes = {"LE": train_probe(s, encoder, cfg.probe, log=False).with_encoder(attackable)}
     if cfg.attack.rle_epochs:
         probes["r-LE"] = robust_linear_probe(s, encoder, cfg.attack.rle_epochs, cfg.probe.lr, cfg.probe.batch_size)
-    images, labels = _attacked_images(s, cfg.attack.images)
+    images, labels = attack_subset(s, cfg.attack.images, cfg.seed)
     rows = []
     for probe_name, model in probes.items():
         key = probe_name.lower().replace("-", "")
@@ -224,16 +243,22 @@ def run_rocl(cfg) -> pd.DataFrame:
     return table
 
 
-def _attacked_images(s: Setup, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` test images (class-stratified order is the dataset's), as the model sees them."""
-    stream = s.stream("test", batch_size=256, train=False)
+def attack_subset(s: Setup, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images every attack sees: a seeded, class-balanced sample of the test split
+    (n // classes per class, the whole split when n is larger), as the model sees them. Logs
+    ``attack_images`` and ``attack_images_per_class``."""
+    targets = dataset_targets(s.splits.test)
+    per_class = max(1, n // s.splits.num_classes)
+    picks = stratified_indices(targets, per_class=per_class, seed=derive_seed(seed, "attack subset") % 2**63)
+    subset = torch.utils.data.Subset(s.splits.test, picks.tolist())
     images, labels = [], []
-    for views in stream.epoch(0):
+    for views in s.stream("test", batch_size=256, purpose="eval", dataset=subset).epoch(0):
         images.append(views.clean)
         labels.append(views.labels)
-        if sum(len(b) for b in labels) >= n:
-            break
-    return torch.cat(images)[:n], torch.cat(labels)[:n]
+    images, labels = torch.cat(images), torch.cat(labels)
+    counts = torch.bincount(labels.cpu(), minlength=s.splits.num_classes)
+    mlflow.log_metrics({"attack_images": len(labels), "attack_images_per_class": int(counts.min())})
+    return images, labels
 
 
 def _eval(batch_size: int):

@@ -8,6 +8,9 @@ same code.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,13 +37,14 @@ from cinv.config import (
     StudentOptions,
 )
 from cinv.data.batches import BatchStream
-from cinv.data.datasets import Splits, label_subset, load_splits
+from cinv.data.datasets import Splits, label_subset, load_splits, unaugmented
 from cinv.distortions import Distortion
 from cinv.encoders import Classifier, Encoder
 from cinv.evaluation import Evaluation, evaluate
 from cinv.probe import extract_features, fit_head
-from cinv.runtime import Precision, channels_last, derive_seed, resolve_device
+from cinv.runtime import FP32, Autocast, channels_last, derive_seed, resolve_device, resolve_precision
 from cinv.serving import LoadedEncoder
+from cinv.tables import across_seeds, statistic_note
 from cinv.training import fit, inversion_objective, supervised_objective
 
 
@@ -53,13 +57,19 @@ class Setup:
     device: torch.device
     seed: int
     num_workers: int
-    precision: Precision = "auto"
+    precision: Autocast = FP32
 
-    def stream(self, split: str, *, batch_size: int, train: bool, corruption: Distortion | None = None,
-               seed: int | None = None, dataset=None) -> BatchStream:
-        w = distributed.world() if train else distributed.World()  # training batches are split over processes
+    def stream(self, split: str, *, batch_size: int, purpose: str, corruption: Distortion | None = None,
+               seed: int | None = None, dataset=None, augment: bool = True) -> BatchStream:
+        """``purpose``: ``train`` (shuffled, augmented, a last partial batch dropped, split over the
+        processes of a distributed run), ``probe`` (shuffled and augmented, every image kept) or
+        ``eval``; each has its own random streams. ``augment=False``: no random crops or flips (a
+        method that makes its own views)."""
+        train = purpose in ("train", "probe")
+        w = distributed.world() if purpose == "train" else distributed.World()
+        data = dataset if dataset is not None else getattr(self.splits, split)
         return BatchStream(
-            dataset if dataset is not None else getattr(self.splits, split),
+            data if augment else unaugmented(data),
             corruption=corruption or self.corruption,
             batch_size=batch_size,
             image_size=self.splits.image_size,
@@ -71,6 +81,9 @@ class Setup:
             flip=self.splits.flip,
             rank=w.rank,
             world_size=w.size,
+            purpose=purpose,
+            drop_last=None if purpose == "train" else False,
+            augment=augment,
         )
 
 
@@ -78,14 +91,17 @@ def setup(cfg, corruption: str | None = None) -> Setup:
     """From a command's config (its data, seed, device and precision); ``corruption``: cfg.corruption unless given."""
     data, seed = cfg.data, cfg.seed
     torch.manual_seed(seed)
-    splits = load_splits(data.dataset, data.class_list, data.resolved_image_size, data.val_fraction, seed,
+    splits = load_splits(data.dataset, data.class_list, data.image_size, data.val_fraction, seed,
                          data.limit_per_class, data.skip_bad_images)
     if data.skip_bad_images and distributed.is_main():
         mlflow.log_metric("skipped_images", len(splits.skipped))
         if splits.skipped:
             tracking.log_json({"skipped": splits.skipped}, "skipped_images.json")
-    return Setup(splits, distortions.from_spec(corruption or cfg.corruption),
-                 distributed.device_for(resolve_device(cfg.device)), seed, data.num_workers, cfg.precision)
+    device = distributed.device_for(resolve_device(cfg.device))
+    precision = resolve_precision(device, cfg.precision)
+    if distributed.is_main() and mlflow.active_run():
+        mlflow.set_tag("cinv.autocast", precision.describe())
+    return Setup(splits, distortions.from_spec(corruption or cfg.corruption), device, seed, data.num_workers, precision)
 
 
 def load_encoder(name: str, weights: str | None, device: torch.device) -> Encoder | LoadedEncoder:
@@ -118,9 +134,9 @@ def train_student(s: Setup, teacher: encoders.FrozenEncoder, opts: StudentOption
     channels_last(teacher)
     net = distributed.wrap(channels_last(student))
     fit(student, inversion_objective(torch.compile(net) if opts.compile else net, teacher, loss, s.precision),
-        s.stream("train", batch_size=opts.batch_size, train=True), epochs=opts.epochs, lr=opts.lr,
+        s.stream("train", batch_size=opts.batch_size, purpose="train"), epochs=opts.epochs, lr=opts.lr,
         weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics if main else None, on_step=hook,
-        checkpointer=checkpointer(opts, checkpoint and main), desc="student")
+        checkpointer=checkpointer(opts, checkpoint and main), desc="student", precision=s.precision)
     return student.eval()
 
 
@@ -131,31 +147,33 @@ def train_baseline(s: Setup, opts: BaselineOptions, on_step: ModelStepHook | Non
     model = Classifier(backbone, s.splits.num_classes, backbone.embed_dim).to(s.device)
     hook = (lambda step, total: on_step(model, step, total)) if on_step else None
     labelled = label_subset(s.splits.train, label_fraction, s.seed)
-    fit(model, supervised_objective(model), s.stream("train", batch_size=opts.batch_size, train=True, dataset=labelled),
+    fit(model, supervised_objective(model), s.stream("train", batch_size=opts.batch_size, purpose="train", dataset=labelled),
         epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, on_epoch=tracking.log_epoch_metrics,
-        on_step=hook, checkpointer=checkpointer(opts, checkpoint), desc="baseline")
+        on_step=hook, checkpointer=checkpointer(opts, checkpoint), desc="baseline", precision=s.precision)
     return model.eval()
 
 
 def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | None = None, log: bool = True) -> Classifier:
-    """Linear head on a frozen encoder, trained on (a labelled fraction of) corrupted train images."""
+    """Linear head on a frozen encoder, trained on (a labelled fraction of) corrupted train images:
+    every labelled image (no partial batch dropped), the paper's batch size for the fraction."""
     frozen = encoder if isinstance(encoder, (encoders.FrozenEncoder, LoadedEncoder)) else encoders.freeze(encoder)
     labelled = label_subset(s.splits.train, opts.label_fraction, s.seed)
-    stream = s.stream("train", batch_size=FEATURE_BATCH, train=True, corruption=corruption, dataset=labelled)
+    stream = s.stream("train", batch_size=FEATURE_BATCH, purpose="probe", corruption=corruption, dataset=labelled)
     cache = extract_features(frozen, stream, opts.feature_draws, desc="probe features", precision=s.precision)
     model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize)
     model = model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "probe head"))).to(s.device)
-    fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, seed=s.seed,
+    batch_size = opts.batch_size_for(opts.label_fraction)
+    fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=batch_size, seed=s.seed,
              on_epoch=tracking.log_epoch_metrics if log else None)
     if log:
-        mlflow.log_metric("probe_train_images", len(labelled))
+        mlflow.log_metrics({"probe_train_images": len(cache.labels[0]), "probe_effective_batch_size": batch_size})
     return model.eval()
 
 
 def evaluate_model(s: Setup, model, opts: EvalOptions, corruption: Distortion | None = None, split: str = "test",
                    prefix: str | None = None) -> Evaluation:
     """Metrics logged as ``<prefix>_<metric>`` (prefix: the split's name unless given)."""
-    stream = s.stream(split, batch_size=opts.batch_size, train=False, corruption=corruption, seed=opts.draw_seed)
+    stream = s.stream(split, batch_size=opts.batch_size, purpose="eval", corruption=corruption, seed=opts.draw_seed)
     result = evaluate(model, stream, opts.draws, desc=f"evaluate {prefix or split}", precision=s.precision)
     tracking.log_evaluation(result, prefix=prefix or split)
     return result
@@ -200,7 +218,7 @@ def register(info: ModelInfo, name: str | None) -> None:
 
 
 def log_samples(s: Setup, n: int = 8) -> None:
-    stream = s.stream("test", batch_size=n, train=False)
+    stream = s.stream("test", batch_size=n, purpose="eval")
     views = next(iter(stream.epoch(0)))
     tracking.log_image_grid(views.clean, views.corrupted, "samples.png")
 
@@ -224,7 +242,9 @@ def run_student(cfg: StudentConfig) -> Encoder:
 
 def run_baseline(cfg: BaselineConfig) -> Evaluation:
     s = setup(cfg)
-    mlflow.set_tags({"cinv.method": "supervised_baseline", "cinv.stage": "baseline"})
+    mlflow.set_tags({"cinv.stage": "baseline", **tracking.evaluation_tags(
+        "baseline", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=cfg.train.backbone,
+        dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg))})
     log_samples(s)
     return baseline_stage(s, cfg.train, cfg.eval)[0]
 
@@ -242,7 +262,9 @@ def baseline_stage(s: Setup, opts: BaselineOptions, eval_opts: EvalOptions) -> t
 
 def run_probe(cfg: ProbeConfig) -> Evaluation:
     s = setup(cfg)
-    mlflow.set_tags({"cinv.stage": "probe", "cinv.encoder": cfg.encoder})
+    mlflow.set_tags({"cinv.stage": "probe", "cinv.encoder": cfg.encoder, **tracking.evaluation_tags(
+        "probe", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=cfg.encoder,
+        dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg), label_fraction=cfg.probe.label_fraction)})
     encoder = load_encoder(cfg.encoder, cfg.encoder_weights, s.device)
     model = train_probe(s, encoder, cfg.probe)
     result = evaluate_model(s, model, cfg.eval)
@@ -252,8 +274,10 @@ def run_probe(cfg: ProbeConfig) -> Evaluation:
 
 def run_evaluate(cfg: EvaluateConfig) -> Evaluation:
     s = setup(cfg)
-    mlflow.set_tags({"cinv.stage": "evaluate", "cinv.model": cfg.model})
     model = serving.load_encoder(cfg.model, s.device)
+    mlflow.set_tags({"cinv.stage": "evaluate", "cinv.model": cfg.model, **tracking.evaluation_tags(
+        "classifier", eval_corruption=s.corruption.spec, train_corruption=str(model.metadata.get("corruption", "")),
+        teacher=cfg.model, dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg))})
     classes = model.metadata.get("classes")
     if classes is None:
         raise ConfigError(f"model: {cfg.model} is an encoder, not a classifier; fit a probe on it with the probe command")
@@ -262,76 +286,114 @@ def run_evaluate(cfg: EvaluateConfig) -> Evaluation:
     return evaluate_model(s, model, cfg.eval, split=cfg.split)
 
 
+# What the main job's table and the report call each evaluated model, by method key.
 ROWS = {
-    "teacher_clean": "Teacher, clean images (reference)",
-    "teacher_corrupted": "Teacher's original representations",
+    "teacher_clean_probe": "Teacher, clean images (reference)",
+    "teacher": "Teacher's original representations",
     "student": "Student (contrastive inversion)",
     "baseline": "Supervised baseline (end to end)",
 }
+PARENT_METRICS = {"teacher_clean_probe": "teacher_clean", "teacher": "teacher_corrupted", "student": "student",
+                  "baseline": "baseline"}  # the parent run's <name>_top1_mean / _se
+RECIPE_GROUPS = ("data", "teacher", "teacher_weights", "student", "baseline", "probe", "eval", "encoder", "encoder_weights",
+                 "model", "train", "rocl", "fcl", "attack")
+NOT_RECIPE = {"registered_model_name", "checkpoint_every_steps", "compile", "num_workers", "skip_bad_images", "batch_size",
+              "label_fraction"}
+
+
+def recipe_of(cfg) -> str:
+    """A short hash of everything a result depends on besides its seed and its cell's own fields
+    (data, teacher, training budgets and optimiser, probe, evaluation protocol): the report never
+    averages results whose recipes differ. Training batch sizes count; evaluation batch sizes do not."""
+    dump = cfg.model_dump(mode="json")
+    kept = {}
+    for group in RECIPE_GROUPS:
+        if group not in dump:
+            continue
+        value = dump[group]
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in NOT_RECIPE or (k == "batch_size" and group != "eval")}
+        kept[group] = value
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def run_main(cfg: MainConfig) -> pd.DataFrame:
-    """Teacher probes (clean, corrupted), student, student probe and baseline, each a child run."""
+    """Teacher probes (clean, corrupted), student, student probe and baseline, each a child run,
+    once per training seed (``seeds``); the table reports across seeds when there are several."""
     started = time.time()
     s = setup(cfg)
     mlflow.set_tags({"cinv.stage": "main", **{f"cinv.{k}": v for k, v in corruption_tags(s.corruption).items()}})
     log_samples(s)
     teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device)
+    recipe, seeds = recipe_of(cfg), cfg.seed_list
+    rows, registered = [], None
+    for seed in seeds:
+        here = dataclasses.replace(s, seed=seed)
+        results, infos = main_stages(cfg, here, teacher, recipe, suffix=f" · seed {seed}" if len(seeds) > 1 else "")
+        registered = registered or infos  # the first seed's models are the ones registered
+        for key, result in results.items():
+            rows.append({"model": ROWS[key], "evaluated on": "clean" if key == "teacher_clean_probe" else s.corruption.spec,
+                         "seed": seed, "draws": len(result.draws),
+                         **{f"{m}_{stat}": getattr(result, stat)(m) for m in ("top1", "top5") for stat in ("mean", "se")}})
+    table = across_seeds(pd.DataFrame(rows), keys=["model", "evaluated on"])
+    tracking.log_table(pd.DataFrame(rows), "results_per_seed")
+    tracking.log_table(table, "results")
+    tracking.log_figure(comparison_plot(table, s.corruption.spec), "results.png")
+    for key, row in zip(PARENT_METRICS.values(), table.itertuples(index=False), strict=True):
+        mlflow.log_metrics({f"{key}_top1_mean": row.top1_mean, f"{key}_top1_se": row.top1_se})
+    mlflow.set_tag("cinv.se_kind", table["se_kind"].iloc[0])
+    # Registered only now that every stage has succeeded.
+    register(registered["student"], cfg.student.registered_model_name)
+    register(registered["baseline"], cfg.baseline.registered_model_name)
+    mlflow.log_metric("wall_time_s", time.time() - started)
+    return table
+
+
+def main_stages(cfg: MainConfig, s: Setup, teacher, recipe: str, suffix: str = "") -> tuple[dict[str, Evaluation], dict[str, ModelInfo]]:
+    """The main job's five child runs for one training seed (``s.seed``)."""
     clean = distortions.get("none")
     results: dict[str, Evaluation] = {}
-    probe_params = {f"probe_{k}": v for k, v in cfg.probe.model_dump().items()}
+    probe_params = {f"probe_{k}": v for k, v in cfg.probe.model_dump().items()} | {"seed": s.seed}
+    corrupted = s.corruption.spec
 
-    with tracking.child_run("teacher_clean_probe", **{"cinv.stage": "probe", "cinv.encoder": cfg.teacher}):
+    def tags(method: str, stage: str, trained_on: str, source: str, **extra) -> dict[str, str]:
+        return {"cinv.stage": stage, **extra, **tracking.evaluation_tags(
+            method, eval_corruption="none" if method == "teacher_clean_probe" else corrupted, train_corruption=trained_on,
+            teacher=source, dataset=s.splits.name, seed=s.seed, recipe=recipe, label_fraction=cfg.probe.label_fraction)}
+
+    with tracking.child_run("teacher_clean_probe" + suffix, **tags("teacher_clean_probe", "probe", "none", cfg.teacher,
+                                                                     **{"cinv.encoder": cfg.teacher})):
         tracking.log_params({"corruption": clean.spec, "encoder": cfg.teacher} | probe_params)
         probe = train_probe(s, teacher, cfg.probe, corruption=clean)
-        results["teacher_clean"] = evaluate_model(s, probe, cfg.eval, corruption=clean)
+        results["teacher_clean_probe"] = evaluate_model(s, probe, cfg.eval, corruption=clean)
 
-    with tracking.child_run("teacher_corrupted_probe", **{"cinv.stage": "probe", "cinv.encoder": cfg.teacher}):
-        tracking.log_params({"corruption": s.corruption.spec, "encoder": cfg.teacher} | probe_params)
+    with tracking.child_run("teacher_corrupted_probe" + suffix, **tags("teacher", "probe", corrupted, cfg.teacher,
+                                                                         **{"cinv.encoder": cfg.teacher})):
+        tracking.log_params({"corruption": corrupted, "encoder": cfg.teacher} | probe_params)
         probe = train_probe(s, teacher, cfg.probe)
-        results["teacher_corrupted"] = evaluate_model(s, probe, cfg.eval)
+        results["teacher"] = evaluate_model(s, probe, cfg.eval)
 
-    with tracking.child_run("student", **{"cinv.stage": "student", "cinv.method": "contrastive_inversion"}):
-        tracking.log_params({f"student_{k}": v for k, v in cfg.student.model_dump().items()} | {"corruption": s.corruption.spec})
+    with tracking.child_run("student" + suffix, **{"cinv.stage": "student", "cinv.method": "contrastive_inversion",
+                                                   "cinv.seed": str(s.seed)}):
+        tracking.log_params({f"student_{k}": v for k, v in cfg.student.model_dump().items()} | {"corruption": corrupted,
+                                                                                             "seed": s.seed})
         student = train_student(s, teacher, cfg.student)
         student_info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=cfg.student.loss)
 
-    with tracking.child_run("student_probe", **{"cinv.stage": "probe", "cinv.encoder": student_info.model_uri}):
-        tracking.log_params({"corruption": s.corruption.spec, "encoder": student_info.model_uri} | probe_params)
+    with tracking.child_run("student_probe" + suffix, **tags("student", "probe", corrupted, cfg.teacher,
+                                                               **{"cinv.encoder": student_info.model_uri})):
+        mlflow.set_tag("cinv.loss", cfg.student.loss)
+        tracking.log_params({"corruption": corrupted, "encoder": student_info.model_uri} | probe_params)
         probe = train_probe(s, student, cfg.probe)
         results["student"] = evaluate_model(s, probe, cfg.eval)
         probe_info = log_classifier(s, probe, s.corruption, method="linear_probe", encoder=student_info.model_uri)
         tag_with_evaluation([student_info, probe_info], results["student"])
 
-    with tracking.child_run("baseline", **{"cinv.stage": "baseline", "cinv.method": "supervised_baseline"}):
-        tracking.log_params({f"baseline_{k}": v for k, v in cfg.baseline.model_dump().items()} | {"corruption": s.corruption.spec})
+    with tracking.child_run("baseline" + suffix, **tags("baseline", "baseline", corrupted, cfg.baseline.backbone)):
+        tracking.log_params({f"baseline_{k}": v for k, v in cfg.baseline.model_dump().items()} | {"corruption": corrupted,
+                                                                                               "seed": s.seed})
         results["baseline"], baseline_info = baseline_stage(s, cfg.baseline.model_copy(update={"registered_model_name": None}), cfg.eval)
-
-    table = comparison_table(results, s.corruption.spec)
-    tracking.log_table(table, "results")
-    tracking.log_figure(comparison_plot(table, s.corruption.spec), "results.png")
-    mlflow.log_metrics({f"{key}_top1_mean": r.mean("top1") for key, r in results.items()}
-                       | {f"{key}_top1_se": r.se("top1") for key, r in results.items()})
-    # Registered only now that every stage has succeeded.
-    register(student_info, cfg.student.registered_model_name)
-    register(baseline_info, cfg.baseline.registered_model_name)
-    mlflow.log_metric("wall_time_s", time.time() - started)
-    return table
-
-
-def comparison_table(results: dict[str, Evaluation], corruption: str) -> pd.DataFrame:
-    rows = []
-    for key, r in results.items():
-        rows.append({
-            "model": ROWS.get(key, key),
-            "evaluated on": "clean" if key == "teacher_clean" else corruption,
-            "draws": len(r.draws),
-            "top1": f"{r.mean('top1'):.2f} ± {r.se('top1'):.2f}",
-            "top5": f"{r.mean('top5'):.2f} ± {r.se('top5'):.2f}",
-            "top1_mean": round(r.mean("top1"), 4), "top1_se": round(r.se("top1"), 4),
-            "top5_mean": round(r.mean("top5"), 4), "top5_se": round(r.se("top5"), 4),
-        })
-    return pd.DataFrame(rows)
+    return results, {"student": student_info, "baseline": baseline_info}
 
 
 def comparison_plot(table: pd.DataFrame, corruption: str):
@@ -344,7 +406,7 @@ def comparison_plot(table: pd.DataFrame, corruption: str):
     ax.barh(table["model"], table["top1_mean"], xerr=table["top1_se"], color=["#999999", "#d62728", "#1f77b4", "#ff7f0e"][: len(table)])
     for y, v in enumerate(table["top1_mean"]):
         ax.text(v + 0.5, y, f"{v:.1f}", va="center")
-    ax.set_xlabel("top-1 accuracy (%), mean ± s.e. over draws")
+    ax.set_xlabel(f"top-1 accuracy (%): {statistic_note(table)}", fontsize=8)
     ax.set_title(f"corruption: {corruption}")
     ax.invert_yaxis()
     ax.set_xlim(0, 100)

@@ -1,9 +1,13 @@
 """Paper-style tables from whatever evaluations an MLflow store holds.
 
 Every run that logged ``test_<metric>_mean`` counts: the experiment command's evaluation runs,
-the main job's child runs and the single-stage commands (probe, baseline, evaluate). Each becomes
-one row (method, corruption, label fraction, mean and s.e. over draws); the table puts methods
-against corruptions, as Table 1 does.
+the main job's child runs and the single-stage commands (probe, baseline, evaluate). Each is one
+row with its recipe (the ``cinv.*`` tags of :data:`cinv.tracking.RECIPE_FIELDS`: method, loss,
+teacher, dataset, training corruption, label fraction, condition, evaluation corruption and a
+hash of every other setting) and its training seed. Rows are averaged only when their recipes
+are equal: over distinct seeds, with the standard error across seeds; the same trained model
+evaluated twice (same recipe, same seed) counts once. A cell with one seed keeps the standard
+error over its evaluation draws, and says so (``se_kind``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import pandas as pd
 
 from cinv import tracking
 from cinv.config import ReportConfig
+from cinv.tables import across_seeds
 
-MAIN_CHILDREN = {  # the main job's child runs, by run name
+FIELDS = [f for f in tracking.RECIPE_FIELDS]
+MAIN_CHILDREN = {  # the main job's child runs before they carried recipe tags, by run name
     "teacher_clean_probe": ("teacher probe trained on clean images", "none"),
     "teacher_corrupted_probe": ("teacher, original representations", None),
     "student_probe": ("student (ours)", None),
@@ -27,56 +33,94 @@ def _column(runs: pd.DataFrame, name: str, default=None) -> pd.Series:
 
 
 def _method(run: pd.Series) -> str:
-    from cinv.experiments import METHOD_NAMES
+    from cinv.experiments import display
 
     stage, name = run.get("tags.cinv.stage"), run.get("tags.mlflow.runName")
+    method = run.get("tags.cinv.method")
+    if pd.notna(run.get("tags.cinv.recipe")) and pd.notna(method):
+        return display(method)
     if stage == "evaluation":
-        return METHOD_NAMES.get(run["tags.cinv.method"], run["tags.cinv.method"])
+        return display(method)
     if name in MAIN_CHILDREN and pd.notna(run.get("tags.mlflow.parentRunId")):
         return MAIN_CHILDREN[name][0]
     if stage == "probe":
         return f"probe on {run.get('tags.cinv.encoder')}"
     if stage == "evaluate":
         return f"classifier {run.get('tags.cinv.model')}"
-    return str(run.get("tags.cinv.method") or name)
+    return str(method if pd.notna(method) else name)
 
 
 def evaluations(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
-    """One row per evaluated run of ``mlflow.search_runs`` output: method, corruption, label
-    fraction, experiment, ``mean`` and ``se`` of ``metric`` over the draws."""
+    """One row per evaluated run of ``mlflow.search_runs`` output: its recipe fields, ``seed``,
+    ``draws``, ``mean`` and ``se`` of ``metric`` over the draws, experiment and run id. Runs
+    logged before cinv tagged recipes get their run id as recipe (never averaged with another)."""
     mean, se = f"metrics.test_{metric}_mean", f"metrics.test_{metric}_se"
+    columns = [*FIELDS, "seed", "experiment", "mean", "se", "draws", "run_id"]
     if mean not in runs:
-        return pd.DataFrame(columns=["method", "corruption", "label_fraction", "experiment", "mean", "se", "draws", "run_id"])
+        return pd.DataFrame(columns=columns).rename(columns={"eval_corruption": "corruption"})
     runs = runs[runs[mean].notna() & (_column(runs, "status") == "FINISHED")]
-    corruption = _column(runs, "tags.cinv.eval_corruption").fillna(_column(runs, "params.corruption")).fillna("none")
-    fraction = (_column(runs, "params.label_fraction").fillna(_column(runs, "params.probe_label_fraction"))
-                .fillna(_column(runs, "params.train.label_fraction")).fillna(1.0).astype(float))
-    return pd.DataFrame({
+    tagged = _column(runs, "tags.cinv.recipe").notna()
+    corruption = (_column(runs, "tags.cinv.eval_corruption").fillna(_column(runs, "params.corruption")).fillna("none"))
+    fraction = (_column(runs, "tags.cinv.label_fraction").fillna(_column(runs, "params.label_fraction"))
+                .fillna(_column(runs, "params.probe_label_fraction")).fillna(_column(runs, "params.train.label_fraction"))
+                .fillna(1.0).astype(float))
+    text = lambda name: _column(runs, f"tags.cinv.{name}").fillna("").astype(str)
+    rows = pd.DataFrame({
         "method": runs.apply(_method, axis=1),
-        "corruption": corruption,
+        "loss": text("loss"),
+        "teacher": text("teacher"),
+        "dataset": text("dataset"),
+        "train_corruption": text("train_corruption"),
         "label_fraction": fraction,
+        "condition": text("condition"),
+        "corruption": corruption,
+        "recipe": _column(runs, "tags.cinv.recipe").where(tagged, runs["run_id"]),
+        "seed": _column(runs, "tags.cinv.seed").fillna(_column(runs, "params.seed")).fillna(runs["run_id"]).astype(str),
         "experiment": _column(runs, "tags.cinv.experiment").fillna(""),
         "mean": runs[mean].astype(float),
         "se": _column(runs, se, 0.0).fillna(0.0).astype(float),
         "draws": _column(runs, "metrics.test_draws", float("nan")).astype(float),
         "run_id": runs["run_id"],
-    }).reset_index(drop=True)
+        "start_time": _column(runs, "start_time"),
+    })
+    # Oldest first, so that when the same model was evaluated twice the latest evaluation counts.
+    return rows.sort_values("start_time", kind="stable").drop(columns="start_time").reset_index(drop=True)
+
+
+RECIPE_COLUMNS = ["method", "loss", "teacher", "dataset", "train_corruption", "label_fraction", "condition", "corruption",
+                  "recipe"]
+
+
+def cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per recipe: the recipe columns, ``seeds``, ``draws`` (per seed), ``mean``, ``se``
+    and ``se_kind`` (``seeds``: across independent trainings; ``draws``: one model's evaluation draws)."""
+    if rows.empty:
+        return pd.DataFrame(columns=[*RECIPE_COLUMNS, "seeds", "draws", "mean", "se", "se_kind"])
+    stats = rows.rename(columns={"mean": "value_mean", "se": "value_se"})[[*RECIPE_COLUMNS, "seed", "draws", "value_mean",
+                                                                         "value_se"]]
+    stats["draws"] = stats["draws"].fillna(1).astype(int)
+    table = across_seeds(stats, keys=RECIPE_COLUMNS)
+    table = table.rename(columns={"value_mean": "mean", "value_se": "se"})
+    return table[[*RECIPE_COLUMNS, "seeds", "draws", "mean", "se", "se_kind"]]
 
 
 def method_by_corruption(rows: pd.DataFrame) -> pd.DataFrame:
-    """Methods (and label fractions) as rows, corruptions as columns, cells ``mean ± s.e.``.
-
-    Several runs of one cell (repeated experiments, reused models) are averaged, their standard
-    errors combined as for a mean of independent estimates.
-    """
+    """Methods (with what distinguishes their recipes) as rows, corruptions as columns, cells
+    ``mean ± s.e.``; only runs of one recipe are averaged (across seeds)."""
     if rows.empty:
         return pd.DataFrame()
-    cells = rows.groupby(["method", "label_fraction", "corruption"], sort=False).agg(
-        mean=("mean", "mean"), se=("se", lambda s: float((s.pow(2).sum()) ** 0.5 / len(s))), runs=("mean", "size"))
-    text = cells["mean"].map("{:.2f}".format) + " ± " + cells["se"].map("{:.2f}".format)
-    table = text.unstack("corruption").fillna("")
+    if "seed" not in rows:  # rows that are already one per recipe
+        rows = rows.assign(seed=rows.get("run_id", pd.Series(range(len(rows)), index=rows.index)).astype(str))
+    for column in RECIPE_COLUMNS:
+        if column not in rows:
+            rows = rows.assign(**{column: ""})
+    table = cells(rows)
+    varying = [c for c in RECIPE_COLUMNS if c not in ("method", "corruption") and table[c].astype(str).nunique() > 1]
+    index = ["method", *varying]
+    table["cell"] = table["mean"].map("{:.2f}".format) + " ± " + table["se"].map("{:.2f}".format)
+    text = table.set_index([*index, "corruption"])["cell"].unstack("corruption").fillna("")
     columns = list(dict.fromkeys(rows["corruption"]))
-    return table[[c for c in columns if c in table.columns]].reset_index()
+    return text[[c for c in columns if c in text.columns]].reset_index()
 
 
 def search(experiment_names: list[str] | None) -> pd.DataFrame:
@@ -89,8 +133,9 @@ def run_report(cfg: ReportConfig) -> pd.DataFrame:
     rows = evaluations(search(names), cfg.metric)
     own = mlflow.active_run().info.run_id
     rows = rows[rows["run_id"] != own]
-    table = method_by_corruption(rows)
-    mlflow.log_metric("evaluations", len(rows))
+    table = cells(rows)
+    mlflow.log_metrics({"evaluations": len(rows), "cells": len(table)})
     tracking.log_table(rows, "evaluations")
     tracking.log_table(table, f"report_{cfg.metric}")
-    return table
+    tracking.log_table(method_by_corruption(rows), f"report_{cfg.metric}_table")
+    return method_by_corruption(rows)

@@ -41,14 +41,36 @@ def log_params(params: dict[str, Any]) -> None:
     """Log params the run does not have yet.
 
     ``mlflow run`` logs the MLproject parameters itself (shell-quoted) before the entry point
-    starts, and MLflow forbids changing a param, so those keep MLflow's values; the resolved
-    config is always complete in the run's ``config.json``.
+    starts, and MLflow forbids changing a param, so those keep MLflow's values (a preset's
+    parameter left at '' gets its resolved value as ``<key>.resolved``); the resolved config is
+    always complete in the run's ``config.json``.
     """
     run = mlflow.active_run()
     existing = with_retries(mlflow.get_run, "reading params")(run.info.run_id).data.params if run else {}
     new = {k: "" if v is None else v for k, v in params.items() if k not in existing}
+    # A preset's parameter that `mlflow run` logged as '' (its MLproject default): the resolved value beside it.
+    new |= {f"{k}.resolved": v for k, v in params.items() if existing.get(k, "x").strip("'") == "" and v not in (None, "")}
     if new:
         with_retries(mlflow.log_params, "logging params")(new)
+
+
+# A result's recipe: what the report groups by. Two evaluations are averaged (as independent
+# seeds) only when every field is equal and their cinv.seed differs.
+RECIPE_FIELDS = ("method", "loss", "teacher", "dataset", "train_corruption", "label_fraction", "condition",
+                 "eval_corruption", "recipe")
+
+
+def evaluation_tags(method: str, *, eval_corruption: str, train_corruption: str, teacher: str, dataset: str, seed: int,
+                    recipe: str, loss: str = "", label_fraction: float = 1.0, condition: str = "") -> dict[str, str]:
+    """The tags of a run that evaluates one trained model: its recipe fields and its seed.
+
+    ``teacher``: the pretrained network the method starts from (the teacher, the baseline's
+    backbone); ``condition``: anything else the cell changes (label shift, transfer target);
+    ``recipe``: a hash of every other setting (data, budgets, optimiser, probe, evaluation)."""
+    values = {"method": method, "eval_corruption": eval_corruption, "train_corruption": train_corruption,
+              "teacher": teacher, "dataset": dataset, "recipe": recipe, "loss": loss,
+              "label_fraction": f"{float(label_fraction):g}", "condition": condition}
+    return {f"cinv.{k}": str(v) for k, v in values.items()} | {"cinv.seed": str(seed)}
 
 
 def log_json(obj: Any, artifact_file: str) -> None:

@@ -198,7 +198,7 @@ class Objective:
             # Score a snapshot: probing freezes an encoder, and this one is still training.
             snapshot = copy.deepcopy(model).eval()
             scored = snapshot if cfg.method == "baseline" else train_probe(s, snapshot, cfg.probe, log=False)
-            stream = s.stream("val", batch_size=cfg.eval.batch_size, train=False, seed=cfg.eval.draw_seed)
+            stream = s.stream("val", batch_size=cfg.eval.batch_size, purpose="eval", seed=cfg.eval.draw_seed)
             value = evaluate(scored, stream, cfg.val_draws, desc="validation", precision=s.precision).mean("top1")
             scores.append(value)
             trial.report(value, checkpoints[step])
