@@ -50,7 +50,7 @@ def test_restored_corruption_inpaints_exactly_the_removed_pixels():
 @pytest.mark.slow
 def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_table(store):
     run_a = cinv.run_command("experiment", name="fixed_corruption", corruptions="gaussian_noise(std=0.3)",
-                             label_fractions="1,0.5", **TINY)
+                             label_fractions="1,0.5", baseline_fractions=True, **TINY)
     table = parent_outputs(run_a, "fixed_corruption")
     assert len(table) == 4 and set(table["method"]) == {"student (ours)", "supervised baseline"}
     assert table["top1_mean"].between(0, 100).all() and (table["draws"] == 2).all()
@@ -59,7 +59,8 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
     assert (trained["tags.cinv.stage"] == "baseline").sum() == 2  # the baseline trains on the labelled fraction
 
     # Same configuration: the logged models are reused; the evaluations are recomputed identically.
-    run_b = cinv.run_command("experiment", name="fixed_corruption", corruptions="gaussian_noise(std=0.3)", label_fractions="1", **TINY)
+    run_b = cinv.run_command("experiment", name="fixed_corruption", corruptions="gaussian_noise(std=0.3)", label_fractions="1",
+                             baseline_fractions=True, **TINY)
     again = children(run_b)
     assert set(again["tags.cinv.stage"]) == {"evaluation"}
     assert any(k.startswith("cinv.reused.student.") for k in mlflow.get_run(run_b).data.tags)
@@ -70,7 +71,10 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
     report_run = cinv.run_command("report")
     rows = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report_run}/evaluations.csv"))
     assert len(rows) == 6
-    report = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report_run}/report_top1.csv"))
+    # run_b evaluated run_a's models again (same recipe, same seed): each counts once.
+    cells = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report_run}/report_top1.csv"))
+    assert len(cells) == 4 and (cells["seeds"] == 1).all() and (cells["se_kind"] == "draws").all()
+    report = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report_run}/report_top1_table.csv"))
     cell = report[(report["method"] == "student (ours)") & (report["label_fraction"] == 0.5)]["gaussian_noise(std=0.3)"].item()
     expected = table[(table["method"] == "student (ours)") & (table["label_fraction"] == 0.5) & (table["corruption"] == "gaussian_noise(std=0.3)")]
     assert cell == f"{expected['top1_mean'].item():.2f} ± {expected['top1_se'].item():.2f}"
@@ -78,10 +82,10 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, params, rows", [
-    ("label_efficiency", {"label_fractions": "0.25"}, 2),
+    ("label_efficiency", {"label_fractions": "0.25"}, 4),
     ("severity_shift", {"corruptions": "random_mask(fraction=0.3); random_mask(fraction=0.99)"}, 4),
     ("label_shift", {"corruptions": "random_mask(fraction=0.5); random_mask(fraction=0.99)"}, 4),
-    ("loss_ablation", {"losses": "student_teacher,mse"}, 2),
+    ("loss_ablation", {"losses": "student_teacher,mse", "corruptions": "random_mask(fraction=0.9); random_mask(fraction=0.99)"}, 4),
     ("original_representations", {"corruptions": "gaussian_blur(kernel_size=5, sigma=1)"}, 2),
     ("clean_probe_transfer", {"corruptions": "random_mask(fraction=0.5)"}, 3),
     ("pixel_baselines", {"corruptions": "gaussian_noise(std=0.2); random_mask(fraction=0.5)"}, 6),

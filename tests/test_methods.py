@@ -42,7 +42,9 @@ def test_rocl_command_reports_clean_robust_and_smoothed_accuracy(store):
     assert (attacked <= clean + 1e-9).all()  # an attack can only remove correct answers
     metrics = mlflow.get_run(run_id).data.metrics
     assert {"le_clean_top1_mean", "rle_clean_top1_mean", "le_pgd_linf_0p03137", "le_smoothed_top1"} <= set(metrics)
-    assert mlflow.get_run(run_id).data.params["optimizer"] == "lars"
+    run = mlflow.get_run(run_id)
+    assert run.data.params["optimizer"] == "adam" and run.data.tags["cinv.preset"] == "cpu"  # the paper's LARS: preset=paper
+    assert run.data.metrics["attack_images"] == 10 and run.data.metrics["attack_images_per_class"] == 1
 
 
 @pytest.mark.slow
