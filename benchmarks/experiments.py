@@ -1,4 +1,4 @@
-"""The paper's fixed-corruption table, severity shift and loss ablation on the embedded default.
+"""The paper's fixed-corruption table, severity shift, loss ablation and label efficiency on the embedded default.
 
 Runs each as `mlflow run . -e experiment -P name=...` into one fresh MLflow store (so a later
 experiment reuses the students an earlier one trained with the same configuration), and writes
@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ["fixed_corruption", "severity_shift", "loss_ablation"]
+EXPERIMENTS = ["fixed_corruption", "severity_shift", "loss_ablation", "label_efficiency"]
 
 
 def main() -> None:
@@ -63,8 +63,8 @@ def main() -> None:
                 "wall_time_s": round(wall, 1), "rows": table.to_dict(orient="records"),
                 "table": shown.to_markdown(index=False)}
             print(f"## {name} ({wall / 60:.1f} min)\n{shown.to_markdown(index=False)}\n", flush=True)
-    out = Path(__file__).with_name("results") / "experiments.json"
-    out.write_text(json.dumps(results, indent=1) + "\n")
+            out = Path(__file__).with_name("results") / "experiments.json"  # after each, so a failure keeps the others
+            out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
