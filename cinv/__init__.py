@@ -1,21 +1,21 @@
 """cinv: robust image representations by contrastive inversion of a frozen pretrained teacher.
 
-The pipeline reads as the package does: ``data`` -> ``distortions`` -> ``encoders`` -> ``losses``
--> ``training`` -> ``probe`` -> ``evaluation`` -> ``tracking``; ``pipeline`` chains the stages
-and ``cli`` turns each command's typed config into an entry point.
+The package reads as the pipeline does, one folder per stage: ``corruption`` (A(x)) -> ``data``
+-> ``encoders`` -> ``losses`` -> ``methods`` (every method a peer behind one interface) ->
+``training`` -> ``probe`` -> ``evaluation`` -> ``tracking``; ``experiments`` runs the papers'
+grids, ``commands`` holds one thin module per command and ``cli`` turns them into entry points.
+``plugins`` loads registrations from other packages.
 """
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
+# The public API, imported on first use so that `import cinv` stays light (no torch, no MLflow).
+_API = {"load_encoder": "cinv.tracking.serving", "run_command": "cinv.cli", "CommandFailed": "cinv.errors"}
+
 
 def __getattr__(name: str):
-    # Lazy, so that `import cinv` stays light: the MLflow/torch imports happen on first use.
-    if name == "load_encoder":
-        from cinv.serving import load_encoder
-
-        return load_encoder
-    if name in ("run_command", "CommandFailed"):
-        from cinv import cli
-
-        return getattr(cli, name)
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
     raise AttributeError(f"module 'cinv' has no attribute {name!r}")

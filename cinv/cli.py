@@ -8,35 +8,21 @@ is printed as one line and the exit status is 2 for bad input, 1 for anything un
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import traceback
 
 import mlflow
 
-from cinv import distributed, tracking
-from cinv.checkpoint import ResumeError
-from cinv.config import COMMANDS, ConfigError, Strict, build, flat_fields, paper_deviations, preset_keys, to_flat
-from cinv.errors import CinvError, one_line
+from cinv import plugins
+from cinv.commands import COMMANDS
+from cinv.config.base import Strict, build, flat_fields, paper_deviations, preset_keys, to_flat
+from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, one_line
+from cinv.tracking import schema
+from cinv.tracking.runs import configure, log_json, log_params, with_retries
+from cinv.training import distributed
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
-# command -> "module:function" taking the validated config (imported only when run).
-HANDLERS = {
-    "main": "cinv.pipeline:run_main",
-    "student": "cinv.pipeline:run_student",
-    "baseline": "cinv.pipeline:run_baseline",
-    "probe": "cinv.pipeline:run_probe",
-    "evaluate": "cinv.pipeline:run_evaluate",
-    "promote": "cinv.promotion:run_promote",
-    "embed": "cinv.serving:run_embed",
-    "tune": "cinv.tuning:run_tune",
-    "experiment": "cinv.experiments:run_experiment",
-    "report": "cinv.report:run_report",
-    "fcl": "cinv.methods:run_fcl",
-    "rocl": "cinv.methods:run_rocl",
-    "benchmark": "cinv.experiments:run_benchmark",
-}
 
 
 def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
@@ -61,12 +47,6 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     return parser
 
 
-class CommandFailed(CinvError):
-    def __init__(self, message: str, run_id: str | None):
-        super().__init__(message)
-        self.run_id = run_id
-
-
 def run_command(command: str, **params) -> str:
     """Python API: run a command exactly as its entry point would; returns the MLflow run id.
 
@@ -76,7 +56,7 @@ def run_command(command: str, **params) -> str:
     argv = [f"--{key}={value}" for key, value in params.items()]
     code, run_id = execute(command, argv)
     if code != 0:
-        message = mlflow.get_run(run_id).data.tags.get("cinv.error", f"exit status {code}") if run_id else f"exit status {code}"
+        message = mlflow.get_run(run_id).data.tags.get(schema.ERROR, f"exit status {code}") if run_id else f"exit status {code}"
         raise CommandFailed(f"cinv {command} failed: {message}", run_id)
     return run_id
 
@@ -95,31 +75,32 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
 
 
 def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
-    cls = COMMANDS[command]
+    plugins.load()
+    cls = COMMANDS[command].config
     args, unknown = parser_for(command, cls).parse_known_args(argv)
     nproc = _processes(cls, args, unknown)
     if nproc > 1 and not distributed.launched():  # rank 0 of the torchrun it starts opens the run
         return distributed.launch(nproc, command, sys.argv[1:] if argv is None else list(argv)), None
     if distributed.launched() and distributed.init(getattr(args, "device", "auto")).rank != 0:
         return _worker(command, cls, args)
-    tracking.configure()
+    configure()
     resume = getattr(args, "resume_run_id", None)
     try:
-        run_ = resume_run(command, resume) if resume else tracking.with_retries(mlflow.start_run, "starting a run")(
+        run_ = resume_run(command, resume) if resume else with_retries(mlflow.start_run, "starting a run")(
             run_name=command)
-    except (ResumeError, tracking.StoreError) as exc:  # nothing was started; a named run is left as it was
+    except (ResumeError, StoreError) as exc:  # nothing was started; a named run is left as it was
         print(f"cinv {command}: error: {exc}", file=sys.stderr)
         return 2, None
-    mlflow.set_tag("cinv.command", command)
+    mlflow.set_tag(schema.COMMAND, command)
     try:
         if unknown:
             raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
         config = build(cls, vars(args))
         if resume:
             check_same_config(run_.info.run_id, config)
-        fn = handler(command)
-        tracking.log_params(to_flat(config))
-        tracking.log_json(config.model_dump(mode="json"), "config.json")
+        fn = COMMANDS[command].run
+        log_params(to_flat(config))
+        log_json(config.model_dump(mode="json"), "config.json")
         preset_line = log_preset(config)
         result = fn(config)
         if preset_line:
@@ -135,12 +116,12 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         expected = isinstance(exc, EXPECTED)
         if not expected:
             traceback.print_exc()
-        mlflow.set_tag("cinv.error", message[:5000])
+        mlflow.set_tag(schema.ERROR, message[:5000])
         mlflow.end_run(status="FAILED")
         print(f"cinv {command}: error: {message} (run {run_.info.run_id} marked FAILED)", file=sys.stderr)
         return (2 if expected else 1), run_.info.run_id
-    if resume and "cinv.error" in run_.data.tags:
-        mlflow.MlflowClient().delete_tag(run_.info.run_id, "cinv.error")
+    if resume and schema.ERROR in run_.data.tags:
+        mlflow.MlflowClient().delete_tag(run_.info.run_id, schema.ERROR)
     mlflow.end_run()
     print(f"cinv {command}: run {run_.info.run_id} finished; tracking store {mlflow.get_tracking_uri()}")
     return 0, run_.info.run_id
@@ -152,17 +133,12 @@ def log_preset(config: Strict) -> str | None:
     if not getattr(config, "PRESETS", None):
         return None
     deviations = paper_deviations(config)
-    mlflow.set_tags({"cinv.preset": config.preset, "cinv.paper_deviations": str(len(deviations))})
-    tracking.log_json({"preset": config.preset, "differs_from_paper": deviations}, "deviations.json")
+    mlflow.set_tags({schema.PRESET: config.preset, schema.PAPER_DEVIATIONS: str(len(deviations))})
+    log_json({"preset": config.preset, "differs_from_paper": deviations}, "deviations.json")
     if not deviations:
         return f"preset {config.preset}: every setting is the paper's"
     shown = ", ".join(f"{k}={v['value']} (paper: {v['paper']})" for k, v in deviations.items())
     return f"preset {config.preset}: {len(deviations)} setting(s) differ from the paper's: {shown}"
-
-
-def handler(command: str):
-    module, _, name = HANDLERS[command].partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _processes(cls: type[Strict], args: argparse.Namespace, unknown: list[str]) -> int:
@@ -178,7 +154,7 @@ def _processes(cls: type[Strict], args: argparse.Namespace, unknown: list[str]) 
 def _worker(command: str, cls: type[Strict], args: argparse.Namespace) -> tuple[int, None]:
     """A process other than rank 0 of a distributed run: the same work, no MLflow run of its own."""
     try:
-        handler(command)(build(cls, vars(args)))
+        COMMANDS[command].run(build(cls, vars(args)))
     except Exception as exc:
         print(f"cinv {command} (rank {distributed.world().rank}): error: {one_line(exc)}", file=sys.stderr)
         return 1, None
@@ -192,7 +168,7 @@ def resume_run(command: str, run_id: str):
     client = mlflow.MlflowClient()
     if run_id == "latest":
         experiment = mlflow.tracking.fluent._get_experiment_id()
-        candidates = mlflow.search_runs([experiment], filter_string=f"tags.`cinv.command` = '{command}' and "
+        candidates = mlflow.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
                                         "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
                                         output_format="list", max_results=1)
         if not candidates:
@@ -204,13 +180,13 @@ def resume_run(command: str, run_id: str):
         raise ResumeError(f"resume_run_id: {exc.message}") from None
     if run.info.status == "FINISHED":
         raise ResumeError(f"resume_run_id: run {run_id} already FINISHED; nothing to resume")
-    if run.data.tags.get("cinv.command") != command:
-        raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get('cinv.command', 'non-cinv')} run, not {command}")
+    if run.data.tags.get(schema.COMMAND) != command:
+        raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get(schema.COMMAND, 'non-cinv')} run, not {command}")
     launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
     if launched and launched != run_id:
-        client.set_tag(launched, "cinv.resumed_into", run_id)
+        client.set_tag(launched, schema.RESUMED_INTO, run_id)
     active = mlflow.start_run(run_id=run_id)
-    mlflow.set_tag("cinv.resumed", str(int(run.data.tags.get("cinv.resumed", "0")) + 1))
+    mlflow.set_tag(schema.RESUMED, str(int(run.data.tags.get(schema.RESUMED, "0")) + 1))
     return active
 
 
@@ -237,20 +213,25 @@ def main(command: str) -> None:
 def console() -> None:
     """The ``cinv`` console script: ``cinv <command> --key value ...``."""
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: cinv {{{','.join(COMMANDS)}}} [--key value ...]; cinv <command> --help for parameters", file=sys.stderr)
-        sys.exit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
+        asked = len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help")
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
+        print("usage: cinv <command> [--key value ...]; cinv <command> --help lists its parameters\n\ncommands:\n"
+              + "\n".join(lines), file=sys.stdout if asked else sys.stderr)
+        sys.exit(0 if asked else 2)
     sys.exit(run(sys.argv[1], sys.argv[2:]))
 
 
 def mlproject_text() -> str:
     """MLproject generated from the configs, so the two cannot drift (a test compares them)."""
     lines = [
-        "# Generated by `python -m cinv.cli mlproject > MLproject`; edit cinv/config.py instead.",
+        "# Generated by `python -m cinv.cli mlproject > MLproject`; edit the command configs in cinv/commands/ instead.",
         "name: cinv",
         "conda_env: conda.yaml",
         "entry_points:",
     ]
-    for command, cls in COMMANDS.items():
+    for command, entry in COMMANDS.items():
+        cls = entry.config
         lines += [f"  {command}:", "    parameters:"]
         args = []
         governed = preset_keys(cls)

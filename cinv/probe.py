@@ -1,4 +1,5 @@
-"""Linear probe on a frozen encoder, fitted on cached features of corrupted images.
+"""Linear probe on a frozen encoder, fitted on cached features of corrupted images; and RoCL's
+robust linear probe, fitted on adversarial examples of itself.
 
 The encoder is frozen, so its features of a given corrupted image never change: they are
 computed once per corruption draw and the head trains on the cache. ``feature_draws`` says how
@@ -11,13 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mlflow
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from cinv.data.batches import BatchStream
-from cinv.encoders import Classifier
+from cinv.config.options import ProbeOptions
+from cinv.corruption.base import Distortion
+from cinv.data.datasets import label_subset
+from cinv.data.stream import BatchStream
+from cinv.encoders.base import FrozenEncoder, freeze
+from cinv.encoders.heads import Classifier
+from cinv.evaluation.robustness import classwise_pgd
 from cinv.runtime import FP32, Autocast, channels_last, derive_seed
+from cinv.tracking.runs import log_epoch_metrics
+from cinv.tracking.serving import LoadedEncoder
+from cinv.training.context import Setup
+from cinv.training.loop import fit
 
 
 @dataclass
@@ -76,3 +87,38 @@ def fit_head(
         if on_epoch:
             on_epoch(epoch, {"probe_loss": losses[-1]})
     return losses
+
+
+FEATURE_BATCH = 256  # images per encoder pass when caching probe features (no gradients)
+
+
+def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | None = None, log: bool = True) -> Classifier:
+    """Linear head on a frozen encoder, trained on (a labelled fraction of) corrupted train images:
+    every labelled image (no partial batch dropped), the paper's batch size for the fraction."""
+    frozen = encoder if isinstance(encoder, (FrozenEncoder, LoadedEncoder)) else freeze(encoder)
+    labelled = label_subset(s.splits.train, opts.label_fraction, s.seed)
+    stream = s.stream("train", batch_size=FEATURE_BATCH, purpose="probe", corruption=corruption, dataset=labelled)
+    cache = extract_features(frozen, stream, opts.feature_draws, desc="probe features", precision=s.precision)
+    model = Classifier(frozen, s.splits.num_classes, frozen.embed_dim, normalize=opts.normalize)
+    model = model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "probe head"))).to(s.device)
+    batch_size = opts.batch_size_for(opts.label_fraction)
+    fit_head(model, cache, epochs=opts.epochs, lr=opts.lr, batch_size=batch_size, seed=s.seed,
+             on_epoch=log_epoch_metrics if log else None)
+    if log:
+        mlflow.log_metrics({"probe_train_images": len(cache.labels[0]), "probe_effective_batch_size": batch_size})
+    return model.eval()
+
+
+def robust_linear_probe(s: Setup, encoder, epochs: int, lr: float, batch_size: int) -> Classifier:
+    """r-LE: the linear head trained on class-wise PGD examples (l_inf 8/255, 10 steps) of itself."""
+    model = Classifier(freeze(encoder, input_gradients=True), s.splits.num_classes, encoder.embed_dim).to(s.device)
+    model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "rle head")))
+    generator = torch.Generator(s.device).manual_seed(derive_seed(s.seed, "rle"))
+
+    def objective(views):
+        adversarial = classwise_pgd(model, views.clean, views.labels, generator=generator)
+        return nn.functional.cross_entropy(model(adversarial).float(), views.labels)
+
+    fit(model, objective, s.stream("train", batch_size=batch_size, purpose="probe"), epochs=epochs, lr=lr, weight_decay=0.0,
+        desc="r-LE", precision=s.precision)
+    return model.eval()

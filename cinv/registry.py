@@ -1,4 +1,4 @@
-"""Name -> factory registries for the things users extend (corruptions, losses, encoders).
+"""Name -> factory registries for the things users extend (corruptions, losses, encoders, methods).
 
 One small class serves every registry so that names, listing and error messages behave the
 same everywhere, in the spirit of timm's ``create_model`` and open_clip's model factory.
@@ -48,6 +48,20 @@ class Registry(Generic[T]):
         if name in self._factories and name not in self._families:
             return self._factories[name], ()
         raise ValueError(f"unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}")
+
+    def find(self, name: str) -> T | None:
+        """What ``name`` builds with no parameters, or None when it names nothing here."""
+        try:
+            return self.get(name)
+        except ValueError:
+            return None
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self._resolve(name)
+        except ValueError:
+            return False
+        return True
 
     def check(self, name: str) -> str:
         """Validate a name without building anything (configs call this)."""

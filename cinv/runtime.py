@@ -1,4 +1,4 @@
-"""Device, precision and seeding: the few decisions every loop shares."""
+"""Device, precision, seeds and random draws: the few decisions every loop shares, made once."""
 
 from __future__ import annotations
 
@@ -88,3 +88,19 @@ def derive_seed(*keys: int | str) -> int:
 def generator(device: torch.device | str, *keys: int | str) -> torch.Generator:
     """An explicit generator per purpose and epoch/draw: no RNG state is shared or copied."""
     return torch.Generator(device=device).manual_seed(derive_seed(*keys))
+
+
+def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U[0, 1) from ``generator`` on its own device (a CPU generator still serves CUDA images),
+    or from the global RNG without one."""
+    if generator is None:
+        return torch.rand(shape, device=device, dtype=dtype)
+    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
+def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+    """N(0, 1) as :func:`uniform` draws U[0, 1)."""
+    if generator is None:
+        return torch.randn(shape, device=device)
+    return torch.randn(shape, generator=generator, device=generator.device).to(device)

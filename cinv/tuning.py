@@ -1,10 +1,11 @@
 """Optuna search of the paper's hyper-parameters, one MLflow run per study, one child run per trial.
 
 The paper picked learning rate, weight decay and temperature by a manual search judged on the
-reported split after one epoch. Here each trial trains for a proxy budget and is scored by a
-linear probe (the baseline: its own head) on the corrupted *validation* split, held out of the
-training data; the test split is touched only by the optional retraining with the best values.
-Intermediate scores are reported during the budget so a pruner can stop poor trials early.
+reported split after one epoch. Here each trial trains any registered method (its ``space`` says
+what to search) for a proxy budget and is scored on the corrupted *validation* split, held out of
+the training data: by a linear probe on an encoder, by its own head for a method that trains one.
+The test split is touched only by the optional retraining with the best values. Intermediate
+scores are reported during the budget so a pruner can stop poor trials early.
 
 Storage: a journal file beside the MLflow store by default (Optuna's recommendation for several
 processes on one machine without a database server: appends under a file lock), or any RDB URL
@@ -18,7 +19,6 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -27,34 +27,27 @@ import pandas as pd
 import sqlalchemy.exc
 import tenacity
 
-from cinv import encoders, tracking
-from cinv.config import ConfigError, TuneConfig
-from cinv.errors import one_line
-from cinv.evaluation import evaluate
+from cinv.errors import ConfigError, NonFiniteLossError, one_line
+from cinv.evaluation.metrics import evaluate
+from cinv.evaluation.protocol import evaluate_model
+from cinv.methods import METHODS, Range
+from cinv.probe import train_probe
 from cinv.registry import parse_spec
-from cinv.training import NonFiniteLossError
+from cinv.runtime import derive_seed
+from cinv.tracking import schema
+from cinv.tracking.models import register, tag_with_evaluation
+from cinv.tracking.runs import log_figure, log_table
+from cinv.training.context import Setup
 
-PARENT_ATTR = "cinv.mlflow_run_id"
-SPACE_ATTR = "cinv.space"
-
-
-@dataclass(frozen=True)
-class Range:
-    low: float
-    high: float
-    log: bool = False
-
-
-# The paper's ranges (seed 000, appendix D.1).
-SPACES: dict[str, dict[str, Range]] = {
-    "student": {"lr": Range(1e-4, 1e-2, log=True), "weight_decay": Range(1e-4, 1e-3, log=True), "temperature": Range(0.1, 1.0)},
-    "baseline": {"lr": Range(1e-5, 5e-1, log=True)},
-}
+PARENT_ATTR = schema.STUDY_RUN_ATTR
+SPACE_ATTR = schema.STUDY_SPACE_ATTR
 
 
 def parse_space(method: str, text: str) -> dict[str, Range]:
-    """The method's default ranges, overridden by ``"lr=(1e-4, 1e-2), temperature=(0.1, 0.5)"``."""
-    space = dict(SPACES[method])
+    """The method's own search space (``Method.space``), overridden by ``"lr=(1e-4, 1e-2), temperature=(0.1, 0.5)"``."""
+    space = dict(METHODS.get(method).space)
+    if not space:
+        raise ValueError(f"method: {method} has nothing to tune (its space is empty)")
     if not text.strip():
         return space
     try:
@@ -116,7 +109,7 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=60, grace_period=180)
 
 
-def open_study(cfg: TuneConfig, storage, run_id: str) -> tuple[optuna.Study, str, bool]:
+def open_study(cfg, storage, run_id: str) -> tuple[optuna.Study, str, bool]:
     """Create the study (this run becomes its MLflow run) or join it (attach to its run).
 
     ``create_study`` without ``load_if_exists`` is atomic in the storage, so among workers that
@@ -133,8 +126,6 @@ def open_study(cfg: TuneConfig, storage, run_id: str) -> tuple[optuna.Study, str
         return study, run_id, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
-    from cinv.runtime import derive_seed
-
     study = optuna.load_study(study_name=cfg.study_name, storage=storage, pruner=pruner,
                               sampler=optuna.samplers.TPESampler(seed=derive_seed(cfg.seed, run_id) % 2**32))
     deadline = time.time() + 60
@@ -150,18 +141,19 @@ def open_study(cfg: TuneConfig, storage, run_id: str) -> tuple[optuna.Study, str
 
 
 class Objective:
-    """One trial: train for the proxy budget, report validation scores, maybe stop early."""
+    """One trial: train the method for the proxy budget, report validation scores, maybe stop early."""
 
-    def __init__(self, cfg: TuneConfig, setup, teacher, parent_run_id: str, experiment_id: str):
-        self.cfg, self.s, self.teacher = cfg, setup, teacher
+    def __init__(self, cfg, setup: Setup, parent_run_id: str, experiment_id: str):
+        self.cfg, self.s = cfg, setup
         self.parent_run_id, self.experiment_id = parent_run_id, experiment_id
+        self.method = METHODS.get(cfg.method)
         self.space = parse_space(cfg.method, cfg.space)
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.space.items()}
         client = mlflow.MlflowClient()
         run = client.create_run(self.experiment_id, run_name=f"trial {trial.number}", tags={
-            "mlflow.parentRunId": self.parent_run_id, "cinv.stage": "trial", "cinv.study": self.cfg.study_name,
+            "mlflow.parentRunId": self.parent_run_id, schema.STAGE: "trial", schema.STUDY: self.cfg.study_name,
             "optuna.trial": str(trial.number)})
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         mlflow.start_run(run_id=run.info.run_id, nested=True)
@@ -178,14 +170,16 @@ class Objective:
             status = "FINISHED"
             raise
         except Exception as exc:
-            mlflow.set_tags({"optuna.state": "FAIL", "cinv.error": one_line(exc)[:5000]})
+            mlflow.set_tags({"optuna.state": "FAIL", schema.ERROR: one_line(exc)[:5000]})
             raise
         finally:
             mlflow.end_run(status=status)
 
-    def train_and_score(self, trial: optuna.Trial, params: dict[str, float]) -> float:
-        from cinv.pipeline import train_baseline, train_probe, train_student
+    def scored(self, model):
+        """What a validation score measures: the model's own head, or a linear probe on it."""
+        return model if "classifier" in self.method.produces else train_probe(self.s, model, self.cfg.probe, log=False)
 
+    def train_and_score(self, trial: optuna.Trial, params: dict[str, float]) -> float:
         cfg, s = self.cfg, self.s
         checkpoints: dict[int, int] = {}
         scores: list[float] = []
@@ -197,21 +191,16 @@ class Objective:
                 return
             # Score a snapshot: probing freezes an encoder, and this one is still training.
             snapshot = copy.deepcopy(model).eval()
-            scored = snapshot if cfg.method == "baseline" else train_probe(s, snapshot, cfg.probe, log=False)
             stream = s.stream("val", batch_size=cfg.eval.batch_size, purpose="eval", seed=cfg.eval.draw_seed)
-            value = evaluate(scored, stream, cfg.val_draws, desc="validation", precision=s.precision).mean("top1")
+            value = evaluate(self.scored(snapshot), stream, cfg.val_draws, desc="validation", precision=s.precision).mean("top1")
             scores.append(value)
             trial.report(value, checkpoints[step])
             mlflow.log_metric("val_top1", value, step=checkpoints[step])
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at report {checkpoints[step]} with validation top-1 {value:.2f}")
 
-        if cfg.method == "student":
-            opts = cfg.student.model_copy(update=params | {"epochs": cfg.proxy_epochs})
-            train_student(s, self.teacher, opts, on_step=on_step, checkpoint=False)
-        else:
-            train_baseline(s, cfg.baseline.model_copy(update=params | {"epochs": cfg.proxy_epochs}), on_step=on_step,
-                           checkpoint=False)
+        opts = self.method.options(cfg).model_copy(update=params | {"epochs": cfg.proxy_epochs})
+        self.method.train(s, opts, on_step=on_step)
         return scores[-1]
 
 
@@ -225,7 +214,7 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     client = mlflow.MlflowClient()
     trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
     trials["duration"] = trials["duration"].dt.total_seconds()
-    tracking.log_table(trials, "trials", run_id=parent_run_id)
+    log_table(trials, "trials", run_id=parent_run_id)
     states = trials["state"].value_counts().to_dict()
     for state in ("COMPLETE", "PRUNED", "FAIL"):
         client.log_metric(parent_run_id, f"trials_{state.lower()}", states.get(state, 0))
@@ -239,63 +228,48 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     client.set_tag(parent_run_id, "best.trial", str(best.number))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-        tracking.log_figure(oplt.plot_optimization_history(study).figure, "optimization_history.png", run_id=parent_run_id)
-        tracking.log_figure(oplt.plot_intermediate_values(study).figure, "intermediate_values.png", run_id=parent_run_id)
+        log_figure(oplt.plot_optimization_history(study).figure, "optimization_history.png", run_id=parent_run_id)
+        log_figure(oplt.plot_intermediate_values(study).figure, "intermediate_values.png", run_id=parent_run_id)
         if len(complete) >= 2:
             try:
                 axes = oplt.plot_param_importances(study)
-                tracking.log_figure(axes.figure, "param_importances.png", run_id=parent_run_id)
+                log_figure(axes.figure, "param_importances.png", run_id=parent_run_id)
             except (RuntimeError, ValueError) as exc:  # e.g. every complete trial had the same value
-                client.set_tag(parent_run_id, "cinv.importance", f"not computed: {exc}")
+                client.set_tag(parent_run_id, schema.IMPORTANCE, f"not computed: {exc}")
     return trials
 
 
-def run_tune(cfg: TuneConfig) -> pd.DataFrame:
-    from cinv.pipeline import setup
-
+def tune(cfg, s: Setup) -> pd.DataFrame:
+    """Run ``cfg.n_trials`` trials of ``cfg.method`` in the (created or joined) study; summarise it."""
     storage = open_storage(cfg.storage)  # before anything is created
     run = mlflow.active_run()
     study, parent_run_id, created = open_study(cfg, storage, run.info.run_id)
     if created:
-        mlflow.set_tags({"cinv.stage": "study", "cinv.study": cfg.study_name})
+        mlflow.set_tags({schema.STAGE: "study", schema.STUDY: cfg.study_name})
     else:
-        mlflow.set_tags({"mlflow.parentRunId": parent_run_id, "cinv.stage": "tune worker", "cinv.study": cfg.study_name})
-    s = setup(cfg)
-    teacher = encoders.freeze(encoders.get(cfg.teacher, cfg.teacher_weights)).to(s.device) if cfg.method == "student" else None
-    objective = Objective(cfg, s, teacher, parent_run_id, run.info.experiment_id)
+        mlflow.set_tags({"mlflow.parentRunId": parent_run_id, schema.STAGE: "tune worker", schema.STUDY: cfg.study_name})
+    objective = Objective(cfg, s, parent_run_id, run.info.experiment_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(objective, n_trials=cfg.n_trials, catch=(NonFiniteLossError,))
     trials = summarize(study, parent_run_id)
     if cfg.retrain:
-        retrain_best(cfg, s, teacher, study, parent_run_id, run.info.experiment_id)
+        retrain_best(cfg, s, study, parent_run_id, run.info.experiment_id)
     shown = trials[["number", "value", "state"] + [c for c in trials.columns if c.startswith("params_")]]
     return shown.rename(columns=lambda c: c.removeprefix("params_"))
 
 
-def retrain_best(cfg: TuneConfig, s, teacher, study: optuna.Study, parent_run_id: str, experiment_id: str) -> None:
+def retrain_best(cfg, s: Setup, study: optuna.Study, parent_run_id: str, experiment_id: str) -> None:
     """A final child run: the best parameters, the full budget, the test split, optional registration."""
-    from cinv.pipeline import (
-        baseline_stage,
-        evaluate_model,
-        log_encoder,
-        register,
-        tag_with_evaluation,
-        train_probe,
-        train_student,
-    )
-
+    method = METHODS.get(cfg.method)
     best = study.best_trial.params
     run = mlflow.MlflowClient().create_run(experiment_id, run_name="best parameters, full budget", tags={
-        "mlflow.parentRunId": parent_run_id, "cinv.stage": "retrain", "cinv.study": cfg.study_name})
+        "mlflow.parentRunId": parent_run_id, schema.STAGE: "retrain", schema.STUDY: cfg.study_name})
     with mlflow.start_run(run_id=run.info.run_id, nested=True):
         mlflow.log_params(best | {"method": cfg.method})
-        if cfg.method == "student":
-            opts = cfg.student.model_copy(update=best)
-            student = train_student(s, teacher, opts)
-            info = log_encoder(s, student, method="contrastive_inversion", teacher=cfg.teacher, loss=opts.loss,
-                               study=cfg.study_name)
-            result = evaluate_model(s, train_probe(s, student, cfg.probe), cfg.eval)
-            tag_with_evaluation([info], result)
-            register(info, opts.registered_model_name)
-        else:
-            baseline_stage(s, cfg.baseline.model_copy(update=best), cfg.eval)
+        opts = method.options(cfg).model_copy(update=best)
+        trained = method.train(s, opts)
+        infos = method.log(s, trained, opts, cfg.teacher, study=cfg.study_name)
+        classifier = trained if "classifier" in method.produces else train_probe(s, trained, cfg.probe)
+        tag_with_evaluation(list(infos.values()), evaluate_model(s, classifier, cfg.eval))
+        if "encoder" in infos:
+            register(infos["encoder"], getattr(opts, "registered_model_name", None))

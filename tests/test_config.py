@@ -1,7 +1,10 @@
 import pytest
 
 from cinv import cli
-from cinv.config import COMMANDS, ConfigError, MainConfig, StudentConfig, build, flat_fields, to_flat
+from cinv.commands import CONFIGS as COMMANDS
+from cinv.commands.main import MainConfig
+from cinv.commands.student import StudentConfig
+from cinv.config import ConfigError, build, flat_fields, to_flat
 from conftest import ROOT
 
 

@@ -3,9 +3,9 @@ from collections import Counter
 import pytest
 import torch
 
-from cinv import distortions
-from cinv.data.batches import BatchStream
+from cinv import corruption as distortions
 from cinv.data.datasets import dataset_targets, label_subset, load_embedded, load_splits, read_class_list
+from cinv.data.stream import BatchStream
 from cinv.errors import DatasetError
 from conftest import ROOT, write_image_folder
 

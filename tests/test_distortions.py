@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cinv import distortions
+from cinv import corruption as distortions
 
 
 def gen(seed=0):

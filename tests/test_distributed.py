@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from cinv import losses
-from cinv.config import ConfigError, StudentConfig, build
-from cinv.data.batches import BatchStream
-from cinv.distortions import from_spec
+from cinv.commands.student import StudentConfig
+from cinv.config import ConfigError, build
+from cinv.corruption import from_spec
+from cinv.data.stream import BatchStream
 from conftest import ROOT, run_cli
 
 # Runs under torchrun (2 processes) and as a plain script (1 process): each process takes its rows of a
@@ -23,10 +24,11 @@ WORKER = textwrap.dedent('''
     import json, sys
     import torch
     from torch import nn
-    from cinv import distributed, losses
-    from cinv.data.batches import Views
+    from cinv import losses
+    from cinv.training import distributed
+    from cinv.data.stream import Views
     from cinv.runtime import FP32
-    from cinv.training import inversion_objective
+    from cinv.methods.inversion import inversion_objective
 
     distributed.init("cpu")
     world = distributed.world()

@@ -6,14 +6,15 @@ import torch
 from PIL import Image
 
 from cinv import encoders, losses
-from cinv.data.batches import Views
+from cinv.data.stream import Views
+from cinv.encoders import weights, zoo
 from cinv.errors import WeightsUnavailableError
-from cinv.training import inversion_objective
+from cinv.methods.inversion import inversion_objective
 
 
 def test_efficientnet_lite0_real_weights_classify_imagenet_samples(shared):
     """The embedded teacher's packaged ImageNet weights: the source reports 17/20 top-1, 20/20 top-5."""
-    model = encoders.efficientnet_lite0_classifier().eval()
+    model = zoo.efficientnet_lite0_classifier().eval()
     files = sorted((shared / "imagenet-samples").glob("*.jpg"))
     assert len(files) == 20
     images = torch.stack([
@@ -91,7 +92,7 @@ def test_open_clip_rn101_is_the_paper_architecture():
 
 
 def test_missing_pretrained_weights_offline_give_one_clear_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(encoders, "_host_reachable", lambda host: False)
+    monkeypatch.setattr(weights, "host_reachable", lambda host: False)
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -113,8 +114,8 @@ def test_torchvision_backbone_from_a_local_state_dict(tmp_path):
     encoder = encoders.get("torchvision:resnet18", weights=str(path)).eval()
     assert encoder.embed_dim == 512
     images = torch.rand(2, 3, 64, 64)
-    mean = torch.tensor(encoders.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(encoders.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(zoo.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(zoo.IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = torch.nn.Sequential(*list(reference.children())[:-1])((images - mean) / std).flatten(1)
         assert torch.allclose(encoder(images), expected, atol=1e-5)
@@ -154,8 +155,8 @@ def test_a_probe_on_a_frozen_encoder_exports_and_reloads_and_can_pass_input_grad
     import mlflow
 
     import cinv
-    from cinv import tracking
     from cinv.encoders import Classifier
+    from cinv.tracking import models as tracking
 
     encoder = encoders.get("efficientnet_lite0")
     probe = Classifier(encoders.freeze(encoder), 4, encoder.embed_dim)

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 import cinv
-from cinv import distortions, restoration
-from cinv.config import ConfigError, ExperimentConfig, build
-from cinv.experiments import Restored
-from cinv.report import evaluations, method_by_corruption
+from cinv import corruption as distortions
+from cinv.commands.experiment import ExperimentConfig
+from cinv.config import ConfigError, build
+from cinv.corruption import restoration
+from cinv.corruption.restoration import Restored
+from cinv.evaluation.report import evaluations, method_by_corruption
 
 TINY = {"limit_per_class": 8, "image_size": 32, "student_epochs": 1, "student_batch_size": 32, "baseline_epochs": 1,
         "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2}

@@ -13,8 +13,10 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from cinv import cli, encoders, losses
-from cinv.checkpoint import Checkpointer
+from cinv import cli
+from cinv.encoders import weights
+from cinv.losses import inversion
+from cinv.training.checkpoint import Checkpointer
 from conftest import ROOT, write_image_folder
 
 TINY = ["--limit_per_class", "4", "--image_size", "32"]
@@ -45,7 +47,7 @@ def folder(tmp: Path, broken: str | None = None, empty: bool = False) -> Path:
 def offline(monkeypatch, tmp):
     import huggingface_hub.constants
 
-    monkeypatch.setattr(encoders, "_host_reachable", lambda host: False)
+    monkeypatch.setattr(weights, "host_reachable", lambda host: False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp / "hf"))
 
 
@@ -66,13 +68,13 @@ def disk_full(monkeypatch, tmp):
 
 def nan_after_first_step(monkeypatch, tmp):
     calls = {"n": 0}
-    original = losses.StudentTeacherLoss.compute
+    original = inversion.StudentTeacherLoss.compute
 
     def compute(self, s, t):
         calls["n"] += 1
         return original(self, s, t) * (float("nan") if calls["n"] == 2 else 1.0)
 
-    monkeypatch.setattr(losses.StudentTeacherLoss, "compute", compute)
+    monkeypatch.setattr(inversion.StudentTeacherLoss, "compute", compute)
 
 
 def finished_student(monkeypatch, tmp):

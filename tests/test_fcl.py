@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cinv import distortions, encoders, fcl
-from cinv.data.batches import BatchStream, Views
+from cinv import corruption as distortions
+from cinv import encoders
+from cinv.corruption.pixel import PatchGaussian
+from cinv.data.stream import BatchStream, Views
 from cinv.data.synthetic_mnist import (
     CLASSES,
     balanced_synthetic_mnist,
@@ -22,7 +24,9 @@ from cinv.data.synthetic_mnist import (
     synthetic_mnist,
 )
 from cinv.errors import DatasetError
-from cinv.training import fit
+from cinv.losses.fcl import LOSSES, FCLMarginLoss, FCLXentLoss
+from cinv.methods import fcl
+from cinv.training.loop import fit
 
 
 def gen(seed=0):
@@ -284,9 +288,9 @@ def test_xent_loss_matches_a_hand_computation():
         if has_negative[i]:
             negs.append(math.exp(_cos(z[i], zn[i]) / tau))
         losses.append(-math.log(pos / (pos + sum(negs))))
-    loss = fcl.FCLXentLoss(temperature=tau)
+    loss = FCLXentLoss(temperature=tau)
     assert loss(z, zp, zn, has_negative).item() == pytest.approx(sum(losses) / 3, rel=1e-5)
-    assert fcl.FCLXentLoss(tau, reduction="sum")(z, zp, zn, has_negative).item() == pytest.approx(sum(losses), rel=1e-5)
+    assert FCLXentLoss(tau, reduction="sum")(z, zp, zn, has_negative).item() == pytest.approx(sum(losses), rel=1e-5)
     # Without negative views (CL+Gaussian) only the batch contrasts.
     batch_only = [
         -math.log(math.exp(_cos(z[i], zp[i]) / tau)
@@ -310,17 +314,17 @@ def test_margin_loss_matches_a_hand_computation():
         if has_negative[i]:
             term += max(0.0, gamma - dist(z[i], zn[i])) ** 2
         total += term
-    assert fcl.FCLMarginLoss(gamma)(z, zp, zn, has_negative).item() == pytest.approx(total / 3, rel=1e-5)
-    assert fcl.LOSSES.get("margin", gamma=gamma)(z, zp, zn, has_negative).item() == pytest.approx(total / 3, rel=1e-5)
+    assert FCLMarginLoss(gamma)(z, zp, zn, has_negative).item() == pytest.approx(total / 3, rel=1e-5)
+    assert LOSSES.get("margin", gamma=gamma)(z, zp, zn, has_negative).item() == pytest.approx(total / 3, rel=1e-5)
 
 
 def test_losses_reject_bad_parameters_and_shapes():
     with pytest.raises(ValueError, match="temperature"):
-        fcl.FCLXentLoss(0)
+        FCLXentLoss(0)
     with pytest.raises(ValueError, match="gamma"):
-        fcl.FCLMarginLoss(-1)
+        FCLMarginLoss(-1)
     with pytest.raises(ValueError, match=r"\[B, D\]"):
-        fcl.FCLXentLoss()(torch.zeros(2, 3), torch.zeros(2, 4))
+        FCLXentLoss()(torch.zeros(2, 3), torch.zeros(2, 4))
 
 
 def test_fcl_weight_schedule():
@@ -350,7 +354,7 @@ def test_fcl_objective_adds_the_weighted_contrast_only_after_warm_up():
     model = _classifier()
     x, labels = torch.rand(8, 1, 28, 28), torch.arange(8)
     views = Views(x, x, labels)
-    objective = fcl.fcl_objective(model, fcl.FCLXentLoss(0.1), k=256, sigma=0.5, generator=gen())
+    objective = fcl.fcl_objective(model, FCLXentLoss(0.1), k=256, sigma=0.5, generator=gen())
     ce = F.cross_entropy(model(x), labels)
     assert objective(views).item() == pytest.approx(ce.item(), rel=1e-6) and "fcl" not in objective.last
     objective.set_epoch(10)
@@ -358,11 +362,11 @@ def test_fcl_objective_adds_the_weighted_contrast_only_after_warm_up():
     assert total.item() == pytest.approx(ce.item() + 1e-3 * objective.last["fcl"], rel=1e-6)
     assert objective.last["negatives"] == 1.0
     clock = {"epoch": 3.0}
-    halfway = fcl.fcl_objective(model, fcl.FCLMarginLoss(), 16, 0.5, progress=lambda: clock["epoch"])
+    halfway = fcl.fcl_objective(model, FCLMarginLoss(), 16, 0.5, progress=lambda: clock["epoch"])
     halfway(views)
     assert halfway.last["fcl_weight"] == pytest.approx(0.5e-3)
     with pytest.raises(ValueError, match="penultimate"):
-        fcl.fcl_objective(nn.Linear(4, 2), fcl.FCLXentLoss(), 1, 0.5)
+        fcl.fcl_objective(nn.Linear(4, 2), FCLXentLoss(), 1, 0.5)
 
 
 def test_fcl_objective_trains_through_fit(synthetic):
@@ -371,7 +375,7 @@ def test_fcl_objective_trains_through_fit(synthetic):
     stream = BatchStream(torch.utils.data.Subset(splits.train, range(96)), corruption=distortions.get("none"),
                          batch_size=32, image_size=28, device=torch.device("cpu"), train=True,
                          augment_on_batch=True, seed=0)
-    objective = fcl.fcl_objective(model, fcl.FCLXentLoss(0.1), k=256, sigma=0.5,
+    objective = fcl.fcl_objective(model, FCLXentLoss(0.1), k=256, sigma=0.5,
                                   weight_fn=lambda e: fcl.fcl_weight(e, warmup_start=0.5, warmup_epochs=0.5, lam=1.0),
                                   generator=gen())
     history = fit(model, objective, stream, epochs=2, lr=1e-3, weight_decay=0.0,
@@ -388,15 +392,15 @@ def test_baseline_objectives_give_finite_losses():
     xe = fcl.xe_gaussian_objective(model, weight=0.5)(views)
     expected = F.cross_entropy(model(x), views.labels) + 0.5 * F.cross_entropy(model(noisy), views.labels)
     assert xe.item() == pytest.approx(expected.item(), rel=1e-5)
-    cl = fcl.cl_gaussian_objective(model, fcl.FCLXentLoss(0.5), weight_fn=lambda e: 1.0)
+    cl = fcl.cl_gaussian_objective(model, FCLXentLoss(0.5), weight_fn=lambda e: 1.0)
     z, zp = model.encoder(x), model.encoder(noisy)
-    expected = F.cross_entropy(model(x), views.labels) + fcl.FCLXentLoss(0.5)(z, zp)
+    expected = F.cross_entropy(model(x), views.labels) + FCLXentLoss(0.5)(z, zp)
     assert cl(views).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_patch_gaussian_noises_one_square_per_image_and_is_registered():
     pg = distortions.from_spec("patch_gaussian(patch_size=9, sigma=0.2)")
-    assert isinstance(pg, distortions.PatchGaussian) and pg.spec == "patch_gaussian(patch_size=9, sigma=0.2)"
+    assert isinstance(pg, PatchGaussian) and pg.spec == "patch_gaussian(patch_size=9, sigma=0.2)"
     x = torch.full((64, 3, 28, 28), 0.5)
     mask = pg.mask(x, gen(3))
     y = pg(x, gen(3))
@@ -408,8 +412,8 @@ def test_patch_gaussian_noises_one_square_per_image_and_is_registered():
     rows, cols = mask[:, 0].any(2).sum(1), mask[:, 0].any(1).sum(1)
     assert rows.max() == 9 and cols.max() == 9 and rows.min() >= 5 and cols.min() >= 5
     assert torch.equal(mask[:, 0].flatten(1).sum(1), rows * cols)
-    ranged = distortions.PatchGaussian(patch_size=(1, 20), sigma=(0.0, 1.0))
+    ranged = PatchGaussian(patch_size=(1, 20), sigma=(0.0, 1.0))
     sizes = ranged.mask(torch.zeros(500, 1, 64, 64), gen()).flatten(1).sum(1).float().sqrt()
     assert sizes.min() < 4 and sizes.max() > 17
     with pytest.raises(ValueError, match="patch_size"):
-        distortions.PatchGaussian(patch_size=0)
+        PatchGaussian(patch_size=0)

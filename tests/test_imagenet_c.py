@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from cinv import distortions
-from cinv.imagenet_c import CORRUPTIONS, DETERMINISTIC, _load_imagecorruptions
+from cinv import corruption as distortions
+from cinv.corruption.imagenet_c import CORRUPTIONS, DETERMINISTIC, load_imagecorruptions
 
 
 def gen(seed=0):
@@ -29,7 +29,7 @@ def check_image(y, x):
 
 
 def test_names_match_the_package_and_registry():
-    _load_imagecorruptions()  # imports the package with its compatibility fixes
+    load_imagecorruptions()  # imports the package with its compatibility fixes
     import imagecorruptions
 
     assert CORRUPTIONS == tuple(imagecorruptions.get_corruption_names("all"))
@@ -148,5 +148,5 @@ def test_bad_parameters_raise_value_error_naming_them(params, needle):
 
 
 def test_importing_distortions_does_not_import_the_package():
-    code = "import sys, cinv.distortions; assert not {'imagecorruptions', 'cv2', 'skimage'} & set(sys.modules)"
+    code = "import sys, cinv.corruption; assert not {'imagecorruptions', 'cv2', 'skimage'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -61,3 +61,65 @@ def test_benchmark_evaluates_every_method_on_one_suite(store):
     assert "benchmark.png" in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
     children = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
     assert set(children["tags.cinv.stage"]) == {"student", "baseline", "rocl", "fcl", "evaluation"}
+
+
+# ---- methods as peers ----------------------------------------------------------------------
+
+
+def test_every_method_is_a_peer_behind_one_interface():
+    from cinv.config.base import Strict
+    from cinv.methods import METHODS, Method, label
+
+    names = {"student", "baseline", "rocl", "fcl", "teacher", "trades"}
+    assert names <= set(METHODS.names())
+    for name in names:
+        method = METHODS.get(name)
+        assert isinstance(method, Method) and method.name == name and issubclass(method.Options, Strict)
+        assert method.display and label(name) == method.display
+        assert method.produces <= {"encoder", "classifier"} and "encoder" in method.produces
+        assert all(hasattr(method.Options(), option) for option in method.space)  # tune searches real options
+
+
+def test_trades_adds_the_kl_to_an_adversary_inside_the_budget():
+    import torch
+    from torch import nn
+
+    from cinv.data.stream import Views
+    from cinv.methods.trades import trades_objective
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
+    x, y = torch.rand(6, 3, 8, 8), torch.randint(0, 4, (6,))
+    views = Views(x, x, y)
+    plain = nn.functional.cross_entropy(model(x), y)
+    robust = trades_objective(model, beta=6.0, eps=8 / 255, alpha=2 / 255, steps=3, generator=torch.Generator().manual_seed(0))
+    loss = robust(views)
+    assert loss.item() > plain.item()  # CE + beta * KL(adversary), KL >= 0 and > 0 here
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert trades_objective(model, beta=0.0, eps=8 / 255, alpha=2 / 255, steps=1)(views).item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_new_method_is_taken_by_name_by_every_command(store):
+    """TRADES was added as one module: main, experiment, benchmark, tune and report all run it by name."""
+    tiny = {"limit_per_class": 8, "image_size": 32, "eval_draws": 1, "probe_epochs": 1}
+    trades = {"trades_epochs": 1, "trades_batch_size": 32, "trades_steps": 1}
+    main = cinv.run_command("main", methods="trades", student_registered_model_name="", **tiny)
+    rows = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{main}/results.csv"))
+    assert list(rows["model"]) == ["Teacher, clean images (reference)", "Teacher's original representations",
+                                   "TRADES baseline (end to end, adversarial)"]
+    experiment = cinv.run_command("experiment", name="severity_shift", methods="trades",
+                                  corruptions="random_mask(fraction=0.9)", **tiny)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{experiment}/severity_shift.csv"))
+    assert list(table["method"]) == ["TRADES (adversarial baseline)"]
+    bench = cinv.run_command("benchmark", methods="trades", corruptions="none", attack_images=10, attack_steps=1,
+                             attack_budgets="inf:2/255", **tiny, **trades)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{bench}/benchmark.csv"))
+    assert set(table["method"]) == {"TRADES (adversarial baseline)"} and len(table) == 2
+    tune = cinv.run_command("tune", method="trades", study_name="trades", n_trials=1, reports=1, val_draws=1,
+                            limit_per_class=8, image_size=32, **trades)
+    assert mlflow.get_run(tune).data.metrics["trials_complete"] == 1
+    report = cinv.run_command("report", methods="trades")
+    cells = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report}/report_top1.csv"))
+    assert set(cells["method"]) == {"TRADES (adversarial baseline)"} and len(cells) >= 3

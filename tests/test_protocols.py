@@ -1,6 +1,7 @@
 """The papers' protocols, honest statistics and defaults that say what they are (each test fails on
 the behaviour it replaced): a researcher cites these numbers."""
 
+import dataclasses
 import math
 
 import mlflow
@@ -10,25 +11,22 @@ import torch
 from torch import nn
 
 import cinv
-from cinv import distortions, encoders
-from cinv.config import (
-    COMMANDS,
-    ExperimentConfig,
-    FCLOptions,
-    MainConfig,
-    ProbeConfig,
-    ProbeOptions,
-    RoCLConfig,
-    StudentConfig,
-    build,
-    flat_fields,
-    paper_deviations,
-    preset_keys,
-)
+from cinv import corruption as distortions
+from cinv import encoders
+from cinv.commands import CONFIGS as COMMANDS
+from cinv.commands.experiment import ExperimentConfig
+from cinv.commands.main import MainConfig
+from cinv.commands.probe import ProbeConfig
+from cinv.commands.rocl import RoCLConfig
+from cinv.commands.student import StudentConfig
+from cinv.config import build, flat_fields, paper_deviations, preset_keys
+from cinv.config.options import ProbeOptions
 from cinv.data.datasets import load_splits
-from cinv.pipeline import setup, train_probe
+from cinv.evaluation.tables import across_seeds
+from cinv.methods.fcl import FCLOptions
+from cinv.probe import train_probe
 from cinv.runtime import FP32, Autocast, resolve_precision
-from cinv.tables import across_seeds
+from cinv.training.context import setup
 from conftest import ROOT, write_image_folder
 
 TINY = {"limit_per_class": 8, "image_size": 32, "student_epochs": 1, "student_batch_size": 32, "baseline_epochs": 1,
@@ -70,7 +68,7 @@ def test_loss_ablation_trains_on_the_mask_range_and_evaluates_at_90_to_99_percen
 
 
 def test_severity_shift_default_grids_hold_the_papers_levels():
-    from cinv.experiments import SEVERITY_LEVELS
+    from cinv.experiments.paper import SEVERITY_LEVELS
 
     masks, noise = SEVERITY_LEVELS["random_mask"][1], SEVERITY_LEVELS["gaussian_noise"][1]
     assert {0.96, 0.97, 0.98, 0.99} <= set(masks)  # Fig. 4, Table 12
@@ -115,15 +113,17 @@ def test_probe_features_keep_the_last_partial_batch(store):
 
 
 def test_pixel_baselines_classify_with_the_pretrained_backbone_and_its_clean_probe(store):
-    from cinv.experiments import Lab, pixel_restorers
+    from cinv.experiments.lab import Lab
+    from cinv.experiments.paper import pixel_restorers
 
     cfg = build(ExperimentConfig, {"name": "pixel_baselines", "limit_per_class": 4, "image_size": 32, "probe_epochs": 1,
                                    "baseline_backbone": "cifar_resnet:resnet18", "baseline_backbone_weights": "none"})
     s = setup(cfg, "none")
     teacher = encoders.freeze(tiny_encoder(32))
-    clean = Lab(cfg, s, teacher).clean_classifier()
+    s = dataclasses.replace(s, teacher=teacher)
+    clean = Lab(cfg, s).clean_classifier()
     assert clean.encoder.encoder.name == "cifar_resnet:resnet18"  # the paper's clean classifier: backbone + clean probe
-    as_teacher = Lab(cfg.model_copy(update={"clean_classifier": "teacher"}), s, teacher).clean_classifier()
+    as_teacher = Lab(cfg.model_copy(update={"clean_classifier": "teacher"}), s).clean_classifier()
     assert as_teacher.encoder.encoder is teacher.encoder
     paper = build(ExperimentConfig, {"name": "pixel_baselines", "preset": "paper"})
     inpainting = pixel_restorers(paper)["random_mask"]
@@ -132,7 +132,7 @@ def test_pixel_baselines_classify_with_the_pretrained_backbone_and_its_clean_pro
 
 
 def test_attacked_images_are_a_seeded_class_balanced_sample(store):
-    from cinv.methods import attack_subset
+    from cinv.evaluation.robustness import attack_subset
 
     cfg = build(RoCLConfig, {"image_size": 32})
     s = setup(cfg, "none")
@@ -148,7 +148,7 @@ def test_attacked_images_are_a_seeded_class_balanced_sample(store):
 
 
 def test_fcl_term_is_summed_over_the_batch_so_lambda_is_the_papers():
-    from cinv.methods import fcl_loss
+    from cinv.methods.fcl import fcl_loss
 
     loss = fcl_loss(FCLOptions())
     assert loss.reduction == "sum"
@@ -159,7 +159,7 @@ def test_fcl_term_is_summed_over_the_batch_so_lambda_is_the_papers():
 
 
 def test_patch_gaussian_fcl_keeps_the_patchs_sigma_apart_from_fcls():
-    from cinv.methods import fcl_corruption
+    from cinv.methods.fcl import fcl_corruption
 
     opts = FCLOptions(method="patch_gaussian_fcl", sigma=0.5, patch_sigma=0.1, patch_size=25)
     assert fcl_corruption(opts) == "patch_gaussian(patch_size=25, sigma=0.1)"
@@ -228,7 +228,7 @@ def test_a_folder_of_small_images_can_be_resized_whole(tmp_path):
 
 
 def test_rocl_gets_its_images_without_a_random_crop_under_its_own_views(tmp_path):
-    from cinv.methods import rocl_stream
+    from cinv.methods.rocl import rocl_stream
 
     root = write_image_folder(tmp_path / "inet", {"a": 6, "b": 6}, size=40)
     cfg = build(RoCLConfig, {"dataset": str(root), "image_size": 32, "num_workers": 0})
@@ -250,7 +250,7 @@ def test_rocl_gets_its_images_without_a_random_crop_under_its_own_views(tmp_path
 def test_the_baselines_resnet101_names_the_original_imagenet_weights():
     from torchvision.models import ResNet101_Weights
 
-    from cinv.encoders import torchvision_weights
+    from cinv.encoders.zoo import torchvision_weights
 
     assert torchvision_weights("resnet101") == ResNet101_Weights.IMAGENET1K_V1  # the 2021 paper's, not V2
     assert torchvision_weights("resnet101", "IMAGENET1K_V2") == ResNet101_Weights.IMAGENET1K_V2
@@ -282,9 +282,9 @@ def test_precision_is_decided_once_and_fp32_turns_bf16_off_on_cuda_too():
 
 
 def test_fit_runs_the_objective_under_the_commands_training_precision():
-    from cinv.data.batches import BatchStream
     from cinv.data.datasets import TensorImages
-    from cinv.training import fit
+    from cinv.data.stream import BatchStream
+    from cinv.training.loop import fit
 
     data = TensorImages(torch.randint(0, 255, (16, 3, 8, 8), dtype=torch.uint8), torch.arange(16) % 2)
     stream = BatchStream(data, corruption=distortions.get("none"), batch_size=8, image_size=8, device=torch.device("cpu"),
@@ -348,7 +348,7 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def test_report_averages_only_over_seeds_of_one_recipe():
-    from cinv.report import cells, evaluations
+    from cinv.evaluation.report import cells, evaluations
 
     runs = runs_frame([
         {"mean": 50, "seed": "0"}, {"mean": 54, "seed": "1"},  # one recipe, two seeds: averaged

@@ -11,11 +11,13 @@ from mlflow import MlflowClient
 
 import cinv
 from cinv import cli, encoders
-from cinv.config import DataOptions, ProbeConfig
-from cinv.evaluation import Evaluation
-from cinv.pipeline import log_encoder, register, setup
-from cinv.promotion import decide
-from cinv.serving import ModelLoadError
+from cinv.commands.probe import ProbeConfig
+from cinv.config.options import DataOptions
+from cinv.errors import ModelLoadError
+from cinv.evaluation.metrics import Evaluation
+from cinv.tracking.models import log_encoder, register
+from cinv.tracking.promotion import decide
+from cinv.training.context import setup
 from conftest import ROOT, run_cli, write_image_folder
 
 PROTOCOL = ["--limit_per_class", "20", "--probe_epochs", "5", "--eval_draws", "3", "--corruption", "gaussian_noise(std=0.1)"]

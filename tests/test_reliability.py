@@ -13,11 +13,12 @@ import torch
 from mlflow import MlflowClient
 from torch import nn
 
-from cinv import distortions
-from cinv.checkpoint import Checkpointer
-from cinv.data.batches import BatchStream
+from cinv import corruption as distortions
 from cinv.data.datasets import TensorImages
-from cinv.training import NonFiniteLossError, fit
+from cinv.data.stream import BatchStream
+from cinv.errors import NonFiniteLossError
+from cinv.training.checkpoint import Checkpointer
+from cinv.training.loop import fit
 from conftest import ROOT, run_cli
 
 STUDENT = [str(ROOT / "entrypoints/student.py"), "--limit_per_class", "32", "--image_size", "32", "--epochs", "3",

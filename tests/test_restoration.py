@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from cinv import distortions, restoration
+from cinv import corruption as distortions
+from cinv.corruption import restoration
 
 
 def gen(seed=0):

@@ -8,15 +8,24 @@ import pytest
 import torch
 from torch import nn
 
-from cinv.attacks import attack, autoattack, classwise_pgd, instance_wise_pgd, robust_accuracy
-from cinv.augment import SimCLRAugment, augment, simclr_views
-from cinv.data.batches import BatchStream
+from cinv.corruption.pixel import Identity
+from cinv.data.augment import SimCLRAugment, augment, simclr_views
 from cinv.data.datasets import TensorImages, load_embedded
-from cinv.distortions import Identity
+from cinv.data.stream import BatchStream
 from cinv.encoders import Classifier
+from cinv.encoders.heads import Projector
+from cinv.evaluation.robustness import (
+    attack,
+    autoattack,
+    classwise_pgd,
+    instance_wise_pgd,
+    robust_accuracy,
+    smoothed_predict,
+)
 from cinv.losses import get as get_loss
-from cinv.rocl import Projector, RoCLLoss, rocl_objective, smoothed_predict
-from cinv.training import fit
+from cinv.losses.rocl import RoCLLoss
+from cinv.methods.rocl import rocl_objective
+from cinv.training.loop import fit
 
 
 @pytest.fixture(scope="module")

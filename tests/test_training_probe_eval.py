@@ -4,13 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from cinv import distortions
-from cinv.data.batches import BatchStream
+from cinv import corruption as distortions
 from cinv.data.datasets import TensorImages
+from cinv.data.stream import BatchStream
 from cinv.encoders import Classifier
-from cinv.evaluation import evaluate
+from cinv.errors import NonFiniteLossError
+from cinv.evaluation.metrics import evaluate
 from cinv.probe import extract_features, fit_head
-from cinv.training import NonFiniteLossError, fit
+from cinv.training.loop import fit
 
 
 def colour_dataset(n_per_class=16, classes=4, size=8):
@@ -118,7 +119,7 @@ def test_binary_tasks_report_roc_auc():
 
 
 def test_schedules_warm_up_then_cosine_and_decay_per_epoch():
-    from cinv.training import make_schedule
+    from cinv.training.loop import make_schedule
 
     def lrs(name, warmup, total=10, per_epoch=2):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

@@ -9,8 +9,10 @@ import pytest
 from optuna.storages.journal import JournalFileBackend
 
 from cinv import cli
-from cinv.config import ConfigError, TuneConfig, build
-from cinv.tuning import Objective, Range, parse_space
+from cinv.commands.tune import TuneConfig
+from cinv.config import ConfigError, build
+from cinv.methods import Range
+from cinv.tuning import Objective, parse_space
 from conftest import ROOT, run_cli
 
 TINY = ["--limit_per_class", "6", "--image_size", "32", "--student_batch_size", "16", "--probe_epochs", "2",
@@ -59,7 +61,7 @@ def trial_runs(study):
 
 
 def test_pruned_trials_are_finished_runs_tagged_pruned(store, tmp_path, monkeypatch):
-    from cinv.pipeline import setup
+    from cinv.training.context import setup
 
     def pruned(self, trial, params):
         trial.report(1.0, 0)
@@ -69,7 +71,7 @@ def test_pruned_trials_are_finished_runs_tagged_pruned(store, tmp_path, monkeypa
     cfg = build(TuneConfig, {"study_name": "p", "limit_per_class": "2", "device": "cpu"})
     with mlflow.start_run() as parent:
         study = optuna.create_study(direction="maximize")
-        objective = Objective(cfg, setup(cfg), None, parent.info.run_id, parent.info.experiment_id)
+        objective = Objective(cfg, setup(cfg), parent.info.run_id, parent.info.experiment_id)
         study.optimize(objective, n_trials=2)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
     runs = trial_runs("p")

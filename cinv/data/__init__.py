@@ -1,1 +1,4 @@
-"""Datasets (embedded CIFAR-10 subset, ImageFolder trees with class lists) and paired batches."""
+"""Data: datasets by spec (``datasets``: the embedded CIFAR-10 subset, ImageFolder trees with class
+lists, torchvision's CIFAR/STL files; ``synthetic_mnist``: FCL's corner-digit MNIST), batches of
+paired clean and corrupted views (``stream``), and SimCLR's augmentations on whole batches
+(``augment``)."""

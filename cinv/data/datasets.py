@@ -7,7 +7,7 @@ ImageNet-100 from a local ImageNet copy with a class list), and ``cifar10(root=.
 ``cifar100(root=...)``, ``stl10(root=...)`` (torchvision's local files, never downloaded; kept
 at their native 32 / 96 px unless told otherwise). Every split yields ``(uint8 tensor [3, h, w],
 label)``; cropping happens here, corruption never does: it is applied to whole batches in the
-loops (see ``cinv.data.batches``).
+loops (see ``cinv.data.stream``).
 """
 
 from __future__ import annotations

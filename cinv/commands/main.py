@@ -1,0 +1,169 @@
+"""``main``: the whole experiment on one corruption: the teacher's probes (clean reference, and on
+corrupted images), then each method (default the student and the supervised baseline) trained
+and evaluated, each a child run, once per training seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from pydantic import Field
+
+from cinv.commands.common import MethodList, checkpointer, log_samples, method_list, with_teacher
+from cinv.config.base import Section
+from cinv.config.options import (
+    CORRUPTION,
+    TEACHER,
+    TEACHER_WEIGHTS,
+    Comparison,
+    Corruption,
+    DataOptions,
+    EncoderRef,
+    EvalOptions,
+    ProbeOptions,
+)
+from cinv.config.presets import INVERSION_PAPER
+from cinv.corruption import get as get_corruption
+from cinv.evaluation.metrics import Evaluation
+from cinv.evaluation.protocol import evaluate_model
+from cinv.evaluation.tables import across_seeds, statistic_note
+from cinv.experiments.lab import recipe_of
+from cinv.methods import METHODS, title
+from cinv.methods.inversion import StudentOptions
+from cinv.methods.supervised import BaselineOptions
+from cinv.probe import train_probe
+from cinv.tracking import schema
+from cinv.tracking.models import BASELINE_MODEL, STUDENT_MODEL, log_classifier, register, tag_with_evaluation
+from cinv.tracking.runs import child_run, evaluation_tags, log_figure, log_params, log_table
+from cinv.training.context import Setup, setup
+
+# The parent run's <name>_top1_mean / _se, by row.
+PARENT_METRICS = {"teacher_clean_probe": "teacher_clean", "teacher": "teacher_corrupted"}
+
+
+class MainConfig(Comparison):
+    """The whole experiment on one corruption: teacher probes, student, student probe, baseline."""
+
+    PRESETS = {"cpu": {}, "paper": INVERSION_PAPER}
+    data: Annotated[DataOptions, Section()] = DataOptions()
+    corruption: Corruption = CORRUPTION
+    teacher: EncoderRef = TEACHER
+    teacher_weights: str | None = TEACHER_WEIGHTS
+    # Small budgets sized for the embedded default on 2 CPU cores (about 5 minutes in all).
+    # Registered only once every stage has succeeded ('' skips registration).
+    student: Annotated[StudentOptions, Section("student_")] = StudentOptions(
+        epochs=3, batch_size=128, lr=2e-3, registered_model_name=STUDENT_MODEL)
+    baseline: Annotated[BaselineOptions, Section("baseline_")] = BaselineOptions(epochs=3, registered_model_name=BASELINE_MODEL)
+    probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
+    eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
+    methods: MethodList = Field("student, baseline", description="methods compared with the teacher's representations, "
+                                "separated by ',' (any registered method; one without its own parameters here runs with "
+                                "its defaults)")
+
+
+def run(cfg: MainConfig) -> pd.DataFrame:
+    """Teacher probes, then each method, each a child run, once per training seed (``seeds``); the
+    table reports across seeds when there are several."""
+    started = time.time()
+    s = with_teacher(setup(cfg), cfg.teacher, cfg.teacher_weights)
+    mlflow.set_tags({schema.STAGE: "main", **schema.corruption_tags(s.corruption.spec, s.corruption.name, s.corruption.params)})
+    log_samples(s)
+    recipe, seeds = recipe_of(cfg), cfg.seed_list
+    rows, registered = [], None
+    for seed in seeds:
+        results, infos = stages(cfg, dataclasses.replace(s, seed=seed), recipe,
+                                suffix=f" · seed {seed}" if len(seeds) > 1 else "")
+        registered = registered or infos  # the first seed's models are the ones registered
+        for key, result in results.items():
+            rows.append({"model": title(key), "evaluated on": "clean" if key == "teacher_clean_probe" else s.corruption.spec,
+                         "seed": seed, "draws": len(result.draws),
+                         **{f"{m}_{stat}": getattr(result, stat)(m) for m in ("top1", "top5") for stat in ("mean", "se")}})
+    table = across_seeds(pd.DataFrame(rows), keys=["model", "evaluated on"])
+    log_table(pd.DataFrame(rows), "results_per_seed")
+    log_table(table, "results")
+    log_figure(comparison_plot(table, s.corruption.spec), "results.png")
+    for key, row in zip(results, table.itertuples(index=False), strict=True):
+        name = PARENT_METRICS.get(key, key)
+        mlflow.log_metrics({f"{name}_top1_mean": row.top1_mean, f"{name}_top1_se": row.top1_se})
+    mlflow.set_tag(schema.SE_KIND, table["se_kind"].iloc[0])
+    # Registered only now that every stage has succeeded.
+    for name, info in registered.items():
+        register(info, getattr(METHODS.get(name).options(cfg), "registered_model_name", None))
+    mlflow.log_metric("wall_time_s", time.time() - started)
+    return table
+
+
+def stages(cfg: MainConfig, s: Setup, recipe: str, suffix: str = "") -> tuple[dict[str, Evaluation], dict]:
+    """The child runs of one training seed (``s.seed``): the teacher's probes, then per method a
+    training run and, for an encoder, a probe run; a method with its own head is evaluated in its
+    training run. Returns the evaluations by row and each method's logged encoder."""
+    clean = get_corruption("none")
+    results: dict[str, Evaluation] = {}
+    encoders_logged = {}
+    probe_params = {f"probe_{k}": v for k, v in cfg.probe.model_dump().items()} | {"seed": s.seed}
+    corrupted = s.corruption.spec
+
+    def tags(key: str, stage: str, trained_on: str, source: str, **extra) -> dict[str, str]:
+        return {schema.STAGE: stage, **extra, **evaluation_tags(
+            key, eval_corruption="none" if key == "teacher_clean_probe" else corrupted, train_corruption=trained_on,
+            teacher=source, dataset=s.splits.name, seed=s.seed, recipe=recipe, label_fraction=cfg.probe.label_fraction)}
+
+    for key, run_name, on in (("teacher_clean_probe", "teacher_clean_probe", clean), ("teacher", "teacher_corrupted_probe", None)):
+        with child_run(run_name + suffix, **tags(key, "probe", (on or s.corruption).spec, cfg.teacher, **{schema.ENCODER: cfg.teacher})):
+            log_params({"corruption": (on or s.corruption).spec, "encoder": cfg.teacher} | probe_params)
+            probe = train_probe(s, s.teacher, cfg.probe, corruption=on)
+            results[key] = evaluate_model(s, probe, cfg.eval, corruption=on)
+
+    for name in method_list(cfg.methods):
+        method = METHODS.get(name)
+        opts = method.options(cfg)
+        unregistered = opts.model_copy(update={"registered_model_name": None}) if hasattr(opts, "registered_model_name") else opts
+        source = method.source(opts, cfg.teacher)
+        params = {f"{name}_{k}": v for k, v in opts.model_dump().items()} | {"corruption": corrupted, "seed": s.seed}
+        if "classifier" in method.produces:  # trained and evaluated in one run
+            with child_run(name + suffix, **tags(name, name, corrupted, source, **{schema.METHOD: name})):
+                log_params(params)
+                model = method.train(s, unregistered, checkpointer=checkpointer(opts))
+                results[name] = evaluate_model(s, model, cfg.eval)
+                infos = method.log(s, model, opts, cfg.teacher)
+                tag_with_evaluation(list(infos.values()), results[name])
+            encoders_logged[name] = infos["encoder"]
+            continue
+        with child_run(name + suffix, **{schema.STAGE: name, schema.METHOD: method.model_tag or name, schema.SEED: str(s.seed)}):
+            log_params(params)
+            model = method.train(s, unregistered, checkpointer=checkpointer(opts))
+            info = method.log(s, model, opts, cfg.teacher).get("encoder")
+        uri = info.model_uri if info else name
+        with child_run(f"{name}_probe" + suffix, **tags(name, "probe", corrupted, source, **{schema.ENCODER: uri})):
+            if hasattr(opts, "loss"):
+                mlflow.set_tag(schema.LOSS, opts.loss)
+            log_params({"corruption": corrupted, "encoder": uri} | probe_params)
+            probe = train_probe(s, model, cfg.probe)
+            results[name] = evaluate_model(s, probe, cfg.eval)
+            probe_info = log_classifier(s, probe, s.corruption, method="linear_probe", encoder=uri)
+            tag_with_evaluation([i for i in (info, probe_info) if i], results[name])
+        if info:
+            encoders_logged[name] = info
+    return results, encoders_logged
+
+
+def comparison_plot(table: pd.DataFrame, corruption: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.8 * len(table) + 0.6))
+    ax.barh(table["model"], table["top1_mean"], xerr=table["top1_se"],
+            color=["#999999", "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"][: len(table)])
+    for y, v in enumerate(table["top1_mean"]):
+        ax.text(v + 0.5, y, f"{v:.1f}", va="center")
+    ax.set_xlabel(f"top-1 accuracy (%): {statistic_note(table)}", fontsize=8)
+    ax.set_title(f"corruption: {corruption}")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,95 @@
+"""``promote``: evaluate a registered version against ``@champion`` under one protocol and move
+``@champion`` only on a clear gain (the rule is ``tracking.promotion``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from pydantic import Field
+
+from cinv.config.base import Section
+from cinv.config.options import DataOptions, EvalOptions, OptionalCorruption, ProbeOptions, RunOptions
+from cinv.errors import ConfigError
+from cinv.evaluation.metrics import Evaluation
+from cinv.evaluation.protocol import evaluate_model
+from cinv.probe import train_probe
+from cinv.tracking import schema
+from cinv.tracking.models import STUDENT_MODEL
+from cinv.tracking.promotion import CHALLENGER, CHAMPION, decide, side_by_side
+from cinv.tracking.runs import child_run, log_table
+from cinv.tracking.serving import load_encoder
+from cinv.training.context import setup
+
+
+class PromoteConfig(RunOptions):
+    """Evaluate a registered version against @champion on one protocol; move @champion only on a clear gain."""
+
+    name: str = Field(STUDENT_MODEL, min_length=1, description="registered model whose versions compete")
+    version: int | None = Field(None, ge=1, description="candidate version; default: the latest")
+    data: Annotated[DataOptions, Section()] = DataOptions()
+    corruption: OptionalCorruption = Field(None, description="corruption of the protocol; default: the candidate's 'corruption' tag")
+    probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
+    eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
+    margin_se: float = Field(2.0, ge=0, le=100, description="required gain in standard errors of the paired top-1 difference")
+
+
+def run(cfg: PromoteConfig) -> pd.DataFrame:
+    """Candidate vs @champion under one protocol; @champion moves only on a clear gain."""
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{cfg.name}'")
+    except MlflowException as exc:
+        raise ConfigError(f"name: {exc.message}") from None
+    if not versions:
+        raise ConfigError(f"name: no registered model {cfg.name!r} with versions")
+    by_number = {int(v.version): v for v in versions}
+    number = cfg.version or max(by_number)
+    if number not in by_number:
+        raise ConfigError(f"version: {cfg.name} has no version {number}; versions: {', '.join(map(str, sorted(by_number)))}")
+    candidate = by_number[number]
+    aliases = client.get_registered_model(cfg.name).aliases  # search results do not carry aliases
+    champion = by_number.get(int(aliases[CHAMPION])) if CHAMPION in aliases else None
+    mlflow.set_tags({schema.STAGE: "promote", schema.CANDIDATE: f"{cfg.name}/{number}",
+                     schema.CHAMPION: f"{cfg.name}/{champion.version}" if champion else "none"})
+    if champion is not None and int(champion.version) == number:
+        print(f"{cfg.name} version {number} is already @{CHAMPION}; nothing to do")
+        return pd.DataFrame()
+    spec = cfg.corruption or candidate.tags.get("corruption")
+    if not spec:
+        raise ConfigError(f"corruption: version {number} has no 'corruption' tag; pass corruption=...")
+    s = setup(cfg, spec)
+    mlflow.log_params({"candidate_version": number, "champion_version": champion.version if champion else "", "protocol_corruption": s.corruption.spec})
+
+    def evaluate_version(version) -> Evaluation:
+        uri = f"models:/{cfg.name}/{version.version}"
+        with child_run(f"{cfg.name} v{version.version}", **{schema.STAGE: "probe", schema.ENCODER: uri}):
+            probe = train_probe(s, load_encoder(uri, s.device), cfg.probe)
+            return evaluate_model(s, probe, cfg.eval)
+
+    try:
+        candidate_eval = evaluate_version(candidate)
+        champion_eval = evaluate_version(champion) if champion is not None else None
+    except Exception as exc:
+        client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION, f"evaluation failed, not promoted: {exc}"[:5000])
+        raise
+    decision = decide(candidate_eval, champion_eval, cfg.margin_se)
+    labels = (f"v{number}", f"v{champion.version}" if champion else "champion")
+    table = side_by_side(candidate_eval, champion_eval, labels)
+    log_table(table, "promotion")
+    mlflow.log_metrics({k: v for k, v in {"gain": decision.gain, "gain_se": decision.gain_se, "margin": decision.margin}.items()
+                        if v == v})
+    mlflow.set_tag(schema.DECISION, decision.reason)
+    if decision.promote:
+        client.set_registered_model_alias(cfg.name, CHAMPION, candidate.version)
+        if CHALLENGER in aliases and int(aliases[CHALLENGER]) == number:
+            client.delete_registered_model_alias(cfg.name, CHALLENGER)
+    else:
+        client.set_registered_model_alias(cfg.name, CHALLENGER, candidate.version)
+    client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION, decision.reason)
+    client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION_RUN, mlflow.active_run().info.run_id)
+    print(f"{cfg.name} v{number}: {decision.reason}")
+    return table

@@ -1,0 +1,245 @@
+"""Option groups and parameter types that several commands and methods share.
+
+A method's own options live next to it (``cinv.methods``); a command's config lives with the
+command (``cinv.commands``); what they have in common is here: data, optimiser budget, probe,
+evaluation and run options, and the validated parameter types (corruption specs, encoder names,
+model URIs, lists).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from cinv import corruption, encoders, losses
+from cinv.config.base import Presets, Strict
+from cinv.data.datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGE_SIZE, check_dataset
+from cinv.errors import DatasetError
+from cinv.registry import parse_spec
+
+MODEL_URI_SCHEMES = ("models:/", "runs:/", "file:/", "mlflow-artifacts:/")
+
+
+def _corruption(spec: str) -> str:
+    return corruption.from_spec(spec).spec
+
+
+def _encoder(name: str) -> str:
+    if name.startswith(MODEL_URI_SCHEMES):
+        return name
+    return encoders.REGISTRY.check(name)
+
+
+def _model_uri(uri: str) -> str:
+    if not uri.startswith(MODEL_URI_SCHEMES):
+        raise ValueError(f"must be an MLflow model URI starting with one of {', '.join(MODEL_URI_SCHEMES)}; got {uri!r}")
+    return uri
+
+
+def _dataset(value: str, class_list: str | None = None) -> str:
+    try:
+        return check_dataset(value, class_list)
+    except DatasetError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def no_password(value: str | None) -> str | None:
+    """Parameters are logged for every reader of the store: keep database passwords out of them."""
+    if value and "://" in value:
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = make_url(value).password
+        except Exception:
+            raise ValueError(f"not a database URL: {value!r}") from None
+        if password:
+            raise ValueError("the URL holds a password, which would be logged as a run parameter; leave it out and "
+                             "give it through the driver (PGPASSWORD or ~/.pgpass for PostgreSQL)")
+    return value
+
+
+def folder(value: str) -> str:
+    if not Path(value).expanduser().is_dir():
+        raise ValueError(f"folder {value} not found")
+    return value
+
+
+Corruption = Annotated[str, AfterValidator(_corruption)]
+OptionalCorruption = Annotated[str | None, AfterValidator(lambda v: None if v is None else _corruption(v))]
+EncoderRef = Annotated[str, AfterValidator(_encoder)]
+LossName = Annotated[str, AfterValidator(losses.REGISTRY.check)]
+ModelURI = Annotated[str, AfterValidator(_model_uri)]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+
+
+class DataOptions(Strict):
+    dataset: Annotated[str, AfterValidator(_dataset)] = Field(
+        EMBEDDED, description="'embedded' (CIFAR-10 subset shipped with cinv), an ImageFolder root with train/ and val/, "
+        "cifar10(root=/data), cifar100(root=/data), stl10(root=/data) (torchvision's local files, native size, never "
+        "downloaded) or folder(root=/data/x, class_list=..., preprocessing=crop|resize)"
+    )
+    class_list: str | None = Field(
+        None, description="classes to use from a folder dataset: imagenet100, imagenet100b, or a file with one folder name per line"
+    )
+    image_size: int | None = Field(
+        None, ge=16, le=1024, description=f"model input size in pixels; default {EMBEDDED_IMAGE_SIZE} for embedded, the native "
+        "size for cifar10/cifar100/stl10 (32/32/96), 224 for folders"
+    )
+    val_fraction: float = Field(0.05, gt=0, lt=1, description="share of folder train images held out for validation")
+    num_workers: int = Field(4, ge=0, le=64, description="data-loader worker processes (folder datasets)")
+    limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split (quick runs)")
+    skip_bad_images: bool = Field(False, description="leave out unreadable image files (counted in the metric skipped_images) "
+                                  "instead of stopping; checks every file first")
+
+    @model_validator(mode="after")
+    def _class_list(self):
+        if self.class_list:
+            _dataset(self.dataset, self.class_list)
+        return self
+
+
+class OptimOptions(Strict):
+    epochs: int = Field(ge=1, le=10_000, description="training epochs")
+    batch_size: int = Field(ge=2, le=65_536, description="images per optimiser step")
+    lr: float = Field(gt=0, le=10, description="Adam learning rate (cosine schedule over all steps)")
+    weight_decay: float = Field(ge=0, le=1, description="Adam weight decay")
+    checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N optimiser steps (0: every epoch only)")
+
+
+class ProbeOptions(Strict):
+    """Paper defaults: Adam lr 1e-3, batch 128, 10 epochs, trained on corrupted images."""
+
+    epochs: int = Field(10, ge=1, le=10_000, description="probe epochs")
+    batch_size: int = Field(128, ge=1, le=65_536, description="probe batch size with all labels (the paper: 128)")
+    fraction_batch_size: int = Field(8, ge=1, le=65_536, description="probe batch size when label_fraction < 1 (the paper: "
+                                     "8, 'to compensate for the decrease in the data used')")
+    lr: float = Field(1e-3, gt=0, le=10, description="probe Adam learning rate")
+    label_fraction: float = Field(1.0, gt=0, le=1, description="class-balanced fraction of training labels the probe sees")
+    feature_draws: int = Field(3, ge=1, le=1000, description="corruption draws of the train set cached as features; "
+                               "epochs reuse them in turn (3: within 0.3 top-1 points of a fresh draw every epoch, "
+                               "benchmarks/throughput.py)")
+    normalize: bool = Field(False, description="L2-normalise features before the linear layer")
+
+    def batch_size_for(self, label_fraction: float) -> int:
+        """The paper's probe batch: 128 with all labels, 8 on a label fraction."""
+        return self.batch_size if label_fraction >= 1 else self.fraction_batch_size
+
+
+class EvalOptions(Strict):
+    draws: int = Field(10, ge=1, le=10_000, description="independent corruption draws of the evaluation set")
+    batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
+    draw_seed: int = Field(0, ge=0, description="seed of the evaluation draws; equal seeds give every model the same draws")
+
+
+class RunOptions(Strict):
+    seed: int = Field(0, ge=0, description="seed for initialisation, shuffling, augmentation and training corruptions")
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N")
+    precision: Literal["auto", "fp32"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "
+        "frozen encoders feeding training (teacher targets, probe features); fp32: float32 throughout")
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"must be non-negative integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"must be distinct non-negative integers, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+SeedList = Annotated[str, AfterValidator(lambda v: ",".join(map(str, seed_list(v))))]
+
+
+class Comparison(RunOptions, Presets):
+    """Commands that compare methods: each model can be trained once per independent seed."""
+
+    seeds: SeedList = Field("", description="independent training seeds, e.g. 0,1,2: every model is trained once per seed "
+                            "and tables report the mean and the standard error across seeds; default: seed alone "
+                            "(then the s.e. is over evaluation draws of one trained model)")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return seed_list(self.seeds) or [self.seed]
+
+
+CORRUPTION = Field("random_mask(fraction=0.9)", description="corruption spec, e.g. random_mask(fraction=0.9), gaussian_noise(std=(0.1, 0.3)), gaussian_blur(kernel_size=21, sigma=5)")
+TEACHER = Field("efficientnet_lite0", description="teacher encoder: efficientnet_lite0, open_clip:RN101, torchvision:resnet101, ...")
+TEACHER_WEIGHTS = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; default: the encoder's own")
+
+
+RESUME = Field(None, description="continue this FAILED or KILLED run from its latest checkpoint ('latest': the most "
+               "recent unfinished run of this command)")
+
+
+def spec_list(text: str) -> list[str]:
+    """Corruption specs separated by ';' (commas belong to the specs' own parameters)."""
+    return [_corruption(part) for part in text.split(";") if part.strip()]
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"must be numbers separated by commas, e.g. 1,0.1,0.01; got {text!r}") from None
+    if any(not 0 < v <= 1 for v in values):
+        raise ValueError(f"fractions must be in (0, 1]; got {text!r}")
+    return values
+
+
+def loss_list(text: str) -> list[str]:
+    return [losses.REGISTRY.check(part.strip()) for part in text.split(",") if part.strip()]
+
+
+SpecList = Annotated[str, AfterValidator(lambda v: "; ".join(spec_list(v)))]
+FractionList = Annotated[str, AfterValidator(lambda v: ",".join(f"{f:g}" for f in float_list(v)))]
+LossList = Annotated[str, AfterValidator(lambda v: ",".join(loss_list(v)))]
+
+
+def target_list(text: str) -> list[str]:
+    specs = [part.strip() for part in text.split(";") if part.strip()]
+    for spec in specs:
+        DATASETS.check(parse_spec(spec)[0])
+    return specs
+
+
+TargetList = Annotated[str, AfterValidator(lambda v: "; ".join(target_list(v)))]
+
+
+class AttackOptions(Strict):
+    """White-box PGD-20 (one restart) at l_inf 8/255 and 16/255, and the unseen l_2 and l_1 budgets."""
+
+    images: int = Field(1000, ge=1, description="test images attacked: a seeded, class-balanced sample of the test split "
+                        "(images // classes per class; all of it when larger)")
+    steps: int = Field(20, ge=1, le=10_000, description="PGD steps")
+    budgets: Annotated[str, AfterValidator(lambda v: parse_budgets(v) and v)] = Field("inf:8/255, inf:16/255, 2:0.25, 2:0.5, 1:7.84, 1:12",
+                         description="norm:eps pairs separated by ',' (norm inf, 2 or 1)")
+    autoattack: bool = Field(False, description="also run AutoAttack at each l_inf budget (slow on CPU)")
+    smoothing_samples: int = Field(16, ge=0, le=10_000, description="transformation-smoothed inference: augmentations "
+                                   "averaged per image (0: off)")
+    rle_epochs: int = Field(10, ge=0, le=10_000, description="robust linear evaluation: probe epochs on class-wise PGD "
+                            "examples (eps 8/255, 10 steps); 0: off")
+    batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
+
+
+def parse_budgets(text: str) -> list[tuple[str, float]]:
+    out = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        norm, sep, eps = part.strip().partition(":")
+        try:
+            value = float(eps.split("/")[0]) / (float(eps.split("/")[1]) if "/" in eps else 1.0)
+        except (ValueError, IndexError, ZeroDivisionError):
+            value = -1.0
+        if not sep or norm not in ("inf", "2", "1") or value < 0:
+            raise ValueError(f"write norm:eps pairs such as inf:8/255, 2:0.5, 1:12; got {part.strip()!r}")
+        out.append((norm, value))
+    if not out:
+        raise ValueError("give at least one norm:eps pair, e.g. inf:8/255")
+    return out
+
+

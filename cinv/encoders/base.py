@@ -1,0 +1,106 @@
+"""The encoder contract: [0, 1] images in, embeddings out, normalisation inside.
+
+An :class:`Encoder` normalises its own input, so corruptions always act in pixel space and a
+logged model carries its preprocessing. :class:`FrozenEncoder` is the teacher's wrapper (no
+gradients, eval mode forever). Encoders register by name in :data:`REGISTRY` where they are
+defined (``zoo``), as timm and open_clip register models; ``get(name, weights)`` builds one.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from cinv.registry import Registry
+
+__all__ = ["Encoder", "FrozenEncoder", "REGISTRY", "get", "names", "freeze", "student_from"]
+
+
+class Encoder(nn.Module):
+    """[0, 1] images -> embeddings; carries the normalisation and native input size."""
+
+    def __init__(self, backbone: nn.Module, *, embed_dim: int, mean, std, input_size: int, name: str):
+        super().__init__()
+        self.backbone = backbone
+        self.embed_dim, self.input_size, self.name = embed_dim, input_size, name
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone((images - self.mean) / self.std)
+
+    @property
+    def preprocessing(self) -> dict:
+        return {
+            "input_range": [0.0, 1.0],
+            "mean": [round(v, 8) for v in self.mean.flatten().tolist()],
+            "std": [round(v, 8) for v in self.std.flatten().tolist()],
+            "native_input_size": self.input_size,
+        }
+
+
+class FrozenEncoder(nn.Module):
+    """The teacher: no gradients and eval mode forever, whatever ``.train()`` is called with.
+
+    The public reference code let the training loop put the teacher in train mode, so its
+    BatchNorm used batch statistics and its running statistics drifted.
+    """
+
+    def __init__(self, encoder: Encoder, input_gradients: bool = False):
+        super().__init__()
+        self.encoder = encoder.eval()
+        self.input_gradients = input_gradients  # attacks differentiate through it w.r.t. the images
+        for p in self.encoder.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenEncoder:
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.input_gradients:
+            return self.encoder(images)
+        # torch.no_grad exactly (not set_grad_enabled): exported pt2 graphs of probes must reload.
+        with torch.no_grad():
+            return self.encoder(images)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.encoder.embed_dim
+
+    @property
+    def input_size(self) -> int:
+        return self.encoder.input_size
+
+    @property
+    def preprocessing(self) -> dict:
+        return self.encoder.preprocessing
+
+
+def freeze(encoder: Encoder, input_gradients: bool = False) -> FrozenEncoder:
+    """Frozen weights in eval mode; ``input_gradients`` keeps d(output)/d(images) for attacks."""
+    inner = encoder.encoder if isinstance(encoder, FrozenEncoder) else encoder
+    return FrozenEncoder(inner, input_gradients)
+
+
+def student_from(teacher: Encoder) -> Encoder:
+    """The student starts as an exact, trainable copy of the teacher."""
+    student = copy.deepcopy(teacher.encoder if isinstance(teacher, FrozenEncoder) else teacher)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    return student.train()
+
+
+REGISTRY: Registry[Encoder] = Registry("encoder")
+
+
+def get(name: str, weights: str | None = None) -> Encoder:
+    """``get("open_clip:RN101", weights="openai")``; ``weights=None`` means the name's default."""
+    return REGISTRY.get(name, weights=weights)
+
+
+def names() -> list[str]:
+    return REGISTRY.names()
+
+

@@ -1,0 +1,282 @@
+"""Feature contrastive learning (FCL, seed 002) and its baselines, as one method over the shared loop.
+
+Per example, the contextual utility u = |d CE / d x| ranks input features (pixels x channels).
+Noise on the k lowest-utility features gives the positive view (the embedding should not move),
+noise on the k highest gives a negative view (it should), and the other examples of the batch are
+negatives too. The total objective is CE + lambda(epoch) * FCL, with lambda 0 until a warm-up;
+the FCL term is summed over the batch, as the paper's Algorithm 1 writes it. ``method`` picks FCL
+or a baseline: XE, XE+Gaussian, CL+Gaussian, Patch Gaussian (+FCL). Its terms are
+``cinv.losses.fcl``, its MNIST network ``mnist_cnn`` in the encoder zoo.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from cinv import encoders
+from cinv.config.options import EncoderRef, OptimOptions
+from cinv.corruption import from_spec
+from cinv.data.stream import Views
+from cinv.encoders.heads import Classifier
+from cinv.losses.fcl import LOSSES, FCLLoss
+from cinv.methods.base import METHODS, Method, Range
+from cinv.methods.supervised import supervised_objective
+from cinv.runtime import derive_seed, normal
+
+__all__ = [
+    "FCLOptions", "FCL_CPU", "FCL", "MIN_UTILITY", "utility", "fcl_views", "fcl_weight", "FCLObjective", "fcl_objective",
+    "xe_gaussian_objective", "cl_gaussian_objective", "fcl_corruption", "fcl_loss",
+]
+
+
+class FCLOptions(OptimOptions):
+    """Paper (MNIST): Adam lr 0.01 decayed 0.89 per epoch, 20 epochs, k 256, lambda 1e-3, tau 0.1,
+    sigma 0.5, FCL switched on after 2 epochs with a 2-epoch linear warm-up."""
+
+    method: Literal["fcl", "xe", "xe_gaussian", "cl_gaussian", "patch_gaussian", "patch_gaussian_fcl"] = Field(
+        "fcl", description="fcl, or a baseline: xe, xe_gaussian, cl_gaussian, patch_gaussian, patch_gaussian_fcl")
+    encoder: EncoderRef = Field("mnist_cnn", description="network trained from scratch (mnist_cnn) or a registry encoder")
+    encoder_weights: str | None = Field("none", description="encoder weights ('none': random initialisation)")
+    epochs: int = Field(20, ge=1, le=10_000, description="training epochs")
+    batch_size: int = Field(128, ge=2, le=65_536, description="batch size")
+    lr: float = Field(0.01, gt=0, le=10, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="Adam weight decay")
+    decay: float = Field(0.89, gt=0, le=1, description="learning rate factor per epoch")
+    loss: Literal["xe", "margin"] = Field("xe", description="FCL loss: xe (contrastive) or margin")
+    k: int = Field(256, ge=1, description="features perturbed in each view")
+    sigma: float = Field(0.5, gt=0, le=10, description="std of FCL's noise on the chosen features (and of XE/CL+Gaussian)")
+    lam: float = Field(1e-3, ge=0, le=100, description="weight of the FCL term after warm-up")
+    reduction: Literal["sum", "mean"] = Field(
+        "sum", description="FCL term over the batch: sum, as the paper's Algorithm 1 (FCL = sum_i l_i, added to the mean "
+        "cross-entropy), so lam means the paper's lambda; mean divides it by the batch size")
+    temperature: float = Field(0.1, gt=0, le=100, description="xe loss temperature tau")
+    gamma: float = Field(1.0, gt=0, le=10, description="margin loss gamma")
+    warmup_start: float = Field(2, ge=0, description="epoch at which the FCL term starts")
+    warmup_epochs: float = Field(2, ge=0, description="epochs of linear ramp of lambda")
+    patch_size: int = Field(25, ge=1, description="Patch Gaussian square side (pixels)")
+    patch_sigma: float = Field(0.1, gt=0, le=10, description="Patch Gaussian noise std (Lopes et al.'s CIFAR-10 setting, "
+                               "kept apart from FCL's sigma in patch_gaussian_fcl, as the paper does)")
+    registered_model_name: str | None = Field(None, description="register the trained classifier under this name")
+
+
+# A CPU budget on the embedded CIFAR-10: EfficientNet-Lite0 (ImageNet weights), 3 epochs, FCL on after 1.
+FCL_CPU = FCLOptions(encoder="efficientnet_lite0", encoder_weights=None, epochs=3, lr=1e-3, warmup_start=1, warmup_epochs=1, k=1024)
+
+# "we drop high utility perturbations if the max utility value is smaller than 10^-12"
+MIN_UTILITY = 1e-12
+
+
+def utility(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+    """|d CE_i / d x_i| for every input element, shape of ``images``: one backward pass.
+
+    Summed (not averaged) CE, so each example's gradient is its own loss's, whatever the batch
+    size. Eval mode, so BatchNorm statistics are not updated and dropout does not add noise;
+    only the input gets a gradient (parameters' ``.grad`` are left as they were).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            x = images.detach().requires_grad_(True)
+            loss = F.cross_entropy(model(x).float(), labels, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x)
+    finally:
+        model.train(was_training)
+    return grad.abs().float()
+
+
+def fcl_views(images: Tensor, utility: Tensor, k: int, sigma: float,
+              generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """(positive, negative, has_negative): N(0, sigma^2) added to exactly the k lowest-utility
+    features of each example (positive) or the k highest (negative). ``has_negative`` [B] is
+    False where the example's utility is all below 1e-12: its ranking is noise (the paper drops
+    those high-utility perturbations) and its negative is returned unperturbed. Not clamped to
+    [0, 1], like the paper's sigma = 0.5 on [0, 1] images."""
+    if utility.shape != images.shape:
+        raise ValueError(f"utility must have the images' shape {tuple(images.shape)}; got {tuple(utility.shape)}")
+    b = images.shape[0]
+    flat, u = images.reshape(b, -1), utility.reshape(b, -1).float()
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= flat.shape[1]:
+        raise ValueError(f"FCL: k must be an integer in [1, {flat.shape[1]}] (features per example); got {k!r}")
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
+        raise ValueError(f"FCL: sigma must be a non-negative float; got {sigma!r}")
+    low = u.topk(k, dim=1, largest=False).indices
+    high = u.topk(k, dim=1, largest=True).indices
+    noise = sigma * normal((2, b, k), generator, images.device).to(flat.dtype)
+    has_negative = u.amax(dim=1) >= MIN_UTILITY
+    positive = flat.scatter_add(1, low, noise[0])
+    negative = flat.scatter_add(1, high, noise[1] * has_negative[:, None].to(flat.dtype))
+    return positive.view_as(images), negative.view_as(images), has_negative
+
+
+def fcl_weight(epoch: float, warmup_start: float = 2, warmup_epochs: float = 2, lam: float = 1e-3) -> float:
+    """lambda at a (fractional) epoch: 0 before ``warmup_start``, a linear ramp over
+    ``warmup_epochs``, then ``lam`` ("FCL is turned on after 2 epochs with a linear warmup of 2
+    epochs", lambda = 0.001 on MNIST)."""
+    if epoch < warmup_start:
+        return 0.0
+    if warmup_epochs <= 0 or epoch >= warmup_start + warmup_epochs:
+        return float(lam)
+    return float(lam) * (epoch - warmup_start) / warmup_epochs
+
+
+class FCLObjective:
+    """``objective(views) -> CE + lambda(epoch) * FCL`` for ``training.fit``.
+
+    The training input is ``views.corrupted`` (the clean image with corruption "none"; a data
+    augmentation such as Patch Gaussian otherwise, as in the paper's PG+FCL). The epoch comes
+    from ``progress()`` when given, else from :meth:`set_epoch`; with ``fit``, pass
+    ``on_step=lambda step, total: objective.set_epoch(step / len(stream))``. While lambda is 0
+    no utility or views are computed. ``last`` holds the latest terms, for logging.
+    """
+
+    def __init__(self, model: nn.Module, loss: FCLLoss, *, k: int, sigma: float,
+                 weight: Callable[[float], float] = fcl_weight, generator: torch.Generator | None = None,
+                 progress: Callable[[], float] | None = None, embed: Callable[[Tensor], Tensor] | None = None,
+                 head: Callable[[Tensor], Tensor] | None = None):
+        self.model, self.loss, self.k, self.sigma = model, loss, k, sigma
+        self.weight, self.generator, self.progress = weight, generator, progress
+        self.embed = embed if embed is not None else getattr(model, "encoder", None)
+        self.head = head if head is not None else getattr(model, "classify", None)
+        if self.embed is None or self.head is None:
+            raise ValueError("FCL needs penultimate embeddings: give a cinv.encoders.Classifier (encoder + classify) "
+                             "or embed= and head= callables with head(embed(x)) == model(x)")
+        self.epoch = 0.0
+        self.last: dict[str, float] = {}
+
+    def set_epoch(self, epoch: float) -> None:
+        self.epoch = float(epoch)
+
+    def __call__(self, views: Views) -> Tensor:
+        x, labels = views.corrupted, views.labels
+        epoch = float(self.progress()) if self.progress is not None else self.epoch
+        lam = self.weight(epoch)
+        z = self.embed(x)
+        ce = F.cross_entropy(self.head(z).float(), labels)
+        self.last = {"ce": ce.item(), "fcl_weight": lam}
+        if lam == 0:
+            return ce
+        u = utility(self.model, x, labels)
+        positive, negative, has_negative = fcl_views(x, u, self.k, self.sigma, self.generator)
+        z_pos, z_neg = self.embed(torch.cat([positive, negative])).chunk(2)
+        fcl = self.loss(z, z_pos, z_neg, has_negative)
+        self.last.update(fcl=fcl.item(), negatives=has_negative.float().mean().item())
+        return ce + lam * fcl
+
+
+def fcl_objective(model: nn.Module, loss: FCLLoss, k: int, sigma: float,
+                  weight_fn: Callable[[float], float] = fcl_weight, generator: torch.Generator | None = None,
+                  progress: Callable[[], float] | None = None, **embed_head) -> FCLObjective:
+    """The paper's Algorithm 1 as a ``fit`` objective; see :class:`FCLObjective`."""
+    return FCLObjective(model, loss, k=k, sigma=sigma, weight=weight_fn, generator=generator, progress=progress,
+                        **embed_head)
+
+
+def xe_gaussian_objective(classifier: nn.Module, weight: float = 1e-4) -> Callable[[Views], Tensor]:
+    """XE+Gaussian: CE on the clean view + ``weight`` * CE on the Gaussian-noised view (stream
+    corruption ``gaussian_noise(std=sigma)``), "keeping the original label"."""
+
+    def objective(views: Views) -> Tensor:
+        logits = classifier(torch.cat([views.clean, views.corrupted])).float()
+        clean, noisy = logits.chunk(2)
+        return F.cross_entropy(clean, views.labels) + weight * F.cross_entropy(noisy, views.labels)
+
+    return objective
+
+
+def cl_gaussian_objective(classifier: nn.Module, loss: FCLLoss,
+                          weight_fn: Callable[[float], float] = fcl_weight) -> FCLObjective:
+    """CL+Gaussian: FCL's loss with the Gaussian-noised view (stream corruption
+    ``gaussian_noise``) as the positive and only the other batch samples as negatives; CE on the
+    clean view. Same epoch handling as :class:`FCLObjective`."""
+    return GaussianContrast(classifier, loss, k=1, sigma=0.0, weight=weight_fn)
+
+
+class GaussianContrast(FCLObjective):
+    def __call__(self, views: Views) -> Tensor:
+        lam = self.weight(float(self.progress()) if self.progress is not None else self.epoch)
+        z = self.embed(views.clean)
+        ce = F.cross_entropy(self.head(z).float(), views.labels)
+        self.last = {"ce": ce.item(), "fcl_weight": lam}
+        if lam == 0:
+            return ce
+        contrast = self.loss(z, self.embed(views.corrupted))
+        self.last["fcl"] = contrast.item()
+        return ce + lam * contrast
+
+
+def fcl_corruption(opts: FCLOptions) -> str:
+    """What the stream hands the objective as ``views.corrupted``."""
+    if opts.method in ("xe_gaussian", "cl_gaussian"):
+        return f"gaussian_noise(std={opts.sigma})"
+    if opts.method.startswith("patch_gaussian"):  # the patch's own sigma; FCL's (opts.sigma) perturbs its views
+        return f"patch_gaussian(patch_size={opts.patch_size}, sigma={opts.patch_sigma})"
+    return "none"
+
+
+def fcl_loss(opts: FCLOptions) -> FCLLoss:
+    """The FCL term as configured: ``xe`` or ``margin``, summed over the batch by default (the
+    paper's FCL = sum_i l_i beside the batch-mean cross-entropy, so lam = 1e-3 is the paper's)."""
+    params = {"temperature": opts.temperature} if opts.loss == "xe" else {"gamma": opts.gamma}
+    return LOSSES.get(opts.loss, reduction=opts.reduction, **params)
+
+
+@METHODS.register("fcl")
+class FCL(Method):
+    """FCL or one of its baselines (``method``), trained from scratch on clean images; produces a classifier."""
+
+    name, display, title = "fcl", "FCL", "FCL"
+    Options = FCLOptions
+    space = {"lr": Range(1e-4, 1e-1, log=True), "lam": Range(1e-4, 1e-2, log=True)}
+    produces = frozenset({"classifier", "encoder"})
+    clean_training = True
+
+    def build(self, ctx, opts):
+        channels = ctx.splits.channels
+        name = "mnist_cnn" if opts.encoder == "mnist_cnn" and channels == 1 else opts.encoder
+        encoder = encoders.get(name, opts.encoder_weights)
+        return Classifier(encoder, ctx.splits.num_classes, encoder.embed_dim).to(ctx.device)
+
+    def stream(self, ctx, opts, dataset=None):
+        return ctx.stream("train", batch_size=opts.batch_size, purpose="train", corruption=from_spec(fcl_corruption(opts)),
+                          dataset=dataset)
+
+    def objective(self, model, ctx, opts, stream):
+        steps = [0]
+
+        def progress() -> float:  # the fractional epoch of the batch being trained
+            return steps[0] / len(stream)
+
+        def weight(epoch: float) -> float:
+            return fcl_weight(epoch, opts.warmup_start, opts.warmup_epochs, opts.lam)
+
+        if opts.method in ("fcl", "patch_gaussian_fcl"):
+            generator = torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "fcl views"))
+            inner = fcl_objective(model, fcl_loss(opts), opts.k, opts.sigma, weight, generator=generator, progress=progress)
+        elif opts.method == "cl_gaussian":
+            inner = cl_gaussian_objective(model, fcl_loss(opts), weight)
+            inner.progress = progress
+        elif opts.method == "xe_gaussian":
+            inner = xe_gaussian_objective(model)
+        else:  # xe, patch_gaussian: plain cross-entropy on the stream's images
+            inner = supervised_objective(model)
+
+        def objective(views: Views) -> Tensor:
+            loss = inner(views)
+            steps[0] += 1
+            return loss
+
+        return objective
+
+    def fit_options(self, opts):
+        return {"schedule": "exponential", "decay": opts.decay}
+
+    def source(self, opts, teacher):
+        return opts.encoder

@@ -1,0 +1,123 @@
+"""RoCL (Kim et al. 2020, seed 003): adversarial self-supervised contrastive learning.
+
+SimCLR on two views t(x), t'(x), plus an instance-wise adversarial example of t(x) that joins the
+positives, so the representation learns to ignore perturbations without any labels. Its loss is
+``cinv.losses.rocl``, its attack ``evaluation.robustness.instance_wise_pgd``, its views
+``data.augment``; evaluation (LE, r-LE, PGD, smoothing) is the ``rocl`` command's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from cinv import encoders
+from cinv.config.options import EncoderRef, OptimOptions
+from cinv.data.augment import simclr_views
+from cinv.data.stream import Views
+from cinv.encoders.heads import Projector
+from cinv.evaluation.robustness import instance_wise_pgd
+from cinv.losses.rocl import RoCLLoss
+from cinv.methods.base import METHODS, Method, Range
+from cinv.runtime import derive_seed
+from cinv.training.loop import Objective
+
+__all__ = ["RoCLOptions", "ROCL_CPU", "RoCL", "rocl_objective", "rocl_stream"]
+
+
+class RoCLOptions(OptimOptions):
+    """Paper (CIFAR-10, ResNet-18 from scratch): SGD/LARS lr 0.1 with warm-up and cosine, 1000 epochs,
+    batch 256, tau 0.5, lambda 1/256, instance-wise l_inf attack eps 8/255, step 0.007, 7 steps."""
+
+    encoder: EncoderRef = Field("torchvision:resnet18", description="encoder trained by RoCL (the paper: ResNet-18)")
+    encoder_weights: str | None = Field("none", description="encoder weights ('none': from scratch, as the paper)")
+    epochs: int = Field(1000, ge=1, le=100_000, description="training epochs")
+    batch_size: int = Field(256, ge=2, le=65_536, description="batch size")
+    lr: float = Field(0.1, gt=0, le=10, description="learning rate")
+    weight_decay: float = Field(1e-6, ge=0, le=1, description="weight decay")
+    optimizer: Literal["sgd", "lars", "adam"] = Field("lars", description="optimizer (LARS from timm: runs on CPU and GPU)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD / LARS momentum")
+    warmup_epochs: int = Field(10, ge=0, description="linear learning-rate warm-up before the cosine decay")
+    temperature: float = Field(0.5, gt=0, le=100, description="NT-Xent temperature")
+    lam: float = Field(1 / 256, ge=0, le=100, description="weight of NT-Xent(x_adv, t'(x))")
+    eps: float = Field(8 / 255, ge=0, le=1, description="instance-wise attack l_inf radius")
+    alpha: float = Field(0.007, gt=0, le=1, description="instance-wise attack step")
+    instance_steps: int = Field(7, ge=1, le=1000, description="instance-wise attack steps")
+    projector_hidden: int = Field(2048, ge=1, description="projector hidden width")
+    projector_dim: int = Field(128, ge=1, description="projector output width")
+    registered_model_name: str | None = Field(None, description="register the RoCL encoder under this name")
+
+
+# A CPU budget: the EfficientNet-Lite0 architecture from scratch (fast at 32 px), Adam, 3 epochs.
+ROCL_CPU = RoCLOptions(encoder="efficientnet_lite0", encoder_weights="none", epochs=3, batch_size=128, lr=1e-3,
+                       optimizer="adam", warmup_epochs=0, projector_hidden=512)
+
+
+def rocl_objective(
+    encoder: nn.Module,
+    projector: nn.Module,
+    loss: RoCLLoss,
+    *,
+    eps: float = 8 / 255,
+    alpha: float = 0.007,
+    steps: int = 7,
+    generator: torch.Generator | None = None,
+) -> Objective:
+    """Per batch: two SimCLR views of the clean images, the instance-wise attack on the first (model
+    in eval mode), then the RoCL loss on one forward pass of all three in train mode.
+
+    Labels and ``views.corrupted`` are ignored: RoCL is label-free and makes its own views. Pass
+    ``nn.ModuleList([encoder, projector])`` (or any module holding both) to ``fit`` as the model.
+    """
+    model = nn.Sequential(encoder, projector)
+
+    def objective(views: Views) -> Tensor:
+        view, other = simclr_views(views.clean, generator)
+        adv = instance_wise_pgd(model, view, other, eps=eps, alpha=alpha, steps=steps,
+                                temperature=loss.temperature, generator=generator)
+        z_view, z_other, z_adv = model(torch.cat([view, other, adv])).chunk(3)
+        return loss(z_view, z_other, z_adv)
+
+    return objective
+
+
+def rocl_stream(ctx, batch_size: int, dataset=None):
+    """RoCL makes its own SimCLR views of the clean images: the stream hands them over uncropped
+    and unflipped (a folder's evaluation transform, no per-batch flip), so no second random crop
+    sits under the views."""
+    return ctx.stream("train", batch_size=batch_size, purpose="train", augment=False, dataset=dataset)
+
+
+@METHODS.register("rocl")
+class RoCL(Method):
+    """Trained from scratch on clean images (the attack is its own); produces the encoder, a linear
+    probe on clean features makes it a classifier (linear evaluation, LE)."""
+
+    name, display, title = "rocl", "RoCL (linear evaluation)", "RoCL (linear evaluation)"
+    Options = RoCLOptions
+    space = {"lr": Range(1e-4, 1.0, log=True), "temperature": Range(0.1, 1.0)}
+    produces = frozenset({"encoder"})
+    clean_training = True
+
+    def build(self, ctx, opts):
+        encoder = encoders.get(opts.encoder, opts.encoder_weights).to(ctx.device)
+        projector = Projector(encoder.embed_dim, opts.projector_hidden, opts.projector_dim).to(ctx.device)
+        return nn.ModuleList([encoder, projector])
+
+    def stream(self, ctx, opts, dataset=None):
+        return rocl_stream(ctx, opts.batch_size, dataset)
+
+    def objective(self, model, ctx, opts, stream):
+        encoder, projector = model
+        return rocl_objective(encoder, projector, RoCLLoss(opts.temperature, opts.lam), eps=opts.eps, alpha=opts.alpha,
+                              steps=opts.instance_steps,
+                              generator=torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "rocl")))
+
+    def fit_options(self, opts):
+        return {"optimizer": opts.optimizer, "momentum": opts.momentum, "warmup_epochs": opts.warmup_epochs}
+
+    def output(self, model):
+        return model[0]

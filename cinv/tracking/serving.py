@@ -1,0 +1,112 @@
+"""Use a logged encoder anywhere: load it by model URI with its preprocessing, embed images.
+
+``load_encoder("models:/cinv-student@champion")`` works for ``models:/name@alias``,
+``models:/name/version``, ``models:/<model id>`` and ``runs:/<run id>/encoder`` URIs. Models
+are pt2 graphs, so loading runs no pickled code; the store named by ``MLFLOW_TRACKING_URI``
+(or ``mlflow.db`` in the working directory) is trusted to hold what cinv logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+from PIL import Image
+from torch import nn
+
+from cinv.data.datasets import decode_image
+from cinv.errors import CinvError, ModelLoadError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the model saw at evaluation time: images in [0, 1], ``size`` x ``size`` pixels.
+
+    ``resize``: ``"resize"`` scales the whole image (the embedded CIFAR data), ``"center_crop"``
+    resizes the shorter side to size*256/224 and crops the centre (ImageNet-style folders).
+    Normalisation is inside the model graph.
+    """
+
+    size: int
+    resize: str = "center_crop"
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        from torchvision.transforms import v2
+
+        steps = [v2.Resize((self.size, self.size), antialias=True)] if self.resize == "resize" else [
+            v2.Resize(round(self.size * 256 / 224), antialias=True), v2.CenterCrop(self.size)]
+        return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])(image.convert("RGB"))
+
+
+class LoadedEncoder(nn.Module):
+    """A logged encoder (or classifier): a fixed pt2 graph in inference mode, with its metadata.
+
+    Call it on [N, 3, size, size] images in [0, 1]; ``preprocessing`` turns PIL images into those.
+    ``train()`` is a no-op: the graph was exported in eval mode and is never trained further.
+    """
+
+    def __init__(self, model_uri: str, module: nn.Module, metadata: dict):
+        super().__init__()
+        self.module, self.model_uri, self.metadata = module, model_uri, metadata
+        self.preprocessing = Preprocessing(int(metadata["image_size"]), metadata.get("resize", "center_crop"))
+        self.embed_dim = metadata.get("embed_dim")
+        self.input_size = self.preprocessing.size
+
+    def train(self, mode: bool = True) -> LoadedEncoder:
+        return self
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = self.preprocessing.size
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
+            shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(f"{self.model_uri} expects images [N, 3, {size}, {size}] in [0, 1]; got {shape}")
+        # The graph was exported in float32 and asserts its dtypes: autocast (bf16 evaluation) must not reach it.
+        with torch.autocast(images.device.type, enabled=False):
+            return self.module(images.float())
+
+    def embed_files(self, paths: Iterable[Path], batch_size: int = 256, corruption=None, generator=None) -> torch.Tensor:
+        """Embeddings of image files, optionally corrupted first (in [0, 1] pixel space)."""
+        device = next(self.module.parameters()).device
+        paths, out = list(paths), []
+        for start in range(0, len(paths), batch_size):
+            batch = torch.stack([self.preprocessing(decode_image(p, str(p))) for p in paths[start:start + batch_size]])
+            batch = batch.to(device)
+            if corruption is not None:
+                batch = corruption(batch, generator)
+            out.append(self(batch).float().cpu())
+        return torch.cat(out)
+
+
+def load_encoder(model_uri: str, device: str | torch.device = "cpu") -> LoadedEncoder:
+    """Load a cinv model logged to MLflow, with one clear error when that is not possible."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import get_model_info
+
+    try:
+        info = get_model_info(model_uri)
+        module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot load {model_uri}: {exc.message.splitlines()[0]}") from None
+    except Exception as exc:  # the store itself: unreadable file, unreachable server
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot read the MLflow store {mlflow.get_tracking_uri()} for {model_uri}: {first}") from None
+    metadata = (info.metadata or {}).get("cinv")
+    if not metadata or "image_size" not in metadata:
+        raise ModelLoadError(f"{model_uri} is not a cinv model (no cinv metadata)")
+    return LoadedEncoder(model_uri, module, metadata).to(device)
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CinvError(f"image folder {folder} not found")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise CinvError(f"{folder}: no images found (extensions {', '.join(IMAGE_EXTENSIONS)})")
+    return files

@@ -1,0 +1,80 @@
+"""Training checkpoints as MLflow artifacts of the run: enough to continue bit for bit.
+
+A checkpoint holds the trained model's weights (never the frozen teacher), the optimiser and
+scheduler states, the position inside the epoch with that epoch's generator states, the running
+loss and the global RNG states; no paths. Two slots are written in turn
+(``checkpoints/train-a.pt``, ``checkpoints/train-b.pt``), so a crash while one is being written
+leaves the other, and the store never holds more than two. Files load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import torch
+
+from cinv.tracking import schema
+from cinv.tracking.runs import with_retries
+
+FOLDER = "checkpoints"
+SLOTS = ("a", "b")
+FORMAT = 1
+
+
+class Checkpointer:
+    """Saves to and loads from one MLflow run; ``every_steps`` adds saves inside epochs."""
+
+    def __init__(self, run_id: str, every_steps: int = 0):
+        self.run_id, self.every_steps = run_id, every_steps
+        self.saves = 0
+
+    def due(self, step: int) -> bool:
+        return self.every_steps > 0 and step % self.every_steps == 0
+
+    def save(self, state: dict) -> None:
+        slot = SLOTS[self.saves % len(SLOTS)]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"train-{slot}.pt"
+            torch.save({"format": FORMAT, **state}, path)
+            client = mlflow.MlflowClient()
+            with_retries(client.log_artifact, "saving a checkpoint")(self.run_id, str(path), FOLDER)
+            with_retries(client.set_tag, "saving a checkpoint")(self.run_id, schema.CHECKPOINT_STEP, str(state["step"]))
+        self.saves += 1
+
+    def latest(self) -> dict | None:
+        """The newest readable checkpoint of the run, or None when it has none."""
+        client = mlflow.MlflowClient()
+        names = {a.path for a in client.list_artifacts(self.run_id, FOLDER)}
+        found = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for slot in SLOTS:
+                name = f"{FOLDER}/train-{slot}.pt"
+                if name not in names:
+                    continue
+                local = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=name, dst_path=tmp)
+                try:
+                    state = torch.load(local, map_location="cpu", weights_only=True)
+                except Exception:  # a slot cut short by the crash: the other one is older but whole
+                    continue
+                if state.get("format") == FORMAT:
+                    found.append((slot, state))
+        if not found:
+            return None
+        slot, newest = max(found, key=lambda item: item[1]["step"])
+        self.saves = SLOTS.index(slot) + 1  # the next save goes to the other slot
+        return newest
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
