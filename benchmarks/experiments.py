@@ -12,38 +12,26 @@ the tables and wall times to benchmarks/results/experiments.json. The embedded d
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
+from harness import ROOT, machine_line, temporary_store, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ["fixed_corruption", "severity_shift", "loss_ablation", "label_efficiency"]
 
 
 def main() -> None:
     import mlflow
-    import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit_per_class", type=int, default=150)
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS))
     args = parser.parse_args()
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                          f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}",
+    results = {"machine": machine_line(),
                "limit_per_class": args.limit_per_class, "experiments": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{tmp}/mlflow.db"
-        os.chdir(tmp)
-        mlflow.set_tracking_uri(uri)
-        mlflow.MlflowClient().search_experiments()
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
+    with temporary_store() as (_, env):
         for name in args.experiments.split(","):
             command = [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", "-e", "experiment",
                        "-P", f"name={name}", "-P", f"limit_per_class={args.limit_per_class}"]
@@ -63,8 +51,7 @@ def main() -> None:
                 "wall_time_s": round(wall, 1), "rows": table.to_dict(orient="records"),
                 "table": shown.to_markdown(index=False)}
             print(f"## {name} ({wall / 60:.1f} min)\n{shown.to_markdown(index=False)}\n", flush=True)
-            out = Path(__file__).with_name("results") / "experiments.json"  # after each, so a failure keeps the others
-            out.write_text(json.dumps(results, indent=1) + "\n")
+            write_result("experiments", results)  # after each, so a failure keeps the others
 
 
 if __name__ == "__main__":

@@ -14,33 +14,22 @@ seeds) and writes benchmarks/results/main_seeds.json with each seed's top-1 per 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT, machine_line, temporary_store, write_result
 
 
 def main() -> None:
     import mlflow
     import pandas as pd
-    import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="", help="independent training seeds, e.g. 0,1,2 (writes main_seeds.json)")
     args = parser.parse_args()
     command = ["mlflow", "run", ".", "--env-manager", "local"] + (["-P", f"seeds={args.seeds}"] if args.seeds else [])
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{tmp}/mlflow.db"
-        os.chdir(tmp)  # the store's default artifact folder goes here, not into the checkout
-        mlflow.set_tracking_uri(uri)
-        mlflow.MlflowClient().search_experiments()
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
+    with temporary_store() as (_, env):
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
@@ -52,8 +41,7 @@ def main() -> None:
         m = parent.data.metrics
     gain = m["student_top1_mean"] - m["teacher_corrupted_top1_mean"]
     gain_se = (m["student_top1_se"] ** 2 + m["teacher_corrupted_top1_se"] ** 2) ** 0.5
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-               f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}")
+    machine = machine_line()
     if args.seeds:
         names = {"Student (contrastive inversion)": "student", "Teacher's original representations": "original",
                  "Supervised baseline (end to end)": "baseline", "Teacher, clean images (reference)": "teacher_clean"}
@@ -62,8 +50,7 @@ def main() -> None:
                **{names[model]: [round(v, 4) for v in part.sort_values("seed")["top1_mean"]]
                   for model, part in per_seed.groupby("model")},
                "metrics": {k: round(v, 4) for k, v in m.items() if k.endswith(("_top1_mean", "_top1_se"))}, "table": table}
-        path = Path(__file__).with_name("results") / "main_seeds.json"
-        path.write_text(json.dumps(out, indent=1) + "\n")
+        write_result("main_seeds", out)
         print(table)
         print(f"wall time {wall / 60:.1f} min; {machine}")
         return
@@ -76,9 +63,7 @@ def main() -> None:
         "clearly_beats": gain > max(5 * gain_se, 5.0),
         "table": table,
     }
-    out = Path(__file__).with_name("results") / "main_job.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result("main_job", result)
     print(table)
     print(f"wall time {wall / 60:.1f} min; student - original = {gain:+.2f} (s.e. {gain_se:.2f}); {result['machine']}")
     if not result["clearly_beats"]:

@@ -28,16 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT, fresh_process, machine
+
 MIB = 1024  # ru_maxrss and VmHWM are in KiB on Linux
 
 
@@ -106,16 +105,9 @@ class Phase:
 def worker_info(_: dict) -> dict:
     import torch
 
-    import cinv  # noqa: F401  (the floor: interpreter + torch + cinv)
+    import cinv.cli  # noqa: F401  (the floor: interpreter + torch + every cinv command)
 
-    cuda = torch.cuda.is_available()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
-    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_mib": mem, "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if cuda else None,
+    return {**machine("cuda" if torch.cuda.is_available() else "cpu"),
             "import_torch_and_cinv_peak_rss_mib": round(lifetime_peak_kib() / MIB, 1)}
 
 
@@ -145,26 +137,26 @@ def worker_student_step(params: dict) -> dict:
     """One optimiser step of cinv's student training (fit + inversion_objective) at 224 px."""
     from torch.utils.data import Subset
 
-    from cinv import distortions, encoders, losses
-    from cinv.config import StudentOptions
+    from cinv import corruption, encoders, losses
     from cinv.data.datasets import load_splits
-    from cinv.pipeline import Setup
-    from cinv.runtime import native_bf16, resolve_device
-    from cinv.training import fit, inversion_objective
+    from cinv.methods.inversion import StudentOptions, inversion_objective
+    from cinv.runtime import native_bf16, resolve_device, resolve_precision
+    from cinv.training.context import Setup
+    from cinv.training.loop import fit
 
     batch, size = params["batch"], params["image_size"]
     device = resolve_device("auto")
     opts = StudentOptions()
     splits = load_splits("embedded", None, size, 0.05, 0)
-    s = Setup(splits, distortions.get("random_mask", fraction=0.9), device, 0, 0)
+    s = Setup(splits, corruption.get("random_mask", fraction=0.9), device, 0, 0, resolve_precision(device))
     teacher = encoders.freeze(encoders.get(params["teacher"])).to(device)
     student = encoders.student_from(teacher)
     loss = losses.get(opts.loss, temperature=opts.temperature)
-    stream = s.stream("train", batch_size=batch, train=True, dataset=Subset(splits.train, list(range(batch))))
+    stream = s.stream("train", batch_size=batch, purpose="train", dataset=Subset(splits.train, list(range(batch))))
     assert len(stream) == 1
     with Phase(device.type == "cuda") as phase:
-        history = fit(student, inversion_objective(student, teacher, loss), stream, epochs=1, lr=opts.lr,
-                      weight_decay=opts.weight_decay, desc="student")
+        history = fit(student, inversion_objective(student, teacher, loss, s.precision), stream, epochs=1, lr=opts.lr,
+                      weight_decay=opts.weight_decay, desc="student", precision=s.precision)
     assert history.steps == 1
     return {"image_size": size, "batch_size": batch, "teacher": params["teacher"], "device": str(device),
             "precision": "bf16 autocast" if device.type == "cuda" else
@@ -175,25 +167,25 @@ def worker_evaluate(params: dict) -> dict:
     """evaluation.evaluate of a probe (frozen teacher + linear head) with ``draws`` draws."""
     import torch
 
-    from cinv import distortions, encoders
-    from cinv.config import EvalOptions
+    from cinv import corruption, encoders
+    from cinv.config.options import EvalOptions
     from cinv.data.datasets import TensorImages, load_splits, stratified_indices
     from cinv.encoders import Classifier
-    from cinv.evaluation import evaluate
-    from cinv.pipeline import Setup
-    from cinv.runtime import resolve_device
+    from cinv.evaluation.metrics import evaluate
+    from cinv.runtime import resolve_device, resolve_precision
+    from cinv.training.context import Setup
 
     device = resolve_device("auto")
     splits = load_splits("embedded", None, params["image_size"], 0.05, 0)
     if params["test_per_class"]:
         picks = stratified_indices(splits.test.targets, per_class=params["test_per_class"], seed=0)
         splits.test = TensorImages(splits.test.images[picks], splits.test.labels[picks])
-    s = Setup(splits, distortions.get("random_mask", fraction=0.9), device, 0, 0)
+    s = Setup(splits, corruption.get("random_mask", fraction=0.9), device, 0, 0, resolve_precision(device))
     teacher = encoders.freeze(encoders.get(params["teacher"])).to(device)
     model = Classifier(teacher, splits.num_classes, teacher.embed_dim)
     model = model.reset_head(torch.Generator().manual_seed(0)).to(device).eval()
     opts = EvalOptions()
-    stream = s.stream("test", batch_size=opts.batch_size, train=False, seed=opts.draw_seed)
+    stream = s.stream("test", batch_size=opts.batch_size, purpose="eval", seed=opts.draw_seed)
     per_draw_rss = []
     epoch = stream.epoch
 
@@ -204,7 +196,7 @@ def worker_evaluate(params: dict) -> dict:
     stream.epoch = recording_epoch
     started = time.perf_counter()
     with Phase(device.type == "cuda") as phase:
-        result = evaluate(model, stream, params["draws"])
+        result = evaluate(model, stream, params["draws"], precision=s.precision)
     return {"draws": len(result.draws), "test_images": len(splits.test), "image_size": splits.image_size,
             "batch_size": opts.batch_size, "device": str(device), "wall_s": round(time.perf_counter() - started, 1),
             "rss_at_start_of_each_draw_mib": per_draw_rss, **phase.result()}
@@ -218,8 +210,7 @@ WORKERS = {"info": worker_info, "main_job": worker_main_job, "student_step": wor
 
 
 def measure(task: str, params: dict, env: dict, cwd: str) -> dict:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", task, json.dumps(params)],
-                          cwd=cwd, env=env, capture_output=True, text=True)
+    proc = fresh_process(Path(__file__).resolve(), "--worker", task, json.dumps(params), env=env, cwd=cwd)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{task} {params} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -16,7 +16,7 @@ warm-up excluded:
    and image size), with a per-phase breakdown of both and, when cinv misses 2x, a torch.profiler
    table of its step;
 3. linear probe (10 epochs) + 10 evaluation draws: the reference re-runs the frozen encoder on
-   freshly corrupted images every probe epoch; cinv caches features (``pipeline.train_probe``) and
+   freshly corrupted images every probe epoch; cinv caches features (``probe.train_probe``) and
    evaluates with ``evaluation.evaluate``; wall times, their ratio, top-1 of both (mean over the
    10 draws) and, paired on the same draws, the difference caching makes;
 4. CUDA only: open_clip RN101 (random weights), 224 px, bf16 autocast, channels_last: images/s
@@ -37,10 +37,8 @@ import argparse
 import copy
 import json
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,19 +46,25 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the checkout's own cinv
+import numpy as np
+import torch
+import torch.nn.functional as F
+from harness import fresh_process, interleave, machine, median, rnd
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, Subset  # noqa: E402
-
-from cinv import distortions, encoders, losses  # noqa: E402
-from cinv.data.batches import BatchStream  # noqa: E402
-from cinv.data.datasets import TensorImages, load_splits, stratified_indices  # noqa: E402
-from cinv.runtime import derive_seed, native_bf16  # noqa: E402
+from cinv import corruption as distortions
+from cinv import encoders, losses
+from cinv.config.options import EvalOptions, ProbeOptions
+from cinv.data.datasets import TensorImages, load_splits, stratified_indices
+from cinv.data.stream import BatchStream
+from cinv.encoders.heads import Classifier
+from cinv.evaluation.metrics import evaluate
+from cinv.methods.inversion import inversion_objective
+from cinv.probe import FEATURE_BATCH, train_probe
+from cinv.runtime import derive_seed, native_bf16, resolve_precision
+from cinv.training.context import Setup
+from cinv.training.loop import fit
 
 try:
     import cv2
@@ -159,38 +163,6 @@ def reference_loader(ds: Dataset, workers: int, device: torch.device, **kw) -> D
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def interleave(runs: dict, rounds: int) -> dict[str, list[float]]:
-    """ABBA: even rounds in the given order, odd rounds reversed; each run returns a rate."""
-    names = list(runs)
-    out: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names if r % 2 == 0 else names[::-1]:
-            out[n].append(runs[n](r))
-    return out
-
-
-def median(values: list[float]) -> float:
-    return float(statistics.median(values))
-
-
-def rnd(x: float, digits: int = 1) -> float:
-    return round(float(x), digits)
-
-
-def machine(device: torch.device) -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    mem = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), None) if Path("/proc/meminfo").exists() else None
-    return {
-        "cpu": model, "cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
-        "torch_threads": torch.get_num_threads(), "memory_mib": mem, "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-        "opencv": cv2.__version__ if cv2 is not None else None,
-        "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-    }
 
 
 def embedded(size: int):
@@ -334,8 +306,6 @@ class Timed(nn.Module):
 
 
 def section_training(args, device: torch.device) -> dict:
-    from cinv.pipeline import Setup
-    from cinv.training import fit, inversion_objective
 
     splits = embedded(args.train_size)
     steps, warm, bs = args.train_steps, args.train_warmup, args.train_batch
@@ -344,7 +314,7 @@ def section_training(args, device: torch.device) -> dict:
     subset = Subset(splits.train, pick)
     name, params = CORRUPTIONS["random_mask"]
     corruption = distortions.get(name, **params)
-    s = Setup(splits, corruption, device, SEED, args.workers)
+    s = Setup(splits, corruption, device, SEED, args.workers, resolve_precision(device))
     teacher = encoders.freeze(encoders.get(args.teacher)).to(device)
     loss = losses.get("student_teacher", temperature=0.1)
     lr, wd = 2e-3, 1e-4
@@ -354,7 +324,7 @@ def section_training(args, device: torch.device) -> dict:
         student = encoders.student_from(teacher)
         log: dict[str, list[float]] = {"teacher": [], "student": []}
         marks: dict[str, list[float]] = {"objective": [], "objective_end": [], "opt_pre": [], "opt_post": [], "step": []}
-        base = inversion_objective(Timed(student, log["student"], device), Timed(teacher, log["teacher"], device), loss)
+        base = inversion_objective(Timed(student, log["student"], device), Timed(teacher, log["teacher"], device), loss, s.precision)
 
         def objective(views):
             marks["objective"].append(time.perf_counter())
@@ -365,10 +335,10 @@ def section_training(args, device: torch.device) -> dict:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
         pre = register_optimizer_step_pre_hook(lambda *a: marks["opt_pre"].append(time.perf_counter()))
         post = register_optimizer_step_post_hook(lambda *a: marks["opt_post"].append(time.perf_counter()))
-        stream = s.stream("train", batch_size=bs, train=True, dataset=subset, seed=SEED + r)
+        stream = s.stream("train", batch_size=bs, purpose="train", dataset=subset, seed=SEED + r)
         try:
             t_start = time.perf_counter()
-            fit(student, objective, stream, epochs=1, lr=lr, weight_decay=wd,
+            fit(student, objective, stream, epochs=1, lr=lr, weight_decay=wd, precision=s.precision,
                 on_step=lambda step, total: marks["step"].append(time.perf_counter()), desc="student")
         finally:
             pre.remove()
@@ -430,7 +400,7 @@ def section_training(args, device: torch.device) -> dict:
         "timed_steps_per_run": steps, "warmup_steps_per_run": warm,
         "reference": f"per-image NumPy mask + cv2 resize + flip in {args.workers} DataLoader workers; fp32 student step; "
                      "teacher frozen (requires_grad False, eval mode) run under autograd",
-        "cinv": "pipeline.Setup.stream (BatchStream) + training.fit + training.inversion_objective"
+        "cinv": "training.context.Setup.stream (BatchStream) + training.loop.fit + methods.inversion.inversion_objective"
                 + (" (bf16 autocast on CUDA)" if device.type == "cuda" else
                    " (student fp32 on CPU, frozen teacher " + ("bf16" if native_bf16(device) else "fp32") + ")"),
         "images_per_s": {k: rnd(median(v), 2) for k, v in rates.items()},
@@ -452,16 +422,15 @@ def profile_cinv_step(s, teacher, loss, subset, bs: int, lr: float, wd: float, d
     """torch.profiler over two steps of cinv's fit (after one warm-up step): the top operators."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    from cinv.training import fit, inversion_objective
 
     student = encoders.student_from(teacher)
-    stream = s.stream("train", batch_size=bs, train=True, dataset=Subset(subset, list(range(3 * bs))), seed=SEED)
+    stream = s.stream("train", batch_size=bs, purpose="train", dataset=Subset(subset, list(range(3 * bs))), seed=SEED)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     traces = []
     with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=2, repeat=1),
                  on_trace_ready=lambda p: traces.append(p.key_averages())) as prof:
-        fit(student, inversion_objective(student, teacher, loss), stream, epochs=1, lr=lr, weight_decay=wd,
-            on_step=lambda step, total: prof.step(), desc="student")
+        fit(student, inversion_objective(student, teacher, loss, s.precision), stream, epochs=1, lr=lr, weight_decay=wd,
+            precision=s.precision, on_step=lambda step, total: prof.step(), desc="student")
     events = traces[0] if traces else prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
@@ -491,10 +460,6 @@ def profile_cinv_step(s, teacher, loss, subset, bs: int, lr: float, wd: float, d
 
 
 def section_probe(args, device: torch.device) -> dict:
-    from cinv.config import EvalOptions, ProbeOptions
-    from cinv.encoders import Classifier
-    from cinv.evaluation import evaluate
-    from cinv.pipeline import FEATURE_BATCH, Setup, train_probe
 
     splits = embedded(48)
     for split, per_class in (("train", args.probe_train_per_class), ("test", args.probe_test_per_class)):
@@ -503,7 +468,7 @@ def section_probe(args, device: torch.device) -> dict:
         setattr(splits, split, TensorImages(data.images[picks], data.labels[picks]))
     name, params = CORRUPTIONS["random_mask"]
     corruption = distortions.get(name, **params)
-    s = Setup(splits, corruption, device, SEED, args.workers)
+    s = Setup(splits, corruption, device, SEED, args.workers, resolve_precision(device))
     teacher = encoders.freeze(encoders.get(args.teacher)).to(device)
     eval_opts = EvalOptions()
     variants = {k: ProbeOptions(feature_draws=k) for k in dict.fromkeys(args.feature_draws)}
@@ -578,7 +543,7 @@ def section_probe(args, device: torch.device) -> dict:
     reference_draws(draws // 2)
     for k in variants:
         t0 = time.perf_counter()
-        result = evaluate(models[k], s.stream("test", batch_size=eval_opts.batch_size, train=False, seed=eval_opts.draw_seed),
+        result = evaluate(models[k], s.stream("test", batch_size=eval_opts.batch_size, purpose="eval", seed=eval_opts.draw_seed),
                           draws)
         sync(device)
         ours[k]["evaluation_s"] = time.perf_counter() - t0
@@ -614,8 +579,8 @@ def section_probe(args, device: torch.device) -> dict:
         "evaluation_batch_size": eval_opts.batch_size,
         "reference": f"encoder re-run on fresh per-image NumPy corruptions every probe epoch ({args.workers} workers), "
                      "then 10 evaluation draws, fp32",
-        "cinv_path": "pipeline.train_probe (probe.extract_features + probe.fit_head) with ProbeOptions(feature_draws=k) "
-                f"+ evaluation.evaluate; feature_draws={ProbeOptions().feature_draws} is the default",
+        "cinv_path": "probe.train_probe (probe.extract_features + probe.fit_head) with ProbeOptions(feature_draws=k) "
+                f"+ evaluation.metrics.evaluate; feature_draws={ProbeOptions().feature_draws} is the default",
         "cinv_inference": "channels_last (precision=auto); probe features in " + ("bf16 autocast" if native_bf16(device)
                           else "fp32") + ", evaluation in " + ("bf16 autocast" if device.type == "cuda" else "fp32"),
         "order": "reference epochs 1-5, cinv probe(s), reference epochs 6-10, reference draws 1-5, cinv evaluation(s), "
@@ -775,8 +740,9 @@ def main() -> None:
         # section inherits another's allocator state, worker processes or threads.
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "section.json"
-            code = subprocess.run([sys.executable, str(Path(__file__).resolve()), *sys.argv[1:],
-                                   "--section-worker", str(number), str(path)]).returncode
+            proc = fresh_process(Path(__file__).resolve(), *sys.argv[1:], "--section-worker", str(number), str(path))
+            print(proc.stdout, end="", flush=True)
+            code = proc.returncode
             if code != 0:
                 raise SystemExit(f"section {number} failed ({code})")
             result["sections"][key] = json.loads(path.read_text())

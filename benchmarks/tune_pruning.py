@@ -11,25 +11,20 @@ folder). The figure to read is the ratio of wall times and the two best validati
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import tempfile
 import time
-from pathlib import Path
+
+from harness import machine_line, temporary_store, write_result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--limit-per-class", type=int, default=150, help="images per class and split (embedded data)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "tune_pruning.json")
     args = parser.parse_args()
 
     os.environ.setdefault("TQDM_DISABLE", "1")
-    import mlflow
     import optuna
-    import torch
     from optuna.storages.journal import JournalFileBackend
 
     from cinv import cli
@@ -37,10 +32,9 @@ def main() -> None:
     common = ["--limit_per_class", str(args.limit_per_class), "--proxy_epochs", "1", "--reports", "4",
               "--val_draws", "2", "--n_trials", str(args.trials), "--seed", "0"]
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-        os.environ["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    with temporary_store() as (uri, env):
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        tmp = os.getcwd()
         # Warm-up (imports, data decoding, first-call costs) so neither measured study pays for it.
         if cli.run("tune", [*common[:-4], "--n_trials", "1", "--seed", "0", "--study_name", "warm-up"]) != 0:
             raise SystemExit("warm-up study failed")
@@ -60,13 +54,11 @@ def main() -> None:
                          "best_params": study.best_params})
     result = {
         "command": "python benchmarks/tune_pruning.py " + f"--trials {args.trials} --limit-per-class {args.limit_per_class}",
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                   f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'}",
+        "machine": machine_line(),
         "rows": rows,
         "wall_time_ratio_median_over_none": round(rows[1]["wall_s"] / rows[0]["wall_s"], 3),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result("tune_pruning", result)
     print("| pruner | wall time (s) | time in trials (s) | best validation top-1 | complete | pruned | failed |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:

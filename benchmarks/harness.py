@@ -1,0 +1,104 @@
+"""What every benchmark shares: the machine it ran on, a fresh process per measurement, ABBA rounds
+for side-by-side timings, a throwaway MLflow store, and the results file.
+
+Benchmarks use cinv's public API only (no ``_private`` names), through the checkout's own package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).with_name("results")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the checkout's own cinv
+
+
+def machine(device: str = "cpu") -> dict:
+    """CPU model, cores, memory, platform and library versions, and the GPU when there is one."""
+    import numpy as np
+    import torch
+
+    def first(path: str, key: str):
+        if not Path(path).exists():
+            return None
+        return next((line.split(":", 1)[1].strip() for line in Path(path).read_text().splitlines() if line.startswith(key)), None)
+
+    memory = first("/proc/meminfo", "MemTotal")
+    cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+    return {
+        "cpu": first("/proc/cpuinfo", "model name") or platform.processor(), "cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "memory_mib": int(memory.split()[0]) // 1024 if memory else None,
+        "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+        "numpy": np.__version__, "device": str(device), "gpu": torch.cuda.get_device_name(device) if cuda else None,
+    }
+
+
+def machine_line(device: str = "cpu") -> str:
+    """One line for a results file: architecture, cores, torch, GPU."""
+    import torch
+
+    gpu = f"CUDA {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {gpu}"
+
+
+def interleave(runs: dict[str, Callable[[int], float]], rounds: int) -> dict[str, list[float]]:
+    """ABBA: even rounds in the given order, odd rounds reversed, so a drifting load weighs on every
+    side alike; each run takes the round number and returns a rate."""
+    names = list(runs)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names if r % 2 == 0 else names[::-1]:
+            out[n].append(runs[n](r))
+    return out
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def rnd(x: float, digits: int = 1) -> float:
+    return round(float(x), digits)
+
+
+def fresh_process(script: str | Path, *args: str, env: dict | None = None, cwd: str | Path | None = None,
+                  timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``python script args...`` in a new process: no allocator state, threads or workers inherited."""
+    return subprocess.run([sys.executable, str(script), *args], env={**os.environ, **(env or {})}, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def temporary_store() -> Iterator[tuple[str, dict]]:
+    """A fresh SQLite MLflow store in a temporary folder (also the working directory inside):
+    yields its URI and the environment a subprocess needs to use it."""
+    import mlflow
+
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        os.chdir(tmp)  # the store's default artifact folder goes here, not into the checkout
+        try:
+            mlflow.set_tracking_uri(uri)
+            mlflow.MlflowClient().search_experiments()
+            yield uri, {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
+        finally:
+            os.chdir(previous)
+
+
+def write_result(name: str, result: dict) -> Path:
+    """``benchmarks/results/<name>.json``."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
