@@ -8,11 +8,14 @@ is printed as one line and the exit status is 2 for bad input, 1 for anything un
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import traceback
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
+from pydantic import TypeAdapter
 
 from cinv import plugins
 from cinv.commands import COMMANDS
@@ -21,6 +24,7 @@ from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, Stor
 from cinv.tracking import schema
 from cinv.tracking.runs import configure, log_json, log_params, with_retries
 from cinv.training import distributed
+from cinv.training.checkpoint import remove_checkpoints
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
 
@@ -30,7 +34,8 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         prog=f"cinv {command}",
         description=(cls.__doc__ or "").strip(),
         epilog=f"Through MLflow: mlflow run . -e {command} -P key=value ... ; tracking store: $MLFLOW_TRACKING_URI "
-        "or sqlite:///mlflow.db in the working directory.",
+        f"or sqlite:///mlflow.db in the working directory; experiment: experiment_name, $MLFLOW_EXPERIMENT_NAME or "
+        f"{schema.DEFAULT_EXPERIMENT}; log level: -v / -q or $CINV_LOG_LEVEL.",
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )
@@ -44,6 +49,8 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         else:
             default = "required" if f.required else f"default: {shown(f.default)}"
         parser.add_argument(f"--{f.key}", metavar="VALUE", help=f"{f.description} ({default})")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (debug)")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="warnings and errors only")
     return parser
 
 
@@ -78,6 +85,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     plugins.load()
     cls = COMMANDS[command].config
     args, unknown = parser_for(command, cls).parse_known_args(argv)
+    set_verbosity(vars(args).pop("verbose", 0) - vars(args).pop("quiet", 0))
     nproc = _processes(cls, args, unknown)
     if nproc > 1 and not distributed.launched():  # rank 0 of the torchrun it starts opens the run
         return distributed.launch(nproc, command, sys.argv[1:] if argv is None else list(argv)), None
@@ -86,18 +94,27 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     configure()
     resume = getattr(args, "resume_run_id", None)
     try:
-        run_ = resume_run(command, resume) if resume else with_retries(mlflow.start_run, "starting a run")(
-            run_name=command)
-    except (ResumeError, StoreError) as exc:  # nothing was started; a named run is left as it was
+        if resume:
+            run_ = resume_run(command, resume)
+        else:
+            with_retries(choose_experiment, "starting a run")(getattr(args, "experiment_name", None))
+            run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, vars(args)),
+                                                                    log_system_metrics=asked(args, "system_metrics") or None)
+    except (ResumeError, StoreError, ConfigError) as exc:  # nothing was started; a named run is left as it was
         print(f"cinv {command}: error: {exc}", file=sys.stderr)
         return 2, None
     mlflow.set_tag(schema.COMMAND, command)
+    mark_experiment(run_.info.experiment_id)
     try:
         if unknown:
             raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
         config = build(cls, vars(args))
         if resume:
             check_same_config(run_.info.run_id, config)
+        elif getattr(config, "experiment_name", "") and mlflow.get_experiment(run_.info.experiment_id).name != config.experiment_name:
+            raise ConfigError(f"experiment_name: this run is already in experiment {mlflow.get_experiment(run_.info.experiment_id).name!r} "
+                              f"(mlflow run creates it: pass --experiment-name {config.experiment_name} to mlflow run instead)")
+        mlflow.set_tag(schema.RUN_NAME, run_name(command, to_flat(config)))
         fn = COMMANDS[command].run
         log_params(to_flat(config))
         log_json(config.model_dump(mode="json"), "config.json")
@@ -106,7 +123,9 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         if preset_line:
             print(preset_line)
         if result is not None and hasattr(result, "to_markdown"):
-            print(result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False))
+            shown = result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False)
+            print(shown)
+            describe(command, config, shown, preset_line)
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
         print(f"cinv {command}: interrupted; run {run_.info.run_id} marked KILLED", file=sys.stderr)
@@ -123,8 +142,79 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     if resume and schema.ERROR in run_.data.tags:
         mlflow.MlflowClient().delete_tag(run_.info.run_id, schema.ERROR)
     mlflow.end_run()
-    print(f"cinv {command}: run {run_.info.run_id} finished; tracking store {mlflow.get_tracking_uri()}")
+    remove_checkpoints(run_.info.run_id)  # finished: nothing resumes it any more
+    print(f"cinv {command}: run {run_.info.run_id} finished; {ui_link(run_.info.experiment_id, run_.info.run_id)}")
     return 0, run_.info.run_id
+
+
+def asked(args: argparse.Namespace, flag: str) -> bool:
+    """A boolean option read before its config is validated (the run must start first); an invalid
+    value counts as no here and is reported by validation."""
+    try:
+        return TypeAdapter(bool).validate_python(getattr(args, flag, False))
+    except ValueError:
+        return False
+
+
+def set_verbosity(level: int) -> None:
+    """-v: DEBUG, default: INFO (one line per epoch, trial and stage), -q: warnings only; or $CINV_LOG_LEVEL."""
+    name = os.environ.get("CINV_LOG_LEVEL") or {-1: "WARNING", 0: "INFO"}.get(max(min(level, 1), -1), "DEBUG")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("cinv").setLevel(name.upper())
+
+
+def choose_experiment(name: str | None) -> None:
+    """The experiment a run goes to: ``experiment_name``, else $MLFLOW_EXPERIMENT_NAME / _ID (which
+    `mlflow run` sets), else ``cinv``."""
+    if name:
+        mlflow.set_experiment(name)
+    elif not (os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID")):
+        mlflow.set_experiment(schema.DEFAULT_EXPERIMENT)
+
+
+def mark_experiment(experiment_id: str) -> None:
+    """Tag the experiment as custom model development, so MLflow's UI opens it on training runs
+    (an untagged one opens in GenAI mode); an experiment already marked is left as it is."""
+    client = mlflow.MlflowClient()
+    if schema.EXPERIMENT_KIND not in client.get_experiment(experiment_id).tags:
+        with_retries(client.set_experiment_tag, "tagging the experiment")(experiment_id, schema.EXPERIMENT_KIND,
+                                                                        schema.CUSTOM_MODEL_DEVELOPMENT)
+
+
+def run_name(command: str, values: dict) -> str:
+    """A readable, distinct name: command, experiment or method, corruption, seed(s)."""
+    what = values.get("name") or values.get("method") or ""
+    corruption = values.get("corruption") or values.get("train_corruption") or ""
+    seeds = values.get("seeds") or ""
+    seed = f"seeds {seeds}" if seeds else (f"seed {values['seed']}" if values.get("seed") not in (None, "") else "")
+    return " · ".join(str(part).strip("'") for part in (command, what, corruption, seed) if part not in (None, ""))
+
+
+def describe(command: str, config: Strict, table: str, preset_line: str | None) -> None:
+    """The run's description (shown on its page in the UI): its results table, and what the ± means."""
+    statistic = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get(schema.STATISTIC, "")
+    lines = [f"**cinv {command}**", "", table, ""]
+    lines += [f"± : {statistic}", ""] if statistic else []
+    lines += [preset_line] if preset_line else []
+    mlflow.set_tag(schema.NOTE, "\n".join(lines)[:60_000])
+
+
+def ui_link(experiment_id: str, run_id: str) -> str:
+    """Where to see the run: the server's page, or `mlflow ui` on a local store and its page."""
+    uri = mlflow.get_tracking_uri()
+    page = f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"view it at {mask(uri).rstrip('/')}/{page}"
+    return f"view it: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+
+
+def mask(uri: str) -> str:
+    """A URI without the password of its userinfo."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def log_preset(config: Strict) -> str | None:
@@ -227,7 +317,7 @@ def mlproject_text() -> str:
     lines = [
         "# Generated by `python -m cinv.cli mlproject > MLproject`; edit the command configs in cinv/commands/ instead.",
         "name: cinv",
-        "conda_env: conda.yaml",
+        "python_env: python_env.yaml",
         "entry_points:",
     ]
     for command, entry in COMMANDS.items():
@@ -237,7 +327,7 @@ def mlproject_text() -> str:
         governed = preset_keys(cls)
         for f in flat_fields(cls):
             numeric = f.annotation in (int, float)  # MLflow rejects "" for float params: optional ones are strings
-            kind = "float" if numeric and f.key not in governed else "string"
+            kind = f.mlproject_type or ("float" if numeric and f.key not in governed else "string")
             if f.key in governed:  # '': the preset's value
                 lines.append(f"      {f.key}: {{type: string, default: ''}}")
             elif f.required:

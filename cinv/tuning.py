@@ -16,6 +16,7 @@ creates the study owns the study's MLflow run, the others attach to it.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 import warnings
@@ -35,10 +36,11 @@ from cinv.probe import train_probe
 from cinv.registry import parse_spec
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
-from cinv.tracking.models import register, tag_with_evaluation
-from cinv.tracking.runs import log_figure, log_table
+from cinv.tracking.models import link_evaluation, register
+from cinv.tracking.runs import dataset, log_datasets, log_figure, log_table
 from cinv.training.context import Setup
 
+log = logging.getLogger(__name__)
 PARENT_ATTR = schema.STUDY_RUN_ATTR
 SPACE_ATTR = schema.STUDY_SPACE_ATTR
 
@@ -119,24 +121,24 @@ def open_study(cfg, storage, run_id: str) -> tuple[optuna.Study, str, bool]:
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.pruner_startup_trials) if cfg.pruner == "median"
               else optuna.pruners.NopPruner())
     try:
-        study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize", pruner=pruner,
+        study = optuna.create_study(study_name=cfg.study, storage=storage, direction="maximize", pruner=pruner,
                                     sampler=optuna.samplers.TPESampler(seed=cfg.seed))
         study.set_user_attr(SPACE_ATTR, {"method": cfg.method, "space": space})
         study.set_user_attr(PARENT_ATTR, run_id)
         return study, run_id, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
-    study = optuna.load_study(study_name=cfg.study_name, storage=storage, pruner=pruner,
+    study = optuna.load_study(study_name=cfg.study, storage=storage, pruner=pruner,
                               sampler=optuna.samplers.TPESampler(seed=derive_seed(cfg.seed, run_id) % 2**32))
     deadline = time.time() + 60
     while PARENT_ATTR not in study.user_attrs and time.time() < deadline:
         time.sleep(0.2)
     recorded = study.user_attrs.get(SPACE_ATTR)
     if recorded != {"method": cfg.method, "space": space}:
-        raise ConfigError(f"study_name: study {cfg.study_name!r} was created with {recorded}, not "
+        raise ConfigError(f"study_name: study {cfg.study!r} was created with {recorded}, not "
                           f"{{'method': {cfg.method!r}, 'space': {space}}}; use a new study_name")
     if PARENT_ATTR not in study.user_attrs:
-        raise ConfigError(f"study_name: study {cfg.study_name!r} has no MLflow run recorded; was it created by cinv?")
+        raise ConfigError(f"study_name: study {cfg.study!r} has no MLflow run recorded; was it created by cinv?")
     return study, study.user_attrs[PARENT_ATTR], False
 
 
@@ -153,7 +155,7 @@ class Objective:
         params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.space.items()}
         client = mlflow.MlflowClient()
         run = client.create_run(self.experiment_id, run_name=f"trial {trial.number}", tags={
-            "mlflow.parentRunId": self.parent_run_id, schema.STAGE: "trial", schema.STUDY: self.cfg.study_name,
+            schema.PARENT: self.parent_run_id, schema.STAGE: "trial", schema.STUDY: self.cfg.study,
             "optuna.trial": str(trial.number)})
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         mlflow.start_run(run_id=run.info.run_id, nested=True)
@@ -162,10 +164,13 @@ class Objective:
             mlflow.log_params(params | {"method": self.cfg.method, "proxy_epochs": self.cfg.proxy_epochs})
             value = self.train_and_score(trial, params)
             mlflow.log_metric("objective", value)
+            log.info("trial %d of %s: validation top-1 %.2f with %s", trial.number, self.cfg.study, value,
+                     ", ".join(f"{k}={v:.4g}" for k, v in params.items()))
             mlflow.set_tag("optuna.state", "COMPLETE")
             status = "FINISHED"
             return value
-        except optuna.TrialPruned:
+        except optuna.TrialPruned as exc:
+            log.info("trial %d of %s: %s", trial.number, self.cfg.study, exc)
             mlflow.set_tag("optuna.state", "PRUNED")  # a pruned trial is a finished run, not a failure
             status = "FINISHED"
             raise
@@ -245,9 +250,9 @@ def tune(cfg, s: Setup) -> pd.DataFrame:
     run = mlflow.active_run()
     study, parent_run_id, created = open_study(cfg, storage, run.info.run_id)
     if created:
-        mlflow.set_tags({schema.STAGE: "study", schema.STUDY: cfg.study_name})
+        mlflow.set_tags({schema.STAGE: "study", schema.STUDY: cfg.study})
     else:
-        mlflow.set_tags({"mlflow.parentRunId": parent_run_id, schema.STAGE: "tune worker", schema.STUDY: cfg.study_name})
+        mlflow.set_tags({schema.PARENT: parent_run_id, schema.STAGE: "tune worker", schema.STUDY: cfg.study})
     objective = Objective(cfg, s, parent_run_id, run.info.experiment_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(objective, n_trials=cfg.n_trials, catch=(NonFiniteLossError,))
@@ -263,13 +268,14 @@ def retrain_best(cfg, s: Setup, study: optuna.Study, parent_run_id: str, experim
     method = METHODS.get(cfg.method)
     best = study.best_trial.params
     run = mlflow.MlflowClient().create_run(experiment_id, run_name="best parameters, full budget", tags={
-        "mlflow.parentRunId": parent_run_id, schema.STAGE: "retrain", schema.STUDY: cfg.study_name})
+        schema.PARENT: parent_run_id, schema.STAGE: "retrain", schema.STUDY: cfg.study})
     with mlflow.start_run(run_id=run.info.run_id, nested=True):
         mlflow.log_params(best | {"method": cfg.method})
         opts = method.options(cfg).model_copy(update=best)
         trained = method.train(s, opts)
-        infos = method.log(s, trained, opts, cfg.teacher, study=cfg.study_name)
+        infos = method.log(s, trained, opts, cfg.teacher, study=cfg.study)
         classifier = trained if "classifier" in method.produces else train_probe(s, trained, cfg.probe)
-        tag_with_evaluation(list(infos.values()), evaluate_model(s, classifier, cfg.eval))
+        log_datasets(s.splits, "train", "test")
+        link_evaluation(list(infos.values()), evaluate_model(s, classifier, cfg.eval), dataset(s.splits, "test"))
         if "encoder" in infos:
             register(infos["encoder"], getattr(opts, "registered_model_name", None))

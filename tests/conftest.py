@@ -35,9 +35,13 @@ def store(tmp_path, monkeypatch) -> str:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
     with monkeypatch.context() as here:
-        here.chdir(tmp_path)  # the Default experiment's artifacts go under tmp_path/mlruns, not the checkout
+        here.chdir(tmp_path)  # the experiments' artifacts go under tmp_path/mlruns, not the checkout
         mlflow.MlflowClient().search_experiments()
+        mlflow.set_experiment("cinv")  # where cinv's runs go: the test's default experiment too
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)  # set_experiment exports it; subprocesses choose their own
     yield uri
     while mlflow.active_run():
         mlflow.end_run()

@@ -1,65 +1,99 @@
 """Commands as users run them: fresh processes, a real MLflow store, the real registry."""
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_image_folder
 
 TINY = ["--limit_per_class", "12", "--image_size", "32"]
 
 
-def runs(experiment="Default"):
+def runs(experiment="cinv"):
     exp = mlflow.get_experiment_by_name(experiment)
     return mlflow.search_runs([exp.experiment_id], output_format="list") if exp else []
 
 
 @pytest.mark.slow
 def test_main_through_mlflow_run_records_everything(store, tmp_path):
-    proc = run_cli(["-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "-e", "main",
-                    "-P", "limit_per_class=20", "-P", "image_size=32", "-P", "student_epochs=1",
+    """The Quickstart's main job (smaller), then what an MLflow 3 user expects to find."""
+    proc = run_cli(["-m", "mlflow", "run", str(ROOT), "--env-manager", "local", "--experiment-name", "cinv", "-e", "main",
+                    "-P", "limit_per_class=20", "-P", "image_size=32", "-P", "student_epochs=2", "-P", "student_checkpoint_every_steps=1",
                     "-P", "baseline_epochs=1", "-P", "probe_epochs=2"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Student (contrastive inversion)" in proc.stdout
+    assert "workflowType=machine_learning" in proc.stdout  # the run's page in the UI
 
     client = MlflowClient()
+    experiment = client.get_experiment_by_name("cinv")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on training runs
     all_runs = runs()
     parent = next(r for r in all_runs if "mlflow.parentRunId" not in r.data.tags)
-    children = {r.info.run_name: r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {r.info.run_name.split(" · ")[0]: r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert set(children) == {"teacher_clean_probe", "teacher_corrupted_probe", "student", "student_probe", "baseline"}
+    assert children["student"].info.run_name == "student · random_mask(fraction=0.9) · seed 0"
+    assert parent.info.run_name == "main · random_mask(fraction=0.9) · seed 0"
     assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children.values())
+    assert "Student (contrastive inversion)" in parent.data.tags["mlflow.note.content"]  # the description holds the table
 
     # `mlflow run` logs the MLproject params itself, shell-quoted (mlflow/mlflow#6811);
     # the resolved config is complete in config.json.
     assert parent.data.params["corruption"].strip("'") == "random_mask(fraction=0.9)"
-    assert parent.data.params["student_epochs"] == "1" and parent.data.params["eval_draws"] == "10"
+    assert parent.data.params["student_epochs"] == "2" and parent.data.params["eval_draws"] == "10"
     config = mlflow.artifacts.load_dict(f"runs:/{parent.info.run_id}/config.json")
-    assert config["corruption"] == "random_mask(fraction=0.9)" and config["student"]["epochs"] == 1
+    assert config["corruption"] == "random_mask(fraction=0.9)" and config["student"]["epochs"] == 2
     assert children["student"].data.params["corruption"] == "random_mask(fraction=0.9)"
     for name in ("teacher_corrupted_probe", "student_probe", "baseline"):
-        history = client.get_metric_history(children[name].info.run_id, "test_top1")
-        assert sorted(m.step for m in history) == list(range(10)), name
-        values = [m.value for m in history]
-        mean = children[name].data.metrics["test_top1_mean"]
-        assert mean == pytest.approx(sum(values) / 10)
-        assert 0 <= min(values) and max(values) <= 100
-    assert len(client.get_metric_history(children["teacher_clean_probe"].info.run_id, "test_top1")) == 1
-    assert len(client.get_metric_history(children["student"].info.run_id, "train_loss")) == 1
+        draws = mlflow.load_table("test_draws.json", run_ids=[children[name].info.run_id])
+        assert list(draws["draw"]) == list(range(10)), name  # per-draw accuracies: a table, not a metric curve
+        assert children[name].data.metrics["test_top1_mean"] == pytest.approx(draws["top1"].mean())
+        assert draws["top1"].between(0, 100).all()
+        assert not client.get_metric_history(children[name].info.run_id, "test_top1")
+    assert len(mlflow.load_table("test_draws.json", run_ids=[children["teacher_clean_probe"].info.run_id])) == 1
+    assert len(client.get_metric_history(children["student"].info.run_id, "train_loss")) == 2
+    for run in (parent, *children.values()):  # datasets on every run, by context
+        contexts = {tag.value for d in client.get_run(run.info.run_id).inputs.dataset_inputs for tag in d.tags}
+        assert "training" in contexts or "testing" in contexts, run.info.run_name
+    assert {d.dataset.name for d in client.get_run(parent.info.run_id).inputs.dataset_inputs} == {
+        "embedded-train", "embedded-val", "embedded-test"}
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"results.csv", "results.md", "results.html", "results.png", "samples.png", "config.json"} <= artifacts
+    assert {"results.csv", "results.md", "results.html", "results.json", "results.png", "samples.png", "config.json"} <= artifacts
+    assert not client.list_artifacts(children["student"].info.run_id, "checkpoints")  # FINISHED: removed
 
+    # MLflow 3 logged models: evaluation metrics linked to the model, final training metrics, distinct names.
+    evaluated = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id],
+                                            filter_string="metrics.test_top1_mean > 0", output_format="list")
+    assert {m.name for m in evaluated} >= {"student_encoder", "probe_classifier", "baseline_encoder", "baseline_classifier"}
     version = client.get_model_version("cinv-student", "1")
+    model_id = version.source.removeprefix("models:/")  # the version's logged model
+    student_model = mlflow.get_logged_model(model_id)
+    metrics = {m.key: m for m in student_model.metrics}
+    assert metrics["test_top1_mean"].value == pytest.approx(children["student_probe"].data.metrics["test_top1_mean"])
+    assert metrics["test_top1_mean"].dataset_name == "embedded-test"
+    final_loss = client.get_metric_history(children["student"].info.run_id, "train_loss")[-1].value
+    assert metrics["train_loss"].value == pytest.approx(final_loss) and metrics["train_loss"].step == 1  # the last epoch's
+    probe_inputs = client.get_run(children["student_probe"].info.run_id).inputs.model_inputs
+    assert [m.model_id for m in probe_inputs] == [model_id]  # the probe records the encoder it used
+
     assert version.tags["method"] == "contrastive_inversion"
     assert version.tags["corruption"] == "random_mask(fraction=0.9)"
     assert version.run_id == children["student"].info.run_id
-    assert float(version.tags["test_top1_mean"]) == pytest.approx(children["student_probe"].data.metrics["test_top1_mean"], abs=1e-3)
+    assert "contrastive_inversion" in version.description and "test top-1" in version.description
+    aliases = {k: str(v) for k, v in client.get_registered_model("cinv-student").aliases.items()}
+    assert aliases == {"champion": "1"}  # the Quickstart's next step works
+    assert client.get_registered_model("cinv-student").description
     baseline = client.get_model_version("cinv-baseline", "1")
     assert baseline.tags["method"] == "supervised_baseline" and baseline.run_id == children["baseline"].info.run_id
-    encoder = mlflow.pytorch.load_model("models:/cinv-student/1")
+    encoder = mlflow.pytorch.load_model("models:/cinv-student@champion")
     with torch.no_grad():
         assert encoder(torch.rand(3, 3, 32, 32)).shape == (3, 1280)
+    photos = write_image_folder(tmp_path / "photos", {"a": 2}) / "train"
+    embed = run_cli(["-m", "cinv.cli", "embed", "--images", str(photos), "--output", str(tmp_path / "e.parquet")], cwd=tmp_path)
+    assert embed.returncode == 0, embed.stderr[-2000:]  # embed's default, models:/cinv-student@champion, works at once
+    assert len(pd.read_parquet(tmp_path / "e.parquet")) == 2
 
 
 @pytest.mark.slow
@@ -71,8 +105,8 @@ def test_stage_commands_chain_through_model_uris(store, tmp_path):
                      "--epochs", "2", "--eval_draws", "3"], cwd=tmp_path)
     assert probe.returncode == 0, probe.stderr[-3000:]
     probe_run = next(r for r in runs() if r.data.tags.get("cinv.command") == "probe")
-    assert len(MlflowClient().get_metric_history(probe_run.info.run_id, "test_top1")) == 3
-    evaluate = run_cli([str(ROOT / "entrypoints/evaluate.py"), *TINY, "--model", f"runs:/{probe_run.info.run_id}/classifier",
+    assert len(mlflow.load_table("test_draws.json", run_ids=[probe_run.info.run_id])) == 3
+    evaluate = run_cli([str(ROOT / "entrypoints/evaluate.py"), *TINY, "--model", f"runs:/{probe_run.info.run_id}/probe_classifier",
                         "--draws", "3"], cwd=tmp_path)
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     eval_run = next(r for r in runs() if r.data.tags.get("cinv.command") == "evaluate")

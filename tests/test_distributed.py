@@ -111,7 +111,7 @@ def test_student_on_two_processes_logs_one_run_from_rank_zero(tmp_path, store):
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run.info.run_id, "train_loss")
     assert [m.step for m in history] == [0, 1]
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+    assert not client.list_artifacts(run.info.run_id, "checkpoints")  # written while training, removed once FINISHED
     assert mlflow.search_logged_models(output_format="list")
 
 

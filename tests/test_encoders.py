@@ -161,7 +161,7 @@ def test_a_probe_on_a_frozen_encoder_exports_and_reloads_and_can_pass_input_grad
     encoder = encoders.get("efficientnet_lite0")
     probe = Classifier(encoders.freeze(encoder), 4, encoder.embed_dim)
     with mlflow.start_run():
-        info = tracking.log_model(probe, "classifier", image_size=32, metadata={"kind": "classifier"})
+        info = tracking.log_model(probe, "classifier", examples=torch.rand(2, 3, 32, 32), metadata={"kind": "classifier"})
     images = torch.rand(2, 3, 32, 32)
     assert torch.allclose(cinv.load_encoder(info.model_uri)(images), probe(images), atol=1e-4)
     assert probe(images.requires_grad_()).grad_fn is not None  # the head still trains

@@ -129,7 +129,7 @@ FAULTS = [
     Fault("MLflow store unreachable", "student", lambda t: STUDENT, 2,
           "MLflow store http://127.0.0.1:9 failed while starting a run", setup=unreachable_store),
     Fault("disk full while logging the model", "student", lambda t: [*STUDENT, "--registered_model_name", "x"], 2,
-          "failed while logging model encoder .*No space left on device", setup=disk_full, check=nothing_registered),
+          "failed while logging model student_encoder .*No space left on device", setup=disk_full, check=nothing_registered),
     Fault("non-finite loss", "student", lambda t: [*STUDENT, "--checkpoint_every_steps", "1"], 2,
           "loss became nan at epoch 1, step 2", setup=nan_after_first_step, check=checkpoint_kept),
     Fault("resuming a finished run", "student",

@@ -123,3 +123,26 @@ def test_a_new_method_is_taken_by_name_by_every_command(store):
     report = cinv.run_command("report", methods="trades")
     cells = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{report}/report_top1.csv"))
     assert set(cells["method"]) == {"TRADES (adversarial baseline)"} and len(cells) >= 3
+
+
+def test_a_training_depends_on_its_seed_alone(store):
+    """Independent seeds: seed 1 trains the same model alone or after another training in the process."""
+    import dataclasses
+
+    import torch
+
+    from cinv.commands.baseline import BaselineConfig
+    from cinv.config import build
+    from cinv.methods import METHODS
+    from cinv.training.context import setup
+
+    cfg = build(BaselineConfig, {"limit_per_class": 4, "image_size": 16, "epochs": 1, "batch_size": 20})
+    s = setup(cfg)
+    method = METHODS.get("baseline")
+    with mlflow.start_run():
+        alone = method.train(dataclasses.replace(s, seed=1), cfg.train, log=False)
+        torch.rand(1000)  # anything else the process does in between
+        method.train(dataclasses.replace(s, seed=0), cfg.train, log=False)
+        again = method.train(dataclasses.replace(s, seed=1), cfg.train, log=False)
+    for (key, a), b in zip(alone.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), key

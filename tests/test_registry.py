@@ -85,15 +85,16 @@ def promote(name, version):
 
 def test_promotion_moves_champion_only_on_a_clear_gain(store, s, pretrained, untrained):
     client = MlflowClient()
-    # Upwards: an untrained encoder first (no champion yet), then the pretrained one beats it.
+    # Upwards: an untrained encoder first (the first registered version is champion), then the pretrained one beats it.
     log_and_register(s, untrained, "up")
-    log_and_register(s, pretrained, "up")
-    assert promote("up", 1) == 0
     assert aliases("up") == {"champion": "1"}
-    assert "no champion yet" in client.get_model_version("up", "1").tags["cinv.promotion"]
+    assert "first registered version" in client.get_model_version("up", "1").tags["cinv.promotion"]
+    log_and_register(s, pretrained, "up")
+    assert promote("up", 1) == 0 and aliases("up") == {"champion": "1"}  # already champion: nothing to do
     assert promote("up", 2) == 0
     assert aliases("up") == {"champion": "2"}
     assert client.get_model_version("up", "2").tags["cinv.promotion"].startswith("promoted: top-1 gain +")
+    assert "promoted: top-1 gain +" in client.get_model_version("up", "2").description  # the decision, in the description
 
     # Downwards: the pretrained champion is not replaced by the untrained candidate.
     log_and_register(s, pretrained, "down")
@@ -117,13 +118,14 @@ def test_promotion_moves_champion_only_on_a_clear_gain(store, s, pretrained, unt
 
 def test_a_failed_evaluation_is_never_promoted(store, s, pretrained, tmp_path):
     log_and_register(s, pretrained, "broken")
+    log_and_register(s, pretrained, "broken")
     folder = write_image_folder(tmp_path / "d", {"a": 3, "b": 3})
     (folder / "val" / "b" / "0001.png").write_bytes(b"broken")
     code = cli.run("promote", ["--name", "broken", "--dataset", str(folder), "--num_workers", "0", "--eval_draws", "2",
                                "--probe_epochs", "1", "--image_size", "48"])
     assert code == 2
-    assert aliases("broken") == {}
-    assert MlflowClient().get_model_version("broken", "1").tags["cinv.promotion"].startswith("evaluation failed")
+    assert aliases("broken") == {"champion": "1"}
+    assert MlflowClient().get_model_version("broken", "2").tags["cinv.promotion"].startswith("evaluation failed")
 
 
 def evaluation(values):
@@ -146,8 +148,8 @@ def test_decision_rule():
 
 def test_load_errors_are_one_clear_message(store, s, pretrained, tmp_path, monkeypatch):
     log_and_register(s, pretrained, "enc")
-    with pytest.raises(ModelLoadError, match="alias champion not found"):
-        cinv.load_encoder("models:/enc@champion")
+    with pytest.raises(ModelLoadError, match="alias challenger not found"):
+        cinv.load_encoder("models:/enc@challenger")
     with pytest.raises(ModelLoadError, match="name=nope not found"):
         cinv.load_encoder("models:/nope/1")
     encoder = cinv.load_encoder("models:/enc/1")

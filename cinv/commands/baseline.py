@@ -15,8 +15,8 @@ from cinv.experiments.lab import recipe_of
 from cinv.methods import METHODS
 from cinv.methods.supervised import BaselineOptions
 from cinv.tracking import schema
-from cinv.tracking.models import register, tag_with_evaluation
-from cinv.tracking.runs import evaluation_tags
+from cinv.tracking.models import link_evaluation, register
+from cinv.tracking.runs import dataset, evaluation_tags
 from cinv.training.context import setup
 
 
@@ -40,6 +40,6 @@ def run(cfg: BaselineConfig) -> Evaluation:
     model = method.train(s, cfg.train, checkpointer=checkpointer(cfg.train))
     result = evaluate_model(s, model, cfg.eval)
     infos = method.log(s, model, cfg.train, "")
-    tag_with_evaluation(list(infos.values()), result)
+    link_evaluation(list(infos.values()), result, dataset(s.splits, "test"))
     register(infos["encoder"], cfg.train.registered_model_name)
     return result

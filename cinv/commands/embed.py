@@ -21,8 +21,10 @@ from cinv.tracking.serving import image_files, load_encoder
 class EmbedConfig(RunOptions):
     """Embed a folder of images with a logged encoder; write file names and embeddings to Parquet."""
 
-    model: ModelURI = Field(f"models:/{STUDENT_MODEL}@champion", description="encoder model URI")
-    images: Annotated[str, AfterValidator(folder)] = Field(description="folder of images (searched recursively)")
+    model: ModelURI = Field(f"models:/{STUDENT_MODEL}@champion", description="encoder model URI",
+                            json_schema_extra={"mlproject": "uri"})
+    images: Annotated[str, AfterValidator(folder)] = Field(description="folder of images (searched recursively)",
+                                                           json_schema_extra={"mlproject": "path"})
     corruption: Corruption = Field("none", description="corrupt the images first, e.g. random_mask(fraction=0.9)")
     batch_size: int = Field(256, ge=1, le=65_536, description="images per encoder pass")
     output: str = Field("embeddings.parquet", min_length=1, description="Parquet file to write (also logged as an artifact)")

@@ -14,7 +14,7 @@ from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model
 from cinv.experiments.lab import recipe_of
 from cinv.tracking import schema
-from cinv.tracking.runs import evaluation_tags
+from cinv.tracking.runs import evaluation_tags, log_model_input
 from cinv.tracking.serving import load_encoder
 from cinv.training.context import setup
 
@@ -22,7 +22,8 @@ from cinv.training.context import setup
 class EvaluateConfig(RunOptions):
     """Evaluate a logged classifier on independent corruption draws of the test split."""
 
-    model: ModelURI = Field(description="MLflow model URI of a classifier (probe or baseline run's 'classifier')")
+    model: ModelURI = Field(description="MLflow model URI of a classifier (a probe run's probe_classifier, a baseline "
+                            "run's baseline_classifier)", json_schema_extra={"mlproject": "uri"})
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Corruption = CORRUPTION
     split: Literal["test", "val"] = Field("test", description="split to evaluate: test (reported) or val (model selection)")
@@ -32,6 +33,7 @@ class EvaluateConfig(RunOptions):
 def run(cfg: EvaluateConfig) -> Evaluation:
     s = setup(cfg)
     model = load_encoder(cfg.model, s.device)
+    log_model_input(cfg.model)
     mlflow.set_tags({schema.STAGE: "evaluate", schema.MODEL: cfg.model, **evaluation_tags(
         "classifier", eval_corruption=s.corruption.spec, train_corruption=str(model.metadata.get("corruption", "")),
         teacher=cfg.model, dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg))})

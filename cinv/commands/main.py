@@ -36,8 +36,17 @@ from cinv.methods.inversion import StudentOptions
 from cinv.methods.supervised import BaselineOptions
 from cinv.probe import train_probe
 from cinv.tracking import schema
-from cinv.tracking.models import BASELINE_MODEL, STUDENT_MODEL, log_classifier, register, tag_with_evaluation
-from cinv.tracking.runs import child_run, evaluation_tags, log_figure, log_params, log_table
+from cinv.tracking.models import BASELINE_MODEL, STUDENT_MODEL, link_evaluation, log_classifier, register
+from cinv.tracking.runs import (
+    child_run,
+    dataset,
+    evaluation_tags,
+    log_datasets,
+    log_figure,
+    log_model_input,
+    log_params,
+    log_table,
+)
 from cinv.training.context import Setup, setup
 
 # The parent run's <name>_top1_mean / _se, by row.
@@ -74,8 +83,7 @@ def run(cfg: MainConfig) -> pd.DataFrame:
     recipe, seeds = recipe_of(cfg), cfg.seed_list
     rows, registered = [], None
     for seed in seeds:
-        results, infos = stages(cfg, dataclasses.replace(s, seed=seed), recipe,
-                                suffix=f" · seed {seed}" if len(seeds) > 1 else "")
+        results, infos = stages(cfg, dataclasses.replace(s, seed=seed), recipe)
         registered = registered or infos  # the first seed's models are the ones registered
         for key, result in results.items():
             rows.append({"model": title(key), "evaluated on": "clean" if key == "teacher_clean_probe" else s.corruption.spec,
@@ -88,7 +96,7 @@ def run(cfg: MainConfig) -> pd.DataFrame:
     for key, row in zip(results, table.itertuples(index=False), strict=True):
         name = PARENT_METRICS.get(key, key)
         mlflow.log_metrics({f"{name}_top1_mean": row.top1_mean, f"{name}_top1_se": row.top1_se})
-    mlflow.set_tag(schema.SE_KIND, table["se_kind"].iloc[0])
+    mlflow.set_tags({schema.SE_KIND: table["se_kind"].iloc[0], schema.STATISTIC: statistic_note(table)})
     # Registered only now that every stage has succeeded.
     for name, info in registered.items():
         register(info, getattr(METHODS.get(name).options(cfg), "registered_model_name", None))
@@ -96,7 +104,7 @@ def run(cfg: MainConfig) -> pd.DataFrame:
     return table
 
 
-def stages(cfg: MainConfig, s: Setup, recipe: str, suffix: str = "") -> tuple[dict[str, Evaluation], dict]:
+def stages(cfg: MainConfig, s: Setup, recipe: str) -> tuple[dict[str, Evaluation], dict]:
     """The child runs of one training seed (``s.seed``): the teacher's probes, then per method a
     training run and, for an encoder, a probe run; a method with its own head is evaluated in its
     training run. Returns the evaluations by row and each method's logged encoder."""
@@ -105,6 +113,10 @@ def stages(cfg: MainConfig, s: Setup, recipe: str, suffix: str = "") -> tuple[di
     encoders_logged = {}
     probe_params = {f"probe_{k}": v for k, v in cfg.probe.model_dump().items()} | {"seed": s.seed}
     corrupted = s.corruption.spec
+    test = dataset(s.splits, "test")
+
+    def named(stage: str, on: str = corrupted) -> str:
+        return f"{stage} · {on} · seed {s.seed}"
 
     def tags(key: str, stage: str, trained_on: str, source: str, **extra) -> dict[str, str]:
         return {schema.STAGE: stage, **extra, **evaluation_tags(
@@ -112,7 +124,9 @@ def stages(cfg: MainConfig, s: Setup, recipe: str, suffix: str = "") -> tuple[di
             teacher=source, dataset=s.splits.name, seed=s.seed, recipe=recipe, label_fraction=cfg.probe.label_fraction)}
 
     for key, run_name, on in (("teacher_clean_probe", "teacher_clean_probe", clean), ("teacher", "teacher_corrupted_probe", None)):
-        with child_run(run_name + suffix, **tags(key, "probe", (on or s.corruption).spec, cfg.teacher, **{schema.ENCODER: cfg.teacher})):
+        with child_run(named(run_name, (on or s.corruption).spec),
+                       **tags(key, "probe", (on or s.corruption).spec, cfg.teacher, **{schema.ENCODER: cfg.teacher})):
+            log_datasets(s.splits, "train", "test")
             log_params({"corruption": (on or s.corruption).spec, "encoder": cfg.teacher} | probe_params)
             probe = train_probe(s, s.teacher, cfg.probe, corruption=on)
             results[key] = evaluate_model(s, probe, cfg.eval, corruption=on)
@@ -124,27 +138,32 @@ def stages(cfg: MainConfig, s: Setup, recipe: str, suffix: str = "") -> tuple[di
         source = method.source(opts, cfg.teacher)
         params = {f"{name}_{k}": v for k, v in opts.model_dump().items()} | {"corruption": corrupted, "seed": s.seed}
         if "classifier" in method.produces:  # trained and evaluated in one run
-            with child_run(name + suffix, **tags(name, name, corrupted, source, **{schema.METHOD: name})):
+            with child_run(named(name), **tags(name, name, corrupted, source, **{schema.METHOD: name})):
+                log_datasets(s.splits, "train", "test")
                 log_params(params)
                 model = method.train(s, unregistered, checkpointer=checkpointer(opts))
                 results[name] = evaluate_model(s, model, cfg.eval)
                 infos = method.log(s, model, opts, cfg.teacher)
-                tag_with_evaluation(list(infos.values()), results[name])
+                link_evaluation(list(infos.values()), results[name], test)
             encoders_logged[name] = infos["encoder"]
             continue
-        with child_run(name + suffix, **{schema.STAGE: name, schema.METHOD: method.model_tag or name, schema.SEED: str(s.seed)}):
+        with child_run(named(name), **{schema.STAGE: name, schema.METHOD: method.model_tag or name, schema.SEED: str(s.seed)}):
+            log_datasets(s.splits, "train")
             log_params(params)
             model = method.train(s, unregistered, checkpointer=checkpointer(opts))
             info = method.log(s, model, opts, cfg.teacher).get("encoder")
         uri = info.model_uri if info else name
-        with child_run(f"{name}_probe" + suffix, **tags(name, "probe", corrupted, source, **{schema.ENCODER: uri})):
+        with child_run(named(f"{name}_probe"), **tags(name, "probe", corrupted, source, **{schema.ENCODER: uri})):
             if hasattr(opts, "loss"):
                 mlflow.set_tag(schema.LOSS, opts.loss)
+            log_datasets(s.splits, "train", "test")
+            if info:
+                log_model_input(info.model_uri)
             log_params({"corruption": corrupted, "encoder": uri} | probe_params)
             probe = train_probe(s, model, cfg.probe)
             results[name] = evaluate_model(s, probe, cfg.eval)
-            probe_info = log_classifier(s, probe, s.corruption, method="linear_probe", encoder=uri)
-            tag_with_evaluation([i for i in (info, probe_info) if i], results[name])
+            probe_info = log_classifier(s, probe, s.corruption, name="probe_classifier", method="linear_probe", encoder=uri)
+            link_evaluation([i for i in (info, probe_info) if i], results[name], test)
         if info:
             encoders_logged[name] = info
     return results, encoders_logged

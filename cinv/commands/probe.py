@@ -10,14 +10,23 @@ from pydantic import Field
 
 from cinv.commands.common import load_encoder
 from cinv.config.base import Section
-from cinv.config.options import CORRUPTION, Corruption, DataOptions, EncoderRef, EvalOptions, ProbeOptions, RunOptions
+from cinv.config.options import (
+    CORRUPTION,
+    MODEL_URI_SCHEMES,
+    Corruption,
+    DataOptions,
+    EncoderRef,
+    EvalOptions,
+    ProbeOptions,
+    RunOptions,
+)
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model
 from cinv.experiments.lab import recipe_of
 from cinv.probe import train_probe
 from cinv.tracking import schema
-from cinv.tracking.models import log_classifier, tag_with_evaluation
-from cinv.tracking.runs import evaluation_tags
+from cinv.tracking.models import link_evaluation, log_classifier
+from cinv.tracking.runs import dataset, evaluation_tags, log_model_input
 from cinv.training.context import setup
 
 
@@ -38,7 +47,10 @@ def run(cfg: ProbeConfig) -> Evaluation:
         "probe", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=cfg.encoder,
         dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg), label_fraction=cfg.probe.label_fraction)})
     encoder = load_encoder(cfg.encoder, cfg.encoder_weights, s.device)
+    if cfg.encoder.startswith(MODEL_URI_SCHEMES):
+        log_model_input(cfg.encoder)
     model = train_probe(s, encoder, cfg.probe)
     result = evaluate_model(s, model, cfg.eval)
-    tag_with_evaluation([log_classifier(s, model, s.corruption, method="linear_probe", encoder=cfg.encoder)], result)
+    info = log_classifier(s, model, s.corruption, name="probe_classifier", method="linear_probe", encoder=cfg.encoder)
+    link_evaluation([info], result, dataset(s.splits, "test"))
     return result

@@ -90,6 +90,9 @@ def run(cfg: PromoteConfig) -> pd.DataFrame:
     else:
         client.set_registered_model_alias(cfg.name, CHALLENGER, candidate.version)
     client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION, decision.reason)
+    described = client.get_model_version(cfg.name, candidate.version).description or ""
+    client.update_model_version(cfg.name, candidate.version, description=(
+        f"{described}\n\nPromotion against {labels[1]} (run runs:/{mlflow.active_run().info.run_id}): {decision.reason}").strip())
     client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION_RUN, mlflow.active_run().info.run_id)
     print(f"{cfg.name} v{number}: {decision.reason}")
     return table

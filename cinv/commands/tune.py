@@ -35,7 +35,8 @@ from cinv.tuning import parse_space, tune
 class TuneConfig(RunOptions):
     """Search the paper's hyper-parameters with Optuna: one MLflow run per study, one child run per trial."""
 
-    study_name: str = Field("cinv-tune", min_length=1, description="Optuna study; re-running with the same name resumes it")
+    study_name: str = Field("", description="Optuna study; re-running with the same name resumes it (default: "
+                            "<method>-<corruption>, e.g. student-random_mask(fraction=0.9))")
     method: Annotated[str, AfterValidator(METHODS.check)] = Field(
         "student", description="what the trials train: any registered method with a search space (student, baseline, rocl, "
         "fcl, trades, ...)")
@@ -65,6 +66,11 @@ class TuneConfig(RunOptions):
     rocl: Annotated[RoCLOptions, Section("rocl_")] = ROCL_CPU
     fcl: Annotated[FCLOptions, Section("fcl_")] = FCL_CPU
     trades: Annotated[TradesOptions, Section("trades_")] = TradesOptions()
+
+    @property
+    def study(self) -> str:
+        """The study's name: ``study_name``, or one per method and corruption."""
+        return self.study_name or f"{self.method}-{self.corruption}"
 
     @model_validator(mode="after")
     def _space(self):

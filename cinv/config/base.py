@@ -52,6 +52,7 @@ class FlatField:
     default: Any
     required: bool
     description: str
+    mlproject_type: str = ""  # MLflow's parameter type when not float/string: path (an existing file or folder) or uri
 
 
 def _section(field) -> Section | None:
@@ -67,8 +68,9 @@ def flat_fields(cls: type[Strict], defaults: Strict | None = None, prefix: str =
         if section is not None:
             out += flat_fields(field.annotation, default, prefix + section.prefix, path + (name,))
         else:
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
             out.append(FlatField(prefix + name, path + (name,), field.annotation, default, field.is_required() and defaults is None,
-                                 field.description or ""))
+                                 field.description or "", extra.get("mlproject", "")))
     keys = [f.key for f in out]
     assert len(keys) == len(set(keys)), f"{cls.__name__}: flat keys collide: {keys}"
     return out

@@ -134,7 +134,11 @@ class EvalOptions(Strict):
 
 
 class RunOptions(Strict):
+    experiment_name: str = Field("", description="MLflow experiment of the run (default: $MLFLOW_EXPERIMENT_NAME, or cinv; "
+                                 "through mlflow run, give --experiment-name instead)")
     seed: int = Field(0, ge=0, description="seed for initialisation, shuffling, augmentation and training corruptions")
+    system_metrics: bool = Field(False, description="log CPU, memory, disk and network use (and GPU use with nvidia-ml-py "
+                                 "installed) as MLflow system metrics")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "

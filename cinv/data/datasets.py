@@ -52,6 +52,7 @@ class Splits:
     flip: bool = True  # random horizontal flips when training (not for digits)
     channels: int = 3
     skipped: list[str] = field(default_factory=list)  # unreadable files left out on request
+    source: str = ""  # where the images come from: an archive, a folder, torchvision's files (logged as the dataset source)
 
     @property
     def num_classes(self) -> int:
@@ -112,6 +113,7 @@ def load_embedded() -> Splits:
         name=EMBEDDED,
         augment_on_batch=True,
         resize="resize",
+        source=str(archive),
     )
 
 
@@ -264,7 +266,8 @@ def load_folder(root: str | Path, class_list: str | None, image_size: int, val_f
         val = Subset(full.with_transform(eval_tf), sorted(held_out))
         test = folder(root / "val", eval_tf)
     return Splits(train=train, val=val, test=test, classes=classes, image_size=image_size, name=str(root),
-                  resize="resize" if preprocessing == "resize" else "center_crop", skipped=[str(p) for p in skipped])
+                  resize="resize" if preprocessing == "resize" else "center_crop", skipped=[str(p) for p in skipped],
+                  source=str(root.resolve()))
 
 
 def stratified_indices(targets: list[int], *, fraction: float | None = None, per_class: int | None = None,
@@ -467,7 +470,8 @@ def _torchvision(name: str, image_size: int | None, val_fraction: float, seed: i
                            "cinv never downloads: place the dataset's files there, as torchvision lays them out") from None
     train, val = _holdout(TensorImages(*arrays[0]), val_fraction, seed)
     return Splits(train=train, val=val, test=TensorImages(*arrays[1]), classes=list(parts[0].classes),
-                  image_size=image_size or int(arrays[0][0].shape[-1]), name=name, augment_on_batch=True, resize="resize")
+                  image_size=image_size or int(arrays[0][0].shape[-1]), name=name, augment_on_batch=True, resize="resize",
+                  source=str(Path(root).resolve()))
 
 
 for _name in ("cifar10", "cifar100", "stl10"):

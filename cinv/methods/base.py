@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 from mlflow.models.model import ModelInfo
 from torch import nn
 
@@ -37,6 +38,7 @@ from cinv.config.base import Strict
 from cinv.data.datasets import label_subset
 from cinv.data.stream import BatchStream
 from cinv.registry import Registry
+from cinv.runtime import derive_seed
 from cinv.tracking.models import log_classifier, log_encoder
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.training.checkpoint import Checkpointer
@@ -120,7 +122,12 @@ class Method:
 
     def train(self, ctx: Setup, opts, *, label_fraction: float = 1.0, on_step: ModelStepHook | None = None,
               checkpointer: Checkpointer | None = None, log: bool = True) -> nn.Module:
-        """Build, fit on (a class-balanced ``label_fraction`` of) the training split, return :meth:`output` in eval mode."""
+        """Build, fit on (a class-balanced ``label_fraction`` of) the training split, return :meth:`output` in eval mode.
+
+        The global torch RNG (which initialises new layers) is seeded from ``ctx.seed`` and the
+        method first: a training depends on its seed alone, not on what the process ran before it,
+        so seed 1 gives the same model whether it runs alone or after seed 0."""
+        torch.manual_seed(derive_seed(ctx.seed, "init", self.name))
         model = self.build(ctx, opts)
         data = label_subset(ctx.splits.train, label_fraction, ctx.seed) if label_fraction < 1 else None
         stream = self.stream(ctx, opts, data)
@@ -143,9 +150,10 @@ class Method:
     def log(self, ctx: Setup, trained: nn.Module, opts, teacher: str, **produced_by) -> dict[str, ModelInfo]:
         """Log what the method produced: ``encoder`` always, ``classifier`` when it trains its own head."""
         tags = {"method": self.model_tag or self.name, **self.provenance(opts, teacher), **produced_by}
-        infos = {"encoder": log_encoder(ctx, self.encoder(trained), **tags)}
+        step = opts.epochs - 1 if hasattr(opts, "epochs") else None  # its final epoch's metrics go with the model
+        infos = {"encoder": log_encoder(ctx, self.encoder(trained), name=f"{self.name}_encoder", step=step, **tags)}
         if "classifier" in self.produces:
-            infos["classifier"] = log_classifier(ctx, trained, ctx.corruption, **tags)
+            infos["classifier"] = log_classifier(ctx, trained, ctx.corruption, name=f"{self.name}_classifier", step=step, **tags)
         return infos
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import mlflow
 import torch
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models.model import ModelInfo
 from torch import nn
 
@@ -19,23 +20,29 @@ from cinv.corruption.base import Distortion
 from cinv.encoders.base import Encoder
 from cinv.encoders.heads import Classifier
 from cinv.evaluation.metrics import Evaluation
-from cinv.tracking.runs import with_retries
+from cinv.tracking import schema
+from cinv.tracking.runs import log_model_metrics, with_retries
 from cinv.training.context import Setup
 
 STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
 
-__all__ = ["STUDENT_MODEL", "BASELINE_MODEL", "log_model", "log_encoder", "log_classifier", "tag_with_evaluation", "register", "model_tags", "corruption_tags"]
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+__all__ = ["STUDENT_MODEL", "BASELINE_MODEL", "CHAMPION", "CHALLENGER", "log_model", "log_encoder", "log_classifier",
+           "link_evaluation", "register", "model_tags", "corruption_tags", "examples", "describe_model"]
 
 
-def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[str, Any],
-              tags: dict[str, str] | None = None, channels: int = 3) -> mlflow.models.model.ModelInfo:
-    """Export ``model`` (eval mode, CPU copy) as pt2 with a signature and an input example."""
+def log_model(model: nn.Module, name: str, *, examples: torch.Tensor, metadata: dict[str, Any],
+              tags: dict[str, str] | None = None, step: int | None = None) -> mlflow.models.model.ModelInfo:
+    """Export ``model`` (eval mode, CPU copy) as pt2 with a signature and real images as the input
+    example. ``step``: the training step it was logged at (its last epoch): MLflow links the run's
+    metrics of that step to the model, so its train_loss is the final one."""
     from mlflow.models import infer_signature
 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    example = torch.rand(2, channels, image_size, image_size)
+    example = examples.detach().float().cpu().contiguous()
     try:
         with torch.no_grad():
             output = model.to("cpu")(example)
@@ -46,12 +53,18 @@ def log_model(model: nn.Module, name: str, *, image_size: int, metadata: dict[st
             input_example=example.numpy(),
             signature=infer_signature(example.numpy(), output.numpy()),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"cinv": {**metadata, "image_size": image_size}},
+            metadata={"cinv": {**metadata, "image_size": int(example.shape[-1])}},
             tags=tags,
+            **({"step": step} if step is not None else {}),
         )
     finally:
         model.to(device).train(was_training)
     return info
+
+
+def examples(s: Setup, n: int = 2) -> torch.Tensor:
+    """The first ``n`` clean test images as the model sees them: a logged model's input example."""
+    return next(iter(s.stream("test", batch_size=n, purpose="eval").epoch(0))).clean
 
 
 def corruption_tags(corruption: Distortion) -> dict[str, str]:
@@ -65,29 +78,63 @@ def model_tags(s: Setup, corruption: Distortion | None = None, **produced_by) ->
             **{k: str(v) for k, v in produced_by.items()}}
 
 
-def log_encoder(s: Setup, encoder: Encoder, **produced_by) -> ModelInfo:
+def log_encoder(s: Setup, encoder: Encoder, name: str = "encoder", step: int | None = None, **produced_by) -> ModelInfo:
     """An encoder as a pt2 model, tagged with what produced it, its preprocessing in the metadata."""
     tags = model_tags(s, **produced_by)
-    return log_model(encoder, "encoder", image_size=s.splits.image_size, tags=tags, channels=s.splits.channels, metadata={
+    return log_model(encoder, name, examples=examples(s), tags=tags, step=step, metadata={
         "kind": "encoder", "embed_dim": encoder.embed_dim, "preprocessing": encoder.preprocessing,
         "resize": s.splits.resize, **tags})
 
 
-def log_classifier(s: Setup, model: Classifier, corruption: Distortion, **produced_by) -> ModelInfo:
+def log_classifier(s: Setup, model: Classifier, corruption: Distortion, name: str = "classifier", step: int | None = None,
+                   **produced_by) -> ModelInfo:
+    """A classifier as a pt2 model; its metadata holds the class names (``LoadedEncoder.predict_classes``)."""
     tags = model_tags(s, corruption, **produced_by)
-    return log_model(model, "classifier", image_size=s.splits.image_size, tags=tags, channels=s.splits.channels, metadata={
+    return log_model(model, name, examples=examples(s), tags=tags, step=step, metadata={
         "kind": "classifier", "classes": s.splits.classes, "resize": s.splits.resize, **tags})
 
 
-def tag_with_evaluation(infos: list[ModelInfo], evaluation: Evaluation, split: str = "test") -> None:
-    summary = {f"{split}_{k}": f"{v:.4f}" for k, v in evaluation.summary().items()}
-    for info in infos:
-        mlflow.set_logged_model_tags(info.model_id, summary)
+def link_evaluation(infos: list[ModelInfo], evaluation: Evaluation, dataset=None, split: str = "test") -> None:
+    """The evaluation's summary (``<split>_top1_mean``, ...) as metrics of each logged model, on
+    the evaluation dataset: shown on the model's page, found by ``search_logged_models``."""
+    summary = {f"{split}_{k}": v for k, v in evaluation.summary().items()}
+    log_model_metrics([info.model_id for info in infos], summary, dataset=dataset)
 
 
-def register(info: ModelInfo, name: str | None) -> None:
-    """Register a fully logged model; the version carries the model's tags (provenance, metrics)."""
-    if name:
-        tags = mlflow.get_logged_model(info.model_id).tags
-        tags = {k: str(v) for k, v in tags.items() if not k.startswith("mlflow.")}
-        with_retries(mlflow.register_model, f"registering {name}")(info.model_uri, name, tags=tags)
+def describe_model(info: ModelInfo) -> str:
+    """What a logged encoder is, in one paragraph: method, teacher or backbone, corruption, test
+    top-1 ± s.e. when it has been evaluated, and the run that produced it."""
+    model = mlflow.get_logged_model(info.model_id)
+    tags = model.tags
+    metrics = {m.key: m.value for m in model.metrics or []}
+    source = tags.get("teacher") or tags.get("backbone") or tags.get("encoder_name") or "?"
+    top1 = (f"test top-1 {metrics['test_top1_mean']:.2f} ± {metrics.get('test_top1_se', float('nan')):.2f} (s.e. over "
+            f"{int(metrics.get('test_draws', 0))} draws)") if "test_top1_mean" in metrics else "not evaluated yet"
+    return (f"{tags.get('method', '?')} encoder from {source}, trained on {tags.get('dataset', '?')} under "
+            f"{tags.get('corruption', '?')}; {top1}. Run: runs:/{model.source_run_id}.")
+
+
+DESCRIPTIONS = {STUDENT_MODEL: "Robust student encoders from cinv: contrastive inversion of a frozen pretrained teacher "
+                               "under a known corruption. @champion is the version promotion chose (cinv promote).",
+                BASELINE_MODEL: "Fine-tuned backbones of cinv's supervised baseline, as encoders (head removed)."}
+
+
+def register(info: ModelInfo, name: str | None) -> ModelVersion | None:
+    """Register a fully logged model: the version carries the model's tags (provenance) and a
+    description of what it is; the first version of a name becomes ``@champion`` (the rule
+    ``promote`` applies), so ``models:/<name>@champion`` works at once."""
+    if not name:
+        return None
+    client = mlflow.MlflowClient()
+    tags = {k: str(v) for k, v in mlflow.get_logged_model(info.model_id).tags.items() if not k.startswith("mlflow.")}
+    version = with_retries(mlflow.register_model, f"registering {name}")(info.model_uri, name, tags=tags)
+    with_retries(client.update_model_version, f"describing {name}")(name, version.version, description=describe_model(info))
+    registered = client.get_registered_model(name)
+    if not registered.description:
+        with_retries(client.update_registered_model, f"describing {name}")(
+            name, description=DESCRIPTIONS.get(name, "Encoders registered by cinv; @champion is the promoted version."))
+    if CHAMPION not in registered.aliases:
+        with_retries(client.set_registered_model_alias, f"setting @{CHAMPION}")(name, CHAMPION, version.version)
+        with_retries(client.set_model_version_tag, f"setting @{CHAMPION}")(
+            name, version.version, schema.PROMOTION, "champion: the first registered version of this name")
+    return version

@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cinv.evaluation.metrics import Evaluation
-
-CHAMPION, CHALLENGER = "champion", "challenger"
+from cinv.tracking.models import CHALLENGER, CHAMPION  # noqa: F401  (the aliases the rule moves)
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,23 @@ retries on store faults that tell the user what failed. Tag keys come from ``sch
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import LoggedModelInput
+from mlflow.models import get_model_info
 
+from cinv.data.datasets import dataset_targets
 from cinv.errors import StoreError, one_line
 from cinv.evaluation.metrics import Evaluation
 from cinv.tracking import schema
@@ -105,14 +113,72 @@ def log_epoch_metrics(epoch: int, metrics: dict[str, float]) -> None:
         with_retries(mlflow.log_metrics, "logging metrics")(new, step=epoch)
 
 
-def log_evaluation(evaluation: Evaluation, prefix: str = "test") -> dict[str, float]:
-    """Each draw as step d of ``<prefix>_<metric>``, plus ``_mean`` and ``_se`` over draws."""
-    log = with_retries(mlflow.log_metrics, "logging evaluation metrics")
-    for draw, metrics in enumerate(evaluation.draws):
-        log({f"{prefix}_{k}": v for k, v in metrics.items()}, step=draw)
+def log_evaluation(evaluation: Evaluation, prefix: str = "test", dataset=None) -> dict[str, float]:
+    """``<prefix>_<metric>_mean`` and ``_se`` over draws and ``<prefix>_draws`` as metrics (of
+    ``dataset`` when given), and every draw as a row of the table ``<prefix>_draws.json``: draws
+    are not steps of a training curve."""
     summary = {f"{prefix}_{k}": v for k, v in evaluation.summary().items()}
-    log(summary)
+    with_retries(mlflow.log_metrics, "logging evaluation metrics")(summary, dataset=dataset)
+    rows = pd.DataFrame([{"draw": d, **metrics} for d, metrics in enumerate(evaluation.draws)])
+    with_retries(mlflow.log_table, "logging per-draw metrics")(rows, f"{prefix}_draws.json")
     return summary
+
+
+def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=None) -> None:
+    """Metrics of logged models (MLflow 3): found on the model's page and by ``search_logged_models``."""
+    for model_id in model_ids:
+        with_retries(mlflow.log_metrics, "logging model metrics")(metrics, model_id=model_id, dataset=dataset)
+
+
+def source_digest(path: str) -> str:
+    """A file's content hash, or a folder's listing hash (relative paths, sizes, modification times)."""
+    if path in _DIGESTS:
+        return _DIGESTS[path]
+    digest = hashlib.sha256()
+    target = Path(path)
+    if target.is_file():
+        with target.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    elif target.is_dir():
+        for root, dirs, files in os.walk(target):
+            dirs.sort()
+            for name in sorted(files):
+                stat = (Path(root) / name).stat()
+                digest.update(f"{Path(root, name).relative_to(target)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    _DIGESTS[path] = digest.hexdigest()
+    return _DIGESTS[path]
+
+
+_DIGESTS: dict[str, str] = {}
+
+
+def dataset(splits, split: str):
+    """One split as an MLflow dataset: its name (``<dataset>-<split>``), its source, and a digest
+    of the source's content and of which images the split takes."""
+    targets = dataset_targets(getattr(splits, split))
+    key = f"{source_digest(splits.source) if splits.source else ''}|{split}|{len(targets)}|{hash(tuple(targets))}|{splits.image_size}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow warns that a local source may not be reachable from elsewhere
+        source = resolve_dataset_source(splits.source or str(Path.cwd()))
+    return MetaDataset(source=source, name=f"{Path(splits.name).name}-{split}",
+                       digest=hashlib.sha256(key.encode()).hexdigest()[:10])
+
+
+CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+
+
+def log_model_input(model_uri: str) -> None:
+    """Record a logged model a run used (a probe's encoder, an evaluated classifier) as its input."""
+    model_id = get_model_info(model_uri).model_id
+    if model_id:
+        with_retries(mlflow.log_input, "logging the model input")(model=LoggedModelInput(model_id))
+
+
+def log_datasets(splits, *names: str) -> None:
+    """The splits a run reads, as its MLflow inputs (context training / validation / testing)."""
+    for name in names:
+        with_retries(mlflow.log_input, "logging datasets")(dataset(splits, name), context=CONTEXTS[name])
 
 
 def _active_run_id(run_id: str | None) -> str:
@@ -120,9 +186,13 @@ def _active_run_id(run_id: str | None) -> str:
 
 
 def log_table(table: pd.DataFrame, stem: str, run_id: str | None = None) -> None:
-    """The same table as CSV (for tools), Markdown (for reading) and HTML (for the UI)."""
-    log_text = with_retries(mlflow.MlflowClient().log_text, f"writing {stem} tables")
+    """The same table as JSON (``mlflow.log_table``: shown and compared across runs in the UI),
+    CSV (for tools), Markdown (for reading) and HTML."""
+    client = mlflow.MlflowClient()
     run_id = _active_run_id(run_id)
+    with_retries(client.log_table, f"writing {stem} tables")(run_id, table.astype(object).where(table.notna(), None),
+                                                              f"{stem}.json")
+    log_text = with_retries(client.log_text, f"writing {stem} tables")
     log_text(run_id, table.to_csv(index=False), f"{stem}.csv")
     log_text(run_id, table.to_markdown(index=False) + "\n", f"{stem}.md")
     log_text(run_id, table.to_html(index=False), f"{stem}.html")

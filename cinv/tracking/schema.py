@@ -29,6 +29,14 @@ STATISTIC = "cinv.statistic"  # the sentence that says what a table's ± is
 REUSED = "cinv.reused"  # prefix: cinv.reused.<kind>.<fingerprint> = URI of a model reused instead of trained
 CORRUPTION = "cinv.corruption"  # prefix: the main run's corruption spec and each of its parameters
 
+# ---- MLflow's own keys that cinv sets ------------------------------------------------------
+EXPERIMENT_KIND = "mlflow.experimentKind"  # on the experiment: custom_model_development opens the UI on training runs
+CUSTOM_MODEL_DEVELOPMENT = "custom_model_development"
+NOTE = "mlflow.note.content"  # a run's description (Markdown): the parent run's results table
+RUN_NAME = "mlflow.runName"
+PARENT = "mlflow.parentRunId"
+DEFAULT_EXPERIMENT = "cinv"  # where runs go unless MLFLOW_EXPERIMENT_NAME / _ID or experiment_name says otherwise
+
 # ---- resume and checkpoints ---------------------------------------------------------------
 RESUMED = "cinv.resumed"  # how many times the run was resumed
 RESUMED_INTO = "cinv.resumed_into"  # on the run `mlflow run` made: the run it resumed instead

@@ -70,6 +70,13 @@ class LoadedEncoder(nn.Module):
         with torch.autocast(images.device.type, enabled=False):
             return self.module(images.float())
 
+    def predict_classes(self, images: torch.Tensor) -> list[str]:
+        """A logged classifier's predictions as class names (its metadata holds them)."""
+        classes = self.metadata.get("classes")
+        if classes is None:
+            raise ModelLoadError(f"{self.model_uri} is an encoder, not a classifier: it has no class names")
+        return [classes[i] for i in self(images).argmax(dim=1).tolist()]
+
     def embed_files(self, paths: Iterable[Path], batch_size: int = 256, corruption=None, generator=None) -> torch.Tensor:
         """Embeddings of image files, optionally corrupted first (in [0, 1] pixel space)."""
         device = next(self.module.parameters()).device

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import torch
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from cinv.tracking import schema
 from cinv.tracking.runs import with_retries
@@ -78,3 +79,22 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def remove_checkpoints(run_id: str) -> int:
+    """Delete the checkpoint artifacts of a FINISHED run and of its child runs, which nothing will
+    resume any more (they are most of a store's bytes); the number of runs cleaned."""
+    client = mlflow.MlflowClient()
+    runs = [client.get_run(run_id)]
+    cleaned, seen = 0, set()
+    while runs:
+        run = runs.pop()
+        if run.info.run_id in seen:
+            continue
+        seen.add(run.info.run_id)
+        runs += client.search_runs([run.info.experiment_id], filter_string=f"tags.`{schema.PARENT}` = '{run.info.run_id}'")
+        if client.list_artifacts(run.info.run_id, FOLDER):
+            with_retries(get_artifact_repository(run.info.artifact_uri).delete_artifacts, "removing checkpoints")(FOLDER)
+            with_retries(client.delete_tag, "removing checkpoints")(run.info.run_id, schema.CHECKPOINT_STEP)
+            cleaned += 1
+    return cleaned

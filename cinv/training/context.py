@@ -15,7 +15,7 @@ from cinv.data.stream import BatchStream
 from cinv.encoders.base import FrozenEncoder
 from cinv.runtime import FP32, Autocast, resolve_device, resolve_precision
 from cinv.tracking import schema
-from cinv.tracking.runs import log_json
+from cinv.tracking.runs import log_datasets, log_json
 from cinv.training import distributed
 
 __all__ = ["Setup", "setup"]
@@ -75,6 +75,7 @@ def setup(cfg, corruption: str | None = None) -> Setup:
     precision = resolve_precision(device, cfg.precision)
     if distributed.is_main() and mlflow.active_run():
         mlflow.set_tag(schema.AUTOCAST, precision.describe())
+        log_datasets(splits, "train", "val", "test")
     return Setup(splits, corruptions.from_spec(corruption or cfg.corruption), device, seed, data.num_workers, precision)
 
 

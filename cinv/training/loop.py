@@ -8,6 +8,7 @@ learning rate barely decayed).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from cinv.runtime import FP32, Autocast, channels_last
 from cinv.training import distributed
 from cinv.training.checkpoint import Checkpointer, rng_state, set_rng_state
 
+log = logging.getLogger(__name__)
 Objective = Callable[[Views], torch.Tensor]
 EpochLogger = Callable[[int, dict[str, float]], None]
 StepHook = Callable[[int, int], None]  # (optimiser steps done, steps in the whole run)
@@ -121,6 +123,8 @@ def fit(
             history.lr.append(opt.param_groups[0]["lr"])
             if checkpointer:
                 checkpointer.save(state(epoch, current))
+            log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", desc, epoch + 1, epochs, history.epoch_loss[epoch],
+                     history.lr[epoch], history.steps)
         if on_epoch:  # loggers are idempotent per epoch, so a resumed epoch end is not logged twice
             on_epoch(epoch, {"train_loss": history.epoch_loss[epoch], "lr": history.lr[epoch]})
     return history
