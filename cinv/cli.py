@@ -176,9 +176,17 @@ def mark_experiment(experiment_id: str) -> None:
     """Tag the experiment as custom model development, so MLflow's UI opens it on training runs
     (an untagged one opens in GenAI mode); an experiment already marked is left as it is."""
     client = mlflow.MlflowClient()
-    if schema.EXPERIMENT_KIND not in client.get_experiment(experiment_id).tags:
+    marked = lambda: schema.EXPERIMENT_KIND in client.get_experiment(experiment_id).tags  # noqa: E731
+    if marked():
+        return
+    try:
         with_retries(client.set_experiment_tag, "tagging the experiment")(experiment_id, schema.EXPERIMENT_KIND,
                                                                         schema.CUSTOM_MODEL_DEVELOPMENT)
+    except Exception:
+        # Workers starting together race to insert the same tag; the losers' insert fails on
+        # the store's unique key, and the tag the winner wrote is the one wanted.
+        if not marked():
+            raise
 
 
 def run_name(command: str, values: dict) -> str:
