@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import traceback
-from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from pydantic import TypeAdapter
@@ -20,9 +19,12 @@ from pydantic import TypeAdapter
 from cinv import plugins
 from cinv.commands import COMMANDS
 from cinv.config.base import Strict, build, flat_fields, paper_deviations, preset_keys, to_flat
-from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, one_line
+from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, Terminated, one_line
+from cinv.runtime import termination
+from cinv.secrets import redact, redacted
 from cinv.tracking import schema
-from cinv.tracking.runs import configure, log_json, log_params, with_retries
+from cinv.tracking.lease import Lease, still_alive
+from cinv.tracking.runs import check_store, configure, interrupted, log_json, log_params, with_retries
 from cinv.training import distributed
 from cinv.training.checkpoint import remove_checkpoints
 
@@ -74,9 +76,14 @@ def run(command: str, argv: list[str] | None = None) -> int:
 
 
 def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | None]:
-    """The exit status and the id of the run (None when no run could be opened)."""
+    """The exit status and the id of the run (None when no run could be opened). SIGTERM stops
+    the command like Ctrl-C (after the training step in progress and its checkpoint), exit 143."""
     try:
-        return _execute(command, argv)
+        with termination.installed():
+            return _execute(command, argv)
+    except KeyboardInterrupt as exc:  # before any run was opened
+        print(f"cinv {command}: {interrupted(exc)}; nothing was started", file=sys.stderr)
+        return (143 if isinstance(exc, Terminated) else 130), None
     finally:
         distributed.shutdown()
 
@@ -94,8 +101,9 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     configure()
     resume = getattr(args, "resume_run_id", None)
     try:
+        check_store()
         if resume:
-            run_ = resume_run(command, resume)
+            run_ = resume_run(command, resume, getattr(args, "experiment_name", None))
         else:
             with_retries(choose_experiment, "starting a run")(getattr(args, "experiment_name", None))
             run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, vars(args)),
@@ -105,6 +113,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         return 2, None
     mlflow.set_tag(schema.COMMAND, command)
     mark_experiment(run_.info.experiment_id)
+    lease = Lease(run_.info.run_id).__enter__()  # released in every way out below
     try:
         if unknown:
             raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
@@ -126,11 +135,15 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
             shown = result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False)
             print(shown)
             describe(command, config, shown, preset_line)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        lease.__exit__(None, None, None)
+        mlflow.set_tag(schema.ERROR, interrupted(exc))
         mlflow.end_run(status="KILLED")
-        print(f"cinv {command}: interrupted; run {run_.info.run_id} marked KILLED", file=sys.stderr)
-        return 130, run_.info.run_id
+        print(f"cinv {command}: {interrupted(exc)}; run {run_.info.run_id} marked KILLED; continue it with "
+              f"resume_run_id={run_.info.run_id}", file=sys.stderr)
+        return (143 if isinstance(exc, Terminated) else 130), run_.info.run_id
     except Exception as exc:
+        lease.__exit__(None, None, None)
         message = one_line(exc)
         expected = isinstance(exc, EXPECTED)
         if not expected:
@@ -139,6 +152,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         mlflow.end_run(status="FAILED")
         print(f"cinv {command}: error: {message} (run {run_.info.run_id} marked FAILED)", file=sys.stderr)
         return (2 if expected else 1), run_.info.run_id
+    lease.__exit__(None, None, None)
     if resume and schema.ERROR in run_.data.tags:
         mlflow.MlflowClient().delete_tag(run_.info.run_id, schema.ERROR)
     mlflow.end_run()
@@ -176,7 +190,7 @@ def mark_experiment(experiment_id: str) -> None:
     """Tag the experiment as custom model development, so MLflow's UI opens it on training runs
     (an untagged one opens in GenAI mode); an experiment already marked is left as it is."""
     client = mlflow.MlflowClient()
-    marked = lambda: schema.EXPERIMENT_KIND in client.get_experiment(experiment_id).tags  # noqa: E731
+    marked = lambda: schema.EXPERIMENT_KIND in client.get_experiment(experiment_id).tags
     if marked():
         return
     try:
@@ -212,17 +226,8 @@ def ui_link(experiment_id: str, run_id: str) -> str:
     uri = mlflow.get_tracking_uri()
     page = f"#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
     if uri.startswith(("http://", "https://")):
-        return f"view it at {mask(uri).rstrip('/')}/{page}"
-    return f"view it: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
-
-
-def mask(uri: str) -> str:
-    """A URI without the password of its userinfo."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+        return f"view it at {redact(uri).rstrip('/')}/{page}"
+    return f"view it: mlflow ui --backend-store-uri {redact(uri)}, then http://127.0.0.1:5000/{page}"
 
 
 def log_preset(config: Strict) -> str | None:
@@ -259,19 +264,13 @@ def _worker(command: str, cls: type[Strict], args: argparse.Namespace) -> tuple[
     return 0, None
 
 
-def resume_run(command: str, run_id: str):
+def resume_run(command: str, run_id: str, experiment_name: str | None = None):
     """Reopen a FAILED, KILLED or abandoned (still RUNNING) run of ``command``; 'latest' finds one."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
     if run_id == "latest":
-        experiment = mlflow.tracking.fluent._get_experiment_id()
-        candidates = mlflow.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
-                                        "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
-                                        output_format="list", max_results=1)
-        if not candidates:
-            raise ResumeError(f"resume_run_id: no unfinished {command} run in experiment {experiment} to resume")
-        run_id = candidates[0].info.run_id
+        run_id = latest_resumable(command, experiment_name)
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:
@@ -280,12 +279,42 @@ def resume_run(command: str, run_id: str):
         raise ResumeError(f"resume_run_id: run {run_id} already FINISHED; nothing to resume")
     if run.data.tags.get(schema.COMMAND) != command:
         raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get(schema.COMMAND, 'non-cinv')} run, not {command}")
+    if reason := still_alive(run):
+        raise ResumeError(f"resume_run_id: run {run_id} is still RUNNING: {reason}; stop that process first")
     launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
     if launched and launched != run_id:
         client.set_tag(launched, schema.RESUMED_INTO, run_id)
+    mlflow.set_experiment(experiment_id=run.info.experiment_id)  # children and tables go where the run is
     active = mlflow.start_run(run_id=run_id)
     mlflow.set_tag(schema.RESUMED, str(int(run.data.tags.get(schema.RESUMED, "0")) + 1))
     return active
+
+
+def experiment_of_new_runs(name: str | None) -> str | None:
+    """The id of the experiment :func:`choose_experiment` would pick, without creating it."""
+    if not name and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    experiment = mlflow.get_experiment_by_name(name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT)
+    return experiment.experiment_id if experiment else None
+
+
+def latest_resumable(command: str, experiment_name: str | None = None) -> str:
+    """The newest unfinished run of ``command`` in the experiment new runs go to that has something
+    to resume from (a checkpoint, or finished child runs) and no process still running it."""
+    experiment = experiment_of_new_runs(experiment_name)
+    if experiment is None:
+        raise ResumeError(f"resume_run_id: no experiment {experiment_name or schema.DEFAULT_EXPERIMENT!r}; nothing to resume")
+    unfinished = mlflow.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
+                                    "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
+                                    output_format="list", max_results=50)
+    for run in unfinished:
+        if still_alive(run):
+            continue
+        if schema.CHECKPOINT_STEP in run.data.tags or mlflow.search_runs(
+                [experiment], filter_string=f"tags.`{schema.PARENT}` = '{run.info.run_id}'", output_format="list", max_results=1):
+            return run.info.run_id
+    raise ResumeError(f"resume_run_id: no {command} run in experiment {experiment} to resume (unfinished, with a checkpoint "
+                      "or finished stages, and not still running)")
 
 
 def check_same_config(run_id: str, config: Strict) -> None:
@@ -294,7 +323,7 @@ def check_same_config(run_id: str, config: Strict) -> None:
         before = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
     except Exception:
         raise ResumeError(f"resume_run_id: run {run_id} has no config.json to compare with") from None
-    now = config.model_dump(mode="json")
+    now = redacted(config.model_dump(mode="json"))  # config.json was written redacted
     before.pop("resume_run_id", None)
     now.pop("resume_run_id", None)
     if before != now:

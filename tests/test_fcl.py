@@ -12,11 +12,11 @@ from torch import nn
 from cinv import corruption as distortions
 from cinv import encoders
 from cinv.corruption.pixel import PatchGaussian
+from cinv.data.mnist import load_mnist
 from cinv.data.stream import BatchStream, Views
 from cinv.data.synthetic_mnist import (
     CLASSES,
     balanced_synthetic_mnist,
-    load_mnist,
     load_synthetic_mnist,
     noise_mask,
     pixel_noise,

@@ -3,8 +3,10 @@
 import mlflow
 import pandas as pd
 import pytest
+import torch
 
 import cinv
+from cinv.tracking import schema
 
 QUICK_FCL = {"epochs": 1, "limit_per_class": 20, "warmup_start": 0, "warmup_epochs": 0.5, "batch_size": 64}
 
@@ -15,8 +17,9 @@ def test_fcl_command_trains_and_scores_the_three_test_sets(store, shared, method
     run_id = cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), method=method, **QUICK_FCL)
     run = mlflow.get_run(run_id)
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/fcl_results.csv"))
-    assert list(table["test set"]) == ["bal", "bal_un", "bal_nun"] and (table["images"] == 300).all()
-    for name in ("bal", "bal_un", "bal_nun"):
+    assert list(table["test set"]) == ["bal", "bal_un", "bal_nun", "bal_rare"]
+    assert table["images"].tolist() == [300, 300, 300, 100]  # 20 per class; 5 rare classes
+    for name in ("bal", "bal_un", "bal_nun", "bal_rare"):
         assert 0 <= run.data.metrics[f"{name}_top1_mean"] <= 100
     assert run.data.metrics["lr"] == pytest.approx(0.01 * 0.89)  # decayed once per epoch
     assert any(m.model_id for m in mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list"))
@@ -45,6 +48,26 @@ def test_rocl_command_reports_clean_robust_and_smoothed_accuracy(store):
     run = mlflow.get_run(run_id)
     assert run.data.params["optimizer"] == "adam" and run.data.tags["cinv.preset"] == "cpu"  # the paper's LARS: preset=paper
     assert run.data.metrics["attack_images"] == 10 and run.data.metrics["attack_images_per_class"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adversarial", [True, False])
+def test_rocl_and_plain_simclr_on_mnist_digits(store, adversarial):
+    run_id = cinv.run_command("rocl", dataset="mnist()", encoder="mnist_cnn", adversarial=adversarial, eps=0.3, alpha=0.075,
+                              limit_per_class=8, epochs=1, batch_size=32, warmup_epochs=0, probe_epochs=1, attack_images=20,
+                              attack_steps=2, attack_budgets="inf:0.1, inf:0.2", attack_rle_epochs=1, attack_rle_eps=0.3,
+                              attack_rle_steps=2, attack_smoothing_samples=2)
+    run = mlflow.get_run(run_id)
+    assert run.data.tags[schema.METHOD] == ("rocl" if adversarial else "simclr")
+    assert run.data.params["image_size"] == ""  # None: MNIST's own 28 px (RoCL's 32 px is for the embedded subset)
+    assert {"rle_clean_top1_mean", "rle_pgd_linf_0p1", "rle_pgd_linf_0p2", "le_smoothed_top1"} <= set(run.data.metrics)
+    assert run.data.metrics["rle_pgd_linf_0p2"] <= run.data.metrics["rle_pgd_linf_0p1"] + 1e-9  # same images, larger ball
+    if not adversarial:
+        return
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    encoder = cinv.load_encoder(f"models:/{logged.model_id}")  # grey digits in, as PIL images or tensors
+    assert (encoder.preprocessing.channels, encoder.input_size) == (1, 28)
+    assert encoder(torch.rand(2, 1, 28, 28)).shape == (2, 128)
 
 
 @pytest.mark.slow

@@ -2,18 +2,21 @@
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import mlflow
+import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
 from torch import nn
 
 from cinv import corruption as distortions
+from cinv.cli import latest_resumable
 from cinv.data.datasets import TensorImages
 from cinv.data.stream import BatchStream
 from cinv.errors import NonFiniteLossError
@@ -104,28 +107,42 @@ def checkpoint_step(run_id):
     return int(tag) if tag else -1
 
 
+def interrupt_at_checkpoint(argv, cwd, sig, after_step, child=None, exclude=()):
+    """Start ``argv``, send ``sig`` once its (``child``-named) run has checkpointed ``after_step``; the killed run's id."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    victim = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    run_id, deadline = None, time.time() + 600
+    while time.time() < deadline and victim.poll() is None:
+        runs = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                if r.info.run_id not in exclude and (child is None or r.info.run_name.startswith(child))]
+        if runs:
+            run_id = runs[0].info.run_id
+            if checkpoint_step(run_id) >= after_step:
+                victim.send_signal(sig)
+                break
+        time.sleep(0.05)
+    stderr = victim.communicate()[1]
+    return run_id, victim.returncode, stderr
+
+
 @pytest.mark.slow
-def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run(store, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_kill_at_a_random_step_then_resume_matches_an_uninterrupted_run(store, tmp_path, sig):
     uninterrupted = run_cli(STUDENT, cwd=tmp_path)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
     reference = mlflow.search_runs(output_format="list")[0]
 
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
-    victim = subprocess.Popen([sys.executable, *STUDENT], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
     kill_after = random.Random().randint(3, 50)  # 60 steps in all; checkpoints every 3 and at epoch ends
-    run_id, deadline = None, time.time() + 300
-    while time.time() < deadline and victim.poll() is None:
-        runs = [r for r in mlflow.search_runs(output_format="list") if r.info.run_id != reference.info.run_id]
-        if runs:
-            run_id = runs[0].info.run_id
-            if checkpoint_step(run_id) >= kill_after:
-                victim.send_signal(signal.SIGKILL)
-                break
-        time.sleep(0.05)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL, f"the run ended before step {kill_after}: {victim.stderr.read()[-2000:]}"
-    assert mlflow.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to clean up
+    run_id, code, stderr = interrupt_at_checkpoint(STUDENT, tmp_path, sig, kill_after, exclude={reference.info.run_id})
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL, f"the run ended before step {kill_after}: {stderr[-2000:]}"
+        assert mlflow.get_run(run_id).info.status == "RUNNING"  # SIGKILL leaves no chance to clean up
+    else:  # what timeout, docker stop, Kubernetes and Slurm send: one line, KILLED, exit 143
+        assert code == 143, f"the run ended before step {kill_after}: {stderr[-2000:]}"
+        killed = mlflow.get_run(run_id)
+        assert killed.info.status == "KILLED" and "SIGTERM" in killed.data.tags["cinv.error"]
+        assert f"resume_run_id={run_id}" in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
 
     resumed = run_cli([*STUDENT, "--resume_run_id", run_id], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -145,3 +162,85 @@ def test_sigkill_at_a_random_step_then_resume_matches_an_uninterrupted_run(store
         theirs = sorted((m.step, m.value) for m in client.get_metric_history(reference.info.run_id, metric))
         assert ours == theirs, metric
     assert not client.list_artifacts(run_id, "checkpoints")  # FINISHED: the checkpoints are removed
+
+
+@pytest.mark.slow
+def test_a_run_still_training_cannot_be_resumed_by_another_process(store, tmp_path):
+    """Two processes on one run would write the same checkpoint slots and log two encoders."""
+    long_student = [*STUDENT[:6], "30", *STUDENT[7:]]  # 30 epochs: still training after the two attempts below
+    victim_id, victim = None, subprocess.Popen(
+        [sys.executable, *long_student], cwd=tmp_path, env={**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and victim.poll() is None:
+            runs = mlflow.search_runs(output_format="list")
+            if runs and checkpoint_step(runs[0].info.run_id) >= 3:
+                victim_id = runs[0].info.run_id
+                break
+            time.sleep(0.05)
+        assert victim_id, "the student ended or never checkpointed"
+        explicit = run_cli([*long_student, "--resume_run_id", victim_id], cwd=tmp_path)
+        latest = run_cli([*long_student, "--resume_run_id", "latest"], cwd=tmp_path)
+        assert victim.poll() is None, "the victim must still be training for this test to mean anything"
+    finally:
+        victim.kill()
+        victim.wait()
+    assert explicit.returncode == 2 and re.search(rf"run {victim_id} is still RUNNING: .*stop that process first",
+                                                   explicit.stderr.strip().splitlines()[-1]), explicit.stderr[-2000:]
+    assert latest.returncode == 2 and "to resume" in latest.stderr, latest.stderr[-2000:]
+    run = mlflow.get_run(victim_id)
+    assert "cinv.resumed" not in run.data.tags and len(mlflow.search_runs(output_format="list")) == 1
+    # killed now (SIGKILL: no clean-up, the lease goes stale with its process): resumable again
+    assert run.info.status == "RUNNING" and latest_resumable("student") == victim_id
+
+
+MAIN = [str(ROOT / "entrypoints/main.py"), "--limit_per_class", "12", "--image_size", "32", "--student_epochs", "2",
+        "--student_batch_size", "16", "--student_checkpoint_every_steps", "1", "--baseline_epochs", "1", "--probe_epochs", "2"]
+
+
+def children_of(parent_id):
+    return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+                              output_format="list")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_main_marks_the_child_in_progress_killed_with_its_reason(store, tmp_path):
+    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, signal.SIGINT, 1, child="student ·")
+    assert code == 130, stderr[-2000:]
+    student = mlflow.get_run(student_id)
+    assert student.info.status == "KILLED" and "SIGINT" in student.data.tags["cinv.error"]
+    parent = mlflow.get_run(student.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "KILLED" and "SIGINT" in parent.data.tags["cinv.error"]
+
+
+@pytest.mark.slow
+def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_uninterrupted_table(store, tmp_path):
+    sig = signal.SIGTERM
+    assert run_cli(MAIN, cwd=tmp_path).returncode == 0
+    (reference,) = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                    if "mlflow.parentRunId" not in r.data.tags]
+    expected = mlflow.load_table("results_per_seed.json", run_ids=[reference.info.run_id])
+    before = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
+
+    stop_after = random.Random().randint(1, 12)  # 2 epochs of 7 student steps, a checkpoint after each
+    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, sig, stop_after, child="student ·", exclude=before)
+    assert code == 143, stderr[-2000:]
+    student = mlflow.get_run(student_id)
+    parent_id = student.data.tags["mlflow.parentRunId"]
+    assert student.info.status == "KILLED" and student.data.tags["cinv.error"]  # the child says why, too
+    assert mlflow.get_run(parent_id).info.status == "KILLED" and mlflow.get_run(parent_id).data.tags["cinv.error"]
+    finished = {r.info.run_name: r.info.run_id for r in children_of(parent_id) if r.info.status == "FINISHED"}
+    assert finished  # the teacher's probes ran before the student
+
+    resumed = run_cli([*MAIN, "--resume_run_id", parent_id], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    children = children_of(parent_id)
+    names = [r.info.run_name for r in children]
+    assert len(names) == len(set(names)) == 5, names  # nothing ran twice
+    assert all(r.info.status == "FINISHED" for r in children) and mlflow.get_run(parent_id).info.status == "FINISHED"
+    ids = {r.info.run_name: r.info.run_id for r in children}
+    assert all(ids[name] == run_id for name, run_id in finished.items())  # finished stages reused
+    assert ids[student.info.run_name] == student_id  # the student continued in place from its checkpoint
+    got = mlflow.load_table("results_per_seed.json", run_ids=[parent_id])
+    pd.testing.assert_frame_equal(got, expected)  # exactly the uninterrupted run's numbers

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from cinv.corruption.pixel import Identity
-from cinv.data.augment import SimCLRAugment, augment, simclr_views
+from cinv.data.augment import SimCLRAugment, augment, simclr_augment, simclr_views
 from cinv.data.datasets import TensorImages, load_embedded
 from cinv.data.stream import BatchStream
 from cinv.encoders import Classifier
@@ -90,8 +90,22 @@ def test_augment_without_colour_or_crop_is_a_flip():
     aug = SimCLRAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter_p=0.0, grayscale_p=0.0, flip_p=1.0)
     x = torch.rand(4, 3, 32, 32, generator=gen())
     assert torch.allclose(aug(x, gen()), x.flip(-1), atol=1e-5)
-    with pytest.raises(ValueError, match="B, 3, H, W"):
+    with pytest.raises(ValueError, match="B, C, H, W"):
         aug(torch.rand(3, 32, 32), gen())
+
+
+def test_grey_digits_get_crops_alone_one_channel_and_no_flip():
+    digits = torch.zeros(6, 1, 28, 28)
+    digits[:, :, 4:24, 8:12] = 1.0  # a left-leaning bar: a flip would move it to the right half
+    family = simclr_augment(channels=1, flip=False)
+    assert (family.flip_p, family.jitter_p, family.grayscale_p) == (0.0, 0.0, 0.0)
+    out = family(digits, gen())
+    assert out.shape == digits.shape and not torch.equal(out, digits)  # cropped, so changed
+    uncropped = SimCLRAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter_p=0.0, grayscale_p=0.0, flip_p=0.0)
+    assert torch.allclose(uncropped(digits, gen()), digits, atol=1e-5)  # no flip, no colour step on one channel
+    assert simclr_augment(3, True) is simclr_augment()
+    with pytest.raises(ValueError, match="B, 3, H, W"):
+        simclr_augment(3, True)(digits, gen())  # colour jitter needs colour images
 
 
 # ---------------------------------------------------------------------------- instance-wise attack
@@ -270,6 +284,16 @@ def test_rocl_loss_matches_hand_computation():
     assert loss.item() - without.item() == pytest.approx(lam * reg, abs=1e-5)
 
 
+def test_rocl_loss_without_the_adversarial_view_is_simclrs_nt_xent():
+    tau = 0.5
+    zv = [[1.0, 0.0, 0.5], [0.0, 2.0, 0.0], [0.3, -1.0, 0.2]]
+    zo = [[0.8, 0.2, 0.4], [0.1, 1.0, -0.3], [0.0, -0.7, 0.9]]
+    z, n = zv + zo, 3
+    expected = sum(nt_terms(z, a, [(a + n) % 6], tau)[0] for a in range(6)) / 6  # 2N anchors, one positive each
+    loss = RoCLLoss(temperature=tau, lam=0.5)(torch.tensor(zv), torch.tensor(zo))
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+
+
 def test_rocl_loss_gradients_reach_all_three_inputs_and_nothing_else():
     zs = [torch.randn(4, 8, generator=gen(i), requires_grad=True) for i in range(3)]
     loss_fn = RoCLLoss()
@@ -342,3 +366,16 @@ def test_rocl_objective_trains_through_fit(cifar):
     history = fit(model, objective, stream, epochs=1, lr=1e-3, weight_decay=0.0)
     assert history.steps == 2 and all(math.isfinite(v) for v in history.epoch_loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_rocl_objective_with_the_attack_off_is_simclr(cifar):
+    images, labels = cifar
+    encoder, projector = tiny_encoder(), Projector(16, hidden=32, out_dim=8)
+    views = BatchStream(TensorImages((images * 255).round().to(torch.uint8), labels), corruption=Identity(), batch_size=8,
+                        image_size=32, device=torch.device("cpu"), train=False, augment_on_batch=True, seed=0)
+    batch = next(iter(views.epoch(0)))
+    loss = RoCLLoss(temperature=0.5)
+    simclr = rocl_objective(encoder, projector, loss, adversarial=False, generator=gen(3))(batch)
+    view, other = simclr_views(batch.clean, gen(3))  # the same draws: the objective's first use of gen(3)
+    model = nn.Sequential(encoder, projector)
+    assert simclr.item() == pytest.approx(loss(*model(torch.cat([view, other])).chunk(2)).item(), abs=1e-5)

@@ -128,6 +128,9 @@ def test_three_workers_share_one_study_without_losing_or_duplicating_trials(stor
     assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == list(range(6))
     assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in trials}
+    # the study's trials table is the last worker's: every trial in its final state, none still RUNNING
+    table = mlflow.load_table("trials.json", run_ids=[parents[0].info.run_id])
+    assert sorted(table["number"]) == list(range(6)) and set(table["state"]) <= {"COMPLETE", "PRUNED"}
 
 
 def test_a_study_created_for_another_method_is_not_silently_reused(store, tmp_path, monkeypatch):

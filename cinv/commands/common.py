@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated
 
-import mlflow
 import torch
 from pydantic import AfterValidator
 
@@ -17,7 +16,7 @@ from cinv.methods import METHODS
 from cinv.tracking.runs import log_image_grid
 from cinv.tracking.serving import LoadedEncoder
 from cinv.tracking.serving import load_encoder as load_logged
-from cinv.training.checkpoint import Checkpointer
+from cinv.training.checkpoint import Checkpointer, for_active_run
 from cinv.training.context import Setup
 
 __all__ = ["with_teacher", "load_encoder", "log_samples", "checkpointer", "method_list", "MethodList"]
@@ -42,10 +41,8 @@ def log_samples(s: Setup, n: int = 8) -> None:
 
 
 def checkpointer(opts, enabled: bool = True) -> Checkpointer | None:
-    """Checkpoints go to the active run; a resumed run continues from its latest one."""
-    if not enabled or not hasattr(opts, "checkpoint_every_steps"):
-        return None
-    return Checkpointer(mlflow.active_run().info.run_id, opts.checkpoint_every_steps)
+    """The active run's checkpoints (:func:`cinv.training.checkpoint.for_active_run`), unless disabled."""
+    return for_active_run(opts) if enabled else None
 
 
 def method_list(text: str, *, extra: tuple[str, ...] = ()) -> list[str]:

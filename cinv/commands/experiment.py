@@ -13,6 +13,7 @@ from cinv import losses
 from cinv.commands.common import MethodList, method_list, with_teacher
 from cinv.config.base import Section
 from cinv.config.options import (
+    RESUME,
     TEACHER,
     TEACHER_WEIGHTS,
     Comparison,
@@ -72,6 +73,7 @@ class ExperimentConfig(Comparison):
                                      "on each label fraction (not in the paper, whose baseline always sees all labels)")
     reuse: bool = Field(True, description="reuse a model already logged with the same training configuration "
                         "(fingerprint tag) instead of training it again")
+    resume_run_id: str | None = RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
     teacher: EncoderRef = TEACHER
     teacher_weights: str | None = TEACHER_WEIGHTS

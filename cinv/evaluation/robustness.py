@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from cinv import losses
-from cinv.data.augment import augment
+from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.datasets import dataset_targets, stratified_indices
 from cinv.runtime import derive_seed
 from cinv.training.context import Setup
@@ -322,9 +322,11 @@ def smoothed_predict(
     *,
     samples: int = 16,
     generator: torch.Generator | None = None,
+    augmentation: SimCLRAugment | None = None,
 ) -> Tensor:
     """Transformation-smoothed logits (RoCL eq. 8): the expectation over t ~ T, estimated from
-    ``samples`` random SimCLR augmentations of every image.
+    ``samples`` random SimCLR augmentations of every image (``augmentation``: the dataset's
+    family, default the colour one).
 
     For a cinv ``Classifier`` (an ``encoder`` and a ``classify`` head) the penultimate features
     f(t(x)) are averaged before the head, as the paper does; any other module has its logits
@@ -333,12 +335,13 @@ def smoothed_predict(
     """
     if samples < 1:
         raise ValueError(f"smoothed_predict: samples must be >= 1; got {samples}")
+    augmentation = augmentation or simclr_augment()
     split = hasattr(classifier, "encoder") and hasattr(classifier, "classify")
     forward = classifier.encoder if split else classifier
     with eval_mode(classifier):
         total = None
         for _ in range(samples):
-            out = forward(augment(images, generator)).float()
+            out = forward(augmentation(images, generator)).float()
             total = out if total is None else total + out
         mean = total / samples
         return classifier.classify(mean) if split else mean

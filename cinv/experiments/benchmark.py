@@ -21,7 +21,7 @@ from cinv.experiments.lab import Lab
 from cinv.methods import METHODS, label
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
-from cinv.tracking.runs import child_run, evaluation_tags
+from cinv.tracking.runs import child_named, child_run, evaluation_tags
 
 __all__ = ["benchmark_cells", "method_models"]
 
@@ -53,16 +53,21 @@ def benchmark_cells(lab: Lab, cfg, images: torch.Tensor, labels: torch.Tensor) -
     for key, (trained_on, build) in models.items():
         for corruption in [from_spec(spec) for spec in spec_list(cfg.corruptions)]:
             lab.cell(key, lambda k=key, b=build: fitted.setdefault(k, b()), corruption, trained_on=trained_on)
-    for key, model in fitted.items():
+    for key, (trained_on, build) in models.items():
         for norm, eps in parse_budgets(cfg.attack.budgets):
             spec = f"pgd(norm='{norm}', eps={eps:.4g}, steps={cfg.attack.steps})"
             tags = {schema.STAGE: "evaluation", schema.EXPERIMENT: "benchmark", **evaluation_tags(
-                key, eval_corruption=spec, train_corruption=models[key][0].spec, teacher=lab.source(key),
+                key, eval_corruption=spec, train_corruption=trained_on.spec, teacher=lab.source(key),
                 dataset=lab.s.splits.name, seed=lab.seed, recipe=lab.recipe, loss=cfg.student.loss if key == "student" else "")}
-            with child_run(f"{label(key)} · {spec} · seed {lab.seed}", **tags):
-                accuracy = robust_accuracy(_attackable(model), images, labels, norm=norm, eps=eps, steps=cfg.attack.steps,
-                                           seed=derive_seed(lab.seed, "eval attack"), batch_size=cfg.attack.batch_size)
-                mlflow.log_metrics({"test_top1_mean": accuracy, "test_top1_se": 0.0, "test_draws": 1.0,
-                                    "attack_images": len(labels)})
+            name = f"{label(key)} · {spec} · seed {lab.seed}"
+            if done := child_named(name, finished=True, tags=tags):  # attacked before a resumed run was interrupted
+                accuracy = done.data.metrics["test_top1_mean"]
+            else:
+                model = fitted.setdefault(key, build())
+                with child_run(name, **tags):
+                    accuracy = robust_accuracy(_attackable(model), images, labels, norm=norm, eps=eps, steps=cfg.attack.steps,
+                                               seed=derive_seed(lab.seed, "eval attack"), batch_size=cfg.attack.batch_size)
+                    mlflow.log_metrics({"test_top1_mean": accuracy, "test_top1_se": 0.0, "test_draws": 1.0,
+                                        "attack_images": len(labels)})
             lab.rows.append({"method": label(key), "corruption": spec, "train_corruption": models[key][0].spec,
                              "seed": lab.seed, "draws": 1, "top1_mean": accuracy, "top1_se": 0.0})

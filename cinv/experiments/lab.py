@@ -29,8 +29,21 @@ from cinv.evaluation.tables import across_seeds, statistic_note
 from cinv.methods import METHODS, label
 from cinv.probe import train_probe
 from cinv.tracking import schema
-from cinv.tracking.runs import child_run, evaluation_tags, log_datasets, log_figure, log_params, log_table
+from cinv.tracking.models import logged_models_of
+from cinv.tracking.runs import (
+    child_named,
+    child_run,
+    children,
+    evaluation_of,
+    evaluation_tags,
+    log_datasets,
+    log_figure,
+    log_params,
+    log_table,
+    resuming,
+)
 from cinv.tracking.serving import LoadedEncoder, load_encoder
+from cinv.training.checkpoint import for_active_run
 from cinv.training.context import Setup
 
 __all__ = ["Lab", "Plot", "recipe_of", "training_options", "per_seed", "log_results"]
@@ -91,12 +104,16 @@ class Lab:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     def reusable(self, fingerprint: str) -> LoadedEncoder | None:
-        if not self.cfg.reuse:
+        """A logged model with this fingerprint: from any run (``reuse``), or, resuming, from this run's own finished trainings."""
+        if not (self.cfg.reuse or resuming()):
             return None
         experiments = [e.experiment_id for e in mlflow.search_experiments()]
         found = mlflow.search_logged_models(experiment_ids=experiments, filter_string=f"tags.fingerprint = '{fingerprint}'",
                                             output_format="list")
         ready = [m for m in found if str(m.status).endswith("READY")]
+        if not self.cfg.reuse:
+            own = {run.info.run_id for run in children()}
+            ready = [m for m in ready if m.source_run_id in own]
         return load_encoder(f"models:/{ready[0].model_id}", self.s.device) if ready else None
 
     def _fingerprints(self, method, opts, corruption: Distortion, label_fraction: float) -> tuple[str, str]:
@@ -132,8 +149,10 @@ class Lab:
                 log_params({"corruption": corruption.spec, "seed": self.seed, "label_fraction": label_fraction,
                             **{k: str(v) for k, v in training_options(opts).items()}})
                 here = dataclasses.replace(self.s, corruption=corruption)
-                model = method.train(here, opts, label_fraction=label_fraction)
-                infos = method.log(here, model, opts, self.cfg.teacher)
+                model = method.train(here, opts, label_fraction=label_fraction, checkpointer=for_active_run(opts))
+                logged = logged_models_of(mlflow.active_run().info.run_id)  # a reopened training may have logged them
+                infos = {kind: logged[f"{name}_{kind}"] for kind in ("encoder", "classifier") if f"{name}_{kind}" in logged} \
+                    or method.log(here, model, opts, self.cfg.teacher)
                 for kind, info in infos.items():
                     mlflow.set_logged_model_tags(info.model_id, {"fingerprint": encoder_key if kind == "encoder" else key})
             if "classifier" in method.produces:
@@ -215,11 +234,16 @@ class Lab:
             key, eval_corruption=evaluated_on.spec, train_corruption=trained_on.spec, teacher=self.source(key),
             dataset=(setup or self.s).splits.name, seed=self.seed, recipe=self.recipe, loss=loss,
             label_fraction=labels.get("label_fraction", self.cfg.probe.label_fraction), condition=condition)}
-        fitted = model()  # trainings open their own child runs, beside (not inside) the evaluation's
-        with child_run(f"{label(key)} · {evaluated_on.spec} · seed {self.seed}", **tags):
-            log_datasets((setup or self.s).splits, "test")
-            log_params({"corruption": evaluated_on.spec, "method": key, "seed": self.seed, **labels})
-            result = evaluate_model(setup or self.s, fitted, self.cfg.eval, corruption=evaluated_on)
+        name = " · ".join([label(key), evaluated_on.spec, *(f"{k}={v}" for k, v in labels.items()),
+                           *([f"trained on {trained_on.spec}"] if trained_on.spec != evaluated_on.spec else []), f"seed {self.seed}"])
+        if done := child_named(name, finished=True, tags=tags):  # evaluated before this run was interrupted
+            result = evaluation_of(done.info.run_id)
+        else:
+            fitted = model()  # trainings open their own child runs, beside (not inside) the evaluation's
+            with child_run(name, **tags):
+                log_datasets((setup or self.s).splits, "test")
+                log_params({"corruption": evaluated_on.spec, "method": key, "seed": self.seed, **labels})
+                result = evaluate_model(setup or self.s, fitted, self.cfg.eval, corruption=evaluated_on)
         self.rows.append({"method": label(key), "corruption": shown.spec, "train_corruption": trained_on.spec, **labels,
                           "seed": self.seed, "draws": len(result.draws),
                           **{f"{m}_{stat}": getattr(result, stat)(m) for m in result.metrics for stat in ("mean", "se")}})

@@ -32,18 +32,22 @@ class RoCLLoss(nn.Module):
             raise ValueError(f"RoCLLoss: lam must be a float >= 0; got {lam!r}")
         self.temperature, self.lam, self.pooled = self.pair.temperature, float(lam), pooled
 
-    def forward(self, z_view: Tensor, z_other: Tensor, z_adv: Tensor) -> Tensor:
-        if z_view.ndim != 2 or not (z_view.shape == z_other.shape == z_adv.shape):
-            raise ValueError(f"RoCLLoss: the three embeddings must be [N, D] of one shape; got "
-                             f"{tuple(z_view.shape)}, {tuple(z_other.shape)}, {tuple(z_adv.shape)}")
-        n = z_view.shape[0]
+    def forward(self, z_view: Tensor, z_other: Tensor, z_adv: Tensor | None = None) -> Tensor:
+        """``z_adv`` None: SimCLR's NT-Xent over the 2N views (RoCL with its attack switched off)."""
+        views = [z_view, z_other] + ([] if z_adv is None else [z_adv])
+        if z_view.ndim != 2 or any(z.shape != z_view.shape for z in views):
+            raise ValueError(f"RoCLLoss: the embeddings must be [N, D] of one shape; got "
+                             f"{', '.join(str(tuple(z.shape)) for z in views)}")
+        n, k = z_view.shape[0], len(views)
         need_pairs("RoCLLoss", n)
-        z = F.normalize(torch.cat([z_view, z_other, z_adv]).float(), dim=1)
+        z = F.normalize(torch.cat(views).float(), dim=1)
         log_prob = F.log_softmax(off_diagonal(z @ z.T / self.temperature), dim=1)
-        idx = torch.arange(3 * n, device=z.device)
-        positives = torch.stack([(idx + n) % (3 * n), (idx + 2 * n) % (3 * n)], dim=1)  # the instance's other two
+        idx = torch.arange(k * n, device=z.device)
+        positives = torch.stack([(idx + j * n) % (k * n) for j in range(1, k)], dim=1)  # the instance's other views
         pos = log_prob.gather(1, positives)
         main = -(torch.logsumexp(pos, dim=1).mean() if self.pooled else pos.sum(dim=1).mean())
+        if z_adv is None:
+            return main
         # NT-Xent(x_adv, t'(x)) with both sides trained: nt_xent's compute() on unit vectors, without
         # the teacher-side detach of its forward().
         reg = self.pair.compute(z[2 * n:], z[n:2 * n])

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from cinv import encoders
 from cinv.config.options import EncoderRef, OptimOptions
-from cinv.data.augment import simclr_views
+from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.stream import Views
 from cinv.encoders.heads import Projector
 from cinv.evaluation.robustness import instance_wise_pgd
@@ -43,6 +43,8 @@ class RoCLOptions(OptimOptions):
     warmup_epochs: int = Field(10, ge=0, description="linear learning-rate warm-up before the cosine decay")
     temperature: float = Field(0.5, gt=0, le=100, description="NT-Xent temperature")
     lam: float = Field(1 / 256, ge=0, le=100, description="weight of NT-Xent(x_adv, t'(x))")
+    adversarial: bool = Field(True, description="the instance-wise attack; false: plain SimCLR (the same pipeline and "
+                              "budget without the attack, RoCL's own baseline)")
     eps: float = Field(8 / 255, ge=0, le=1, description="instance-wise attack l_inf radius")
     alpha: float = Field(0.007, gt=0, le=1, description="instance-wise attack step")
     instance_steps: int = Field(7, ge=1, le=1000, description="instance-wise attack steps")
@@ -64,18 +66,25 @@ def rocl_objective(
     eps: float = 8 / 255,
     alpha: float = 0.007,
     steps: int = 7,
+    adversarial: bool = True,
+    augmentation: SimCLRAugment | None = None,
     generator: torch.Generator | None = None,
 ) -> Objective:
     """Per batch: two SimCLR views of the clean images, the instance-wise attack on the first (model
-    in eval mode), then the RoCL loss on one forward pass of all three in train mode.
+    in eval mode), then the RoCL loss on one forward pass of all three in train mode;
+    ``adversarial=False``: the two views alone (SimCLR).
 
-    Labels and ``views.corrupted`` are ignored: RoCL is label-free and makes its own views. Pass
+    Labels and ``views.corrupted`` are ignored: RoCL is label-free and makes its own views
+    (``augmentation``: the dataset's family, default the colour one). Pass
     ``nn.ModuleList([encoder, projector])`` (or any module holding both) to ``fit`` as the model.
     """
     model = nn.Sequential(encoder, projector)
+    augmentation = augmentation or simclr_augment()
 
     def objective(views: Views) -> Tensor:
-        view, other = simclr_views(views.clean, generator)
+        view, other = augmentation.views(views.clean, generator)
+        if not adversarial:
+            return loss(*model(torch.cat([view, other])).chunk(2))
         adv = instance_wise_pgd(model, view, other, eps=eps, alpha=alpha, steps=steps,
                                 temperature=loss.temperature, generator=generator)
         z_view, z_other, z_adv = model(torch.cat([view, other, adv])).chunk(3)
@@ -113,7 +122,8 @@ class RoCL(Method):
     def objective(self, model, ctx, opts, stream):
         encoder, projector = model
         return rocl_objective(encoder, projector, RoCLLoss(opts.temperature, opts.lam), eps=opts.eps, alpha=opts.alpha,
-                              steps=opts.instance_steps,
+                              steps=opts.instance_steps, adversarial=opts.adversarial,
+                              augmentation=simclr_augment(ctx.splits.channels, ctx.splits.flip),
                               generator=torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "rocl")))
 
     def fit_options(self, opts):

@@ -29,7 +29,7 @@ STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered mo
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 __all__ = ["STUDENT_MODEL", "BASELINE_MODEL", "CHAMPION", "CHALLENGER", "log_model", "log_encoder", "log_classifier",
-           "link_evaluation", "register", "model_tags", "corruption_tags", "examples", "describe_model"]
+           "link_evaluation", "register", "model_tags", "corruption_tags", "examples", "describe_model", "logged_models_of"]
 
 
 def log_model(model: nn.Module, name: str, *, examples: torch.Tensor, metadata: dict[str, Any],
@@ -53,13 +53,23 @@ def log_model(model: nn.Module, name: str, *, examples: torch.Tensor, metadata: 
             input_example=example.numpy(),
             signature=infer_signature(example.numpy(), output.numpy()),
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"cinv": {**metadata, "image_size": int(example.shape[-1])}},
+            metadata={"cinv": {**metadata, "image_size": int(example.shape[-1]), "channels": int(example.shape[1])}},
             tags=tags,
             **({"step": step} if step is not None else {}),
         )
     finally:
         model.to(device).train(was_training)
     return info
+
+
+def logged_models_of(run_id: str) -> dict[str, mlflow.models.model.ModelInfo]:
+    """The models a run logged (READY ones), by name: what a finished stage of a resumed command hands on."""
+    from mlflow.models import get_model_info
+
+    experiment = with_retries(mlflow.get_run, "reading a run")(run_id).info.experiment_id
+    found = with_retries(mlflow.search_logged_models, "reading logged models")(
+        experiment_ids=[experiment], filter_string=f"source_run_id = '{run_id}'", output_format="list")
+    return {m.name: get_model_info(f"models:/{m.model_id}") for m in found if str(m.status).endswith("READY")}
 
 
 def examples(s: Setup, n: int = 2) -> torch.Tensor:

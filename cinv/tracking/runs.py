@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,23 +23,132 @@ from mlflow.models import get_model_info
 from cinv.data.datasets import dataset_targets
 from cinv.errors import StoreError, one_line
 from cinv.evaluation.metrics import Evaluation
+from cinv.secrets import redact, redacted
 from cinv.tracking import schema
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
 def configure() -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in the working directory."""
+    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in the working directory.
+
+    MLflow's own "View run at <url>" lines are switched off: they would print a server URL with
+    its credentials; cinv prints the link itself, masked."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(DEFAULT_TRACKING_URI)
     return mlflow.get_tracking_uri()
 
 
+STORE_PROBE_TIMEOUT_S = 10
+
+
+def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
+    """Fail fast, in one line, when the tracking store cannot be used at all; once, before a run starts.
+
+    MLflow would otherwise retry an unreachable server for minutes and a bad SQLite file or folder
+    with dozens of warnings. Checked: an SQLite store's file is an SQLite database and its folder
+    exists and is writable; then one request (no retries, ``timeout_s``) reaches the store, which
+    also rejects unsupported schemes and MLflow 3's refused ``file://`` stores. Faults that happen
+    mid-run are :func:`with_retries`' business."""
+    from sqlalchemy.engine import make_url
+
+    uri = mlflow.get_tracking_uri()
+    shown = redact(uri)
+    if uri.startswith("sqlite:"):
+        database = make_url(uri).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database).expanduser()
+            if path.is_file():
+                with open(path, "rb") as fh:
+                    head = fh.read(16)
+                if head and head != b"SQLite format 3\x00":
+                    raise StoreError(f"MLflow store {shown}: {path} is not an SQLite database")
+                if not os.access(path, os.W_OK):
+                    raise StoreError(f"MLflow store {shown}: {path} is read-only")
+            elif not path.parent.is_dir():
+                raise StoreError(f"MLflow store {shown}: folder {path.parent} does not exist")
+            elif not os.access(path.parent, os.W_OK):
+                raise StoreError(f"MLflow store {shown}: folder {path.parent} is read-only (the database cannot be created)")
+    bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout_s))}
+    saved = {k: os.environ.get(k) for k in bounded}
+    os.environ.update(bounded)
+    try:
+        mlflow.MlflowClient().search_experiments(max_results=1)
+    except Exception as exc:
+        raise StoreError(f"MLflow store {shown} cannot be used: {one_line(exc)}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @contextmanager
 def child_run(name: str, **tags: str):
-    """A nested run under the active one; marked FAILED if its body raises."""
-    with mlflow.start_run(run_name=name, nested=True, tags={k: str(v) for k, v in tags.items()}) as run:
+    """A nested run under the active one. When the active run is being resumed, its unfinished
+    child of the same name is reopened instead (its checkpoints continue where they stopped).
+    A body that raises leaves the child FAILED, or KILLED when interrupted, with ``cinv.error``."""
+    tags = {k: str(v) for k, v in tags.items()}
+    previous = child_named(name, finished=False, tags=tags)
+    if previous is not None:
+        run = with_retries(mlflow.start_run, "reopening a child run")(run_id=previous.info.run_id, nested=True)
+        mlflow.set_tags(tags)
+    else:
+        run = with_retries(mlflow.start_run, "starting a child run")(run_name=name, nested=True, tags=tags)
+    try:
         yield run
+    except KeyboardInterrupt as exc:
+        mlflow.set_tag(schema.ERROR, interrupted(exc))
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException as exc:
+        mlflow.set_tag(schema.ERROR, one_line(exc)[:5000])
+        mlflow.end_run(status="FAILED")
+        raise
+    if previous is not None and schema.ERROR in previous.data.tags:
+        mlflow.MlflowClient().delete_tag(run.info.run_id, schema.ERROR)
+    mlflow.end_run()
+
+
+def interrupted(exc: BaseException) -> str:
+    """What stopped a run: Ctrl-C (SIGINT) or SIGTERM."""
+    return str(exc) if str(exc) else "interrupted (SIGINT)"
+
+
+def resuming() -> bool:
+    """Whether the active (parent) run is a resumed one: its finished children can be reused."""
+    run = mlflow.active_run()
+    return run is not None and schema.RESUMED in with_retries(mlflow.get_run, "reading tags")(run.info.run_id).data.tags
+
+
+def children() -> list:
+    """The child runs of the active run, newest first."""
+    parent = mlflow.active_run().info
+    return with_retries(mlflow.search_runs, "reading child runs")(
+        [parent.experiment_id], filter_string=f"tags.`{schema.PARENT}` = '{parent.run_id}'",
+        order_by=["attributes.start_time DESC"], output_format="list")
+
+
+def child_named(name: str, *, finished: bool, tags: dict[str, str] | None = None):
+    """In a resumed run: its newest child called ``name`` (and carrying ``tags``) that is FINISHED
+    (``finished``) or not; else None."""
+    if not resuming():
+        return None
+    for run in children():
+        if (run.info.run_name == name and (run.info.status == "FINISHED") == finished
+                and all(run.data.tags.get(k) == str(v) for k, v in (tags or {}).items())):
+            return run
+    return None
+
+
+def evaluation_of(run_id: str, prefix: str = "test") -> Evaluation:
+    """The evaluation a run logged (:func:`log_evaluation`), read back draw by draw, exactly."""
+    client = mlflow.MlflowClient()  # load_table searches one experiment: the run's, whichever is active
+    table = client.load_table(client.get_run(run_id).info.experiment_id, f"{prefix}_draws.json", run_ids=[run_id])
+    return Evaluation([{k: float(v) for k, v in row.items() if k not in ("draw", "run_id")}
+                       for row in table.sort_values("draw").to_dict(orient="records")])
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -51,7 +161,7 @@ def log_params(params: dict[str, Any]) -> None:
     """
     run = mlflow.active_run()
     existing = with_retries(mlflow.get_run, "reading params")(run.info.run_id).data.params if run else {}
-    new = {k: "" if v is None else v for k, v in params.items() if k not in existing}
+    new = {k: "" if v is None else redact(str(v)) for k, v in params.items() if k not in existing}
     # A preset's parameter that `mlflow run` logged as '' (its MLproject default): the resolved value beside it.
     new |= {f"{k}.resolved": v for k, v in params.items() if existing.get(k, "x").strip("'") == "" and v not in (None, "")}
     if new:
@@ -72,7 +182,8 @@ def evaluation_tags(method: str, *, eval_corruption: str, train_corruption: str,
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
-    with_retries(mlflow.log_dict, f"writing {artifact_file}")(obj, artifact_file)
+    """A JSON artifact, with any secret in a URL masked."""
+    with_retries(mlflow.log_dict, f"writing {artifact_file}")(redacted(obj), artifact_file)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -97,7 +208,7 @@ def with_retries(fn, what: str, attempts: int = 4, wait_s: float = 0.5):
         except Exception as exc:
             if not _transient(exc):
                 raise
-            raise StoreError(f"MLflow store {mlflow.get_tracking_uri()} failed while {what} "
+            raise StoreError(f"MLflow store {redact(mlflow.get_tracking_uri())} failed while {what} "
                              f"({attempts} attempts): {one_line(exc)}") from None
 
     return call
@@ -120,8 +231,20 @@ def log_evaluation(evaluation: Evaluation, prefix: str = "test", dataset=None) -
     summary = {f"{prefix}_{k}": v for k, v in evaluation.summary().items()}
     with_retries(mlflow.log_metrics, "logging evaluation metrics")(summary, dataset=dataset)
     rows = pd.DataFrame([{"draw": d, **metrics} for d, metrics in enumerate(evaluation.draws)])
-    with_retries(mlflow.log_table, "logging per-draw metrics")(rows, f"{prefix}_draws.json")
+    with_retries(replace_table, "logging per-draw metrics")(rows, f"{prefix}_draws.json")
     return summary
+
+
+def replace_table(table: pd.DataFrame, artifact_file: str, run_id: str | None = None) -> None:
+    """``log_table``, except that a second call replaces the table where MLflow's appends to it (a
+    resumed stage, or the last of several workers, writes it again)."""
+    client = mlflow.MlflowClient()
+    run_id = _active_run_id(run_id)
+    folder = posixpath.dirname(artifact_file) or None
+    if any(f.path == artifact_file for f in client.list_artifacts(run_id, folder)):  # already tagged as a table
+        client.log_text(run_id, table.to_json(orient="split", index=False, date_format="iso"), artifact_file)
+    else:
+        client.log_table(run_id, table, artifact_file)
 
 
 def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=None) -> None:
@@ -190,8 +313,8 @@ def log_table(table: pd.DataFrame, stem: str, run_id: str | None = None) -> None
     CSV (for tools), Markdown (for reading) and HTML."""
     client = mlflow.MlflowClient()
     run_id = _active_run_id(run_id)
-    with_retries(client.log_table, f"writing {stem} tables")(run_id, table.astype(object).where(table.notna(), None),
-                                                              f"{stem}.json")
+    with_retries(replace_table, f"writing {stem} tables")(table.astype(object).where(table.notna(), None), f"{stem}.json",
+                                                          run_id)
     log_text = with_retries(client.log_text, f"writing {stem} tables")
     log_text(run_id, table.to_csv(index=False), f"{stem}.csv")
     log_text(run_id, table.to_markdown(index=False) + "\n", f"{stem}.md")

@@ -2,13 +2,15 @@
 
 ``load_encoder("models:/cinv-student@champion")`` works for ``models:/name@alias``,
 ``models:/name/version``, ``models:/<model id>`` and ``runs:/<run id>/encoder`` URIs. Models
-are pt2 graphs, so loading runs no pickled code; the store named by ``MLFLOW_TRACKING_URI``
-(or ``mlflow.db`` in the working directory) is trusted to hold what cinv logged.
+are pt2 graphs, so loading runs no pickled code; a model saved with pickle is refused unless the
+caller opts in (``allow_pickle=True``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from torch import nn
 
 from cinv.data.datasets import decode_image
 from cinv.errors import CinvError, ModelLoadError
+from cinv.secrets import redact
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -34,26 +37,29 @@ class Preprocessing:
 
     size: int
     resize: str = "center_crop"
+    channels: int = 3  # 1: grey images (MNIST)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         from torchvision.transforms import v2
 
         steps = [v2.Resize((self.size, self.size), antialias=True)] if self.resize == "resize" else [
             v2.Resize(round(self.size * 256 / 224), antialias=True), v2.CenterCrop(self.size)]
-        return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])(image.convert("RGB"))
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        return v2.Compose([*steps, v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)])(image)
 
 
 class LoadedEncoder(nn.Module):
     """A logged encoder (or classifier): a fixed pt2 graph in inference mode, with its metadata.
 
-    Call it on [N, 3, size, size] images in [0, 1]; ``preprocessing`` turns PIL images into those.
+    Call it on [N, channels, size, size] images in [0, 1]; ``preprocessing`` turns PIL images into those.
     ``train()`` is a no-op: the graph was exported in eval mode and is never trained further.
     """
 
     def __init__(self, model_uri: str, module: nn.Module, metadata: dict):
         super().__init__()
         self.module, self.model_uri, self.metadata = module, model_uri, metadata
-        self.preprocessing = Preprocessing(int(metadata["image_size"]), metadata.get("resize", "center_crop"))
+        self.preprocessing = Preprocessing(int(metadata["image_size"]), metadata.get("resize", "center_crop"),
+                                           int(metadata.get("channels", 3)))
         self.embed_dim = metadata.get("embed_dim")
         self.input_size = self.preprocessing.size
 
@@ -62,10 +68,10 @@ class LoadedEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        size = self.preprocessing.size
-        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
+        size, channels = self.preprocessing.size, self.preprocessing.channels
+        if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (channels, size, size):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"{self.model_uri} expects images [N, 3, {size}, {size}] in [0, 1]; got {shape}")
+            raise ValueError(f"{self.model_uri} expects images [N, {channels}, {size}, {size}] in [0, 1]; got {shape}")
         # The graph was exported in float32 and asserts its dtypes: autocast (bf16 evaluation) must not reach it.
         with torch.autocast(images.device.type, enabled=False):
             return self.module(images.float())
@@ -90,23 +96,51 @@ class LoadedEncoder(nn.Module):
         return torch.cat(out)
 
 
-def load_encoder(model_uri: str, device: str | torch.device = "cpu") -> LoadedEncoder:
-    """Load a cinv model logged to MLflow, with one clear error when that is not possible."""
+PICKLE_REFUSED = "Deserializing model using pickle is disallowed"  # MLflow's words when it refuses
+
+
+def load_encoder(model_uri: str, device: str | torch.device = "cpu", *, allow_pickle: bool = False) -> LoadedEncoder:
+    """Load a cinv model logged to MLflow, with one clear error when that is not possible.
+
+    Only what loads without unpickling code: cinv's pt2 graphs, checked by MLflow to hold no
+    pickle payload. A model saved with pickle (which runs code of the file's choosing while
+    loading) is refused unless ``allow_pickle=True`` says its store is trusted."""
     from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
     try:
         info = get_model_info(model_uri)
-        module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+        metadata = (info.metadata or {}).get("cinv")
+        if not metadata or "image_size" not in metadata:
+            raise ModelLoadError(f"{model_uri} is not a cinv model (no cinv metadata)")
+        with _pickle_allowed(allow_pickle):
+            module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    except ModelLoadError:
+        raise
     except MlflowException as exc:
+        if PICKLE_REFUSED in exc.message:
+            raise ModelLoadError(f"refusing to load {model_uri}: it is saved with pickle, which runs code while loading; "
+                                 "cinv loads pt2 graphs only (load_encoder(..., allow_pickle=True) for a model you trust)") from None
         raise ModelLoadError(f"cannot load {model_uri}: {exc.message.splitlines()[0]}") from None
     except Exception as exc:  # the store itself: unreadable file, unreachable server
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot read the MLflow store {mlflow.get_tracking_uri()} for {model_uri}: {first}") from None
-    metadata = (info.metadata or {}).get("cinv")
-    if not metadata or "image_size" not in metadata:
-        raise ModelLoadError(f"{model_uri} is not a cinv model (no cinv metadata)")
+        raise ModelLoadError(f"cannot read the MLflow store {redact(mlflow.get_tracking_uri())} for {model_uri}: {first}") from None
     return LoadedEncoder(model_uri, module, metadata).to(device)
+
+
+@contextmanager
+def _pickle_allowed(allowed: bool):
+    """MLflow's switch for unpickling models (on by default in MLflow 3), set for one load."""
+    key = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    before = os.environ.get(key)
+    os.environ[key] = "true" if allowed else "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def image_files(folder: str | Path) -> list[Path]:

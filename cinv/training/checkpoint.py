@@ -68,6 +68,13 @@ class Checkpointer:
         return newest
 
 
+def for_active_run(opts) -> Checkpointer:
+    """Checkpoints of a method's training in the active run: at every epoch end, and every
+    ``checkpoint_every_steps`` steps for a method that has the option; a reopened run continues
+    from its latest one."""
+    return Checkpointer(mlflow.active_run().info.run_id, getattr(opts, "checkpoint_every_steps", 0))
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from cinv.data.stream import BatchStream, Views
 from cinv.errors import NonFiniteLossError
-from cinv.runtime import FP32, Autocast, channels_last
+from cinv.runtime import FP32, Autocast, channels_last, termination
 from cinv.training import distributed
 from cinv.training.checkpoint import Checkpointer, rng_state, set_rng_state
 
@@ -97,36 +97,44 @@ def fit(
         already_closed = len(history.epoch_loss) > epoch  # resumed from this epoch's final checkpoint
         bar = tqdm(current, total=len(current), desc=f"{desc} {epoch + 1}/{epochs}", leave=False)
         for views in bar:
-            with precision.context("train"):
-                loss = objective(views)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, step {history.steps + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-            if not torch.isfinite(grad_norm):
-                raise NonFiniteLossError(f"{desc}: gradient norm became {grad_norm.item()} at epoch {epoch + 1}, "
-                                         f"step {history.steps + 1}")
-            opt.step()
-            scheduler.step()
-            history.steps += 1
-            running += loss.item()
-            batches += 1
-            bar.set_postfix(loss=f"{running / batches:.4f}")
-            if on_step:
-                on_step(history.steps, total_steps)
-                model.train()  # a hook may have evaluated the model
-            if checkpointer and checkpointer.due(history.steps) and len(current) > 0:
-                checkpointer.save(state(epoch, current))
-        if not already_closed:
-            history.epoch_loss.append(running / max(batches, 1))
-            history.lr.append(opt.param_groups[0]["lr"])
-            if checkpointer:
-                checkpointer.save(state(epoch, current))
-            log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", desc, epoch + 1, epochs, history.epoch_loss[epoch],
-                     history.lr[epoch], history.steps)
-        if on_epoch:  # loggers are idempotent per epoch, so a resumed epoch end is not logged twice
-            on_epoch(epoch, {"train_loss": history.epoch_loss[epoch], "lr": history.lr[epoch]})
+            with termination.deferred():  # a SIGTERM waits for the step (and its checkpoint) to end
+                with precision.context("train"):
+                    loss = objective(views)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, step {history.steps + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+                if not torch.isfinite(grad_norm):
+                    raise NonFiniteLossError(f"{desc}: gradient norm became {grad_norm.item()} at epoch {epoch + 1}, "
+                                             f"step {history.steps + 1}")
+                opt.step()
+                scheduler.step()
+                history.steps += 1
+                running += loss.item()
+                batches += 1
+                bar.set_postfix(loss=f"{running / batches:.4f}")
+                if on_step:
+                    on_step(history.steps, total_steps)
+                    model.train()  # a hook may have evaluated the model
+                if checkpointer and checkpointer.due(history.steps) and len(current) > 0:
+                    checkpointer.save(state(epoch, current))
+                elif checkpointer and termination.pending():  # stopping: save where it stands, resume from here
+                    checkpointer.save(state(epoch, current))
+            if termination.pending():
+                termination.stop()
+        with termination.deferred():
+            if not already_closed:
+                history.epoch_loss.append(running / max(batches, 1))
+                history.lr.append(opt.param_groups[0]["lr"])
+                if checkpointer:
+                    checkpointer.save(state(epoch, current))
+                log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", desc, epoch + 1, epochs, history.epoch_loss[epoch],
+                         history.lr[epoch], history.steps)
+            if on_epoch:  # loggers are idempotent per epoch, so a resumed epoch end is not logged twice
+                on_epoch(epoch, {"train_loss": history.epoch_loss[epoch], "lr": history.lr[epoch]})
+        if termination.pending():
+            termination.stop()
     return history
 
 

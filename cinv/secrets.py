@@ -1,0 +1,63 @@
+"""Secrets out of everything cinv writes or prints: passwords and tokens inside URLs.
+
+Storage and tracking URLs may carry credentials (``postgresql://user:pw@host/db``,
+``...?password=pw``, ``https://user:token@server``). Params, ``config.json``, tags, error
+messages and console lines go through :func:`redact`, which replaces each secret with ``***``
+and leaves the rest of the URL readable. Resumed runs compare redacted configs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+__all__ = ["MASK", "SECRET_KEYS", "redact", "redact_url", "redacted"]
+
+MASK = "***"
+# Query parameters that hold a secret (libpq, SQLAlchemy drivers, cloud SDKs, generic tokens).
+SECRET_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "sslkey", "token", "access_token", "api_key",
+                         "apikey", "secret", "client_secret", "sig", "signature", "x-amz-signature", "x-amz-credential",
+                         "x-amz-security-token", "auth", "authorization"})
+_URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'"<>]+""")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo and every secret query value replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not parseable (a bad port): mask any userinfo wholesale
+        return re.sub(r"//[^/@\s]*@", f"//{MASK}@", url)
+    netloc, query = parts.netloc, parts.query
+    user, at, host = netloc.rpartition("@")
+    if password is not None:
+        netloc = f"{user.split(':', 1)[0]}:{MASK}@{host}"
+    elif at and parts.scheme.lower() in ("http", "https"):  # https://<token>@host: the user name is the secret
+        netloc = f"{MASK}@{host}"
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_KEYS for k, _ in pairs):
+            query = urlencode([(k, MASK if k.lower() in SECRET_KEYS else v) for k, v in pairs], safe="*")
+    # Replaced in place, so the rest stays byte for byte (urlunsplit would drop an empty "//").
+    if netloc != parts.netloc:
+        url = url.replace(f"//{parts.netloc}", f"//{netloc}", 1)
+    if query != parts.query:
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    return url
+
+
+def redact(text: str) -> str:
+    """Every URL inside ``text`` redacted (a message, a parameter value, a console line)."""
+    return _URL.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
+
+
+def redacted(value: Any) -> Any:
+    """``value`` (a string, or dicts and lists of them, as a config dumps) with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redacted(v) for v in value)
+    return value

@@ -1,0 +1,107 @@
+"""A lease on a run: which process is working on it, renewed while it does, so that a resume never
+attaches to a run another process is still training.
+
+The owner (host, process id, the process's start time) and a heartbeat are tags of the run; a
+daemon thread renews the heartbeat every ``HEARTBEAT_S`` seconds. A RUNNING run is alive when
+its owner process still exists (same host: checked directly, so a killed process frees its run at
+once) or, seen from another host, when its heartbeat is younger than ``STALE_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+import mlflow
+
+from cinv.tracking import schema
+
+__all__ = ["HEARTBEAT_S", "STALE_S", "Lease", "owner", "still_alive"]
+
+HEARTBEAT_S = 20.0
+STALE_S = 90.0
+log = logging.getLogger(__name__)
+_HELD: set[str] = set()  # runs this process holds a lease on
+
+
+def _started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for its predecessor."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def _process_exists(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        pass
+    now = _started(pid)
+    return not (started and now and now != started)
+
+
+def still_alive(run) -> str | None:
+    """Why ``run`` must not be resumed (a process is still working on it), or None."""
+    tags = run.data.tags
+    if run.info.status != "RUNNING" or schema.LEASE_OWNER not in tags:
+        return None
+    host, _, rest = tags[schema.LEASE_OWNER].partition(":")
+    pid_text, _, started = rest.partition(":")
+    pid = int(pid_text) if pid_text.isdigit() else -1
+    if host == socket.gethostname():
+        if pid == os.getpid():
+            return "this process is still running it" if run.info.run_id in _HELD else None
+        return f"process {pid} on this host is still running it" if _process_exists(pid, started) else None
+    try:
+        age = time.time() - float(tags.get(schema.LEASE_HEARTBEAT, "0"))
+    except ValueError:
+        return None
+    if age < STALE_S:
+        return f"process {pid} on {host} renewed its lease {age:.0f} s ago (it is taken as stopped {STALE_S:.0f} s after its last renewal)"
+    return None
+
+
+class Lease:
+    """``with Lease(run_id):`` marks the run as this process's and renews the mark until the block ends."""
+
+    def __init__(self, run_id: str, interval_s: float = HEARTBEAT_S):
+        self.run_id, self.interval_s = run_id, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self, client: mlflow.MlflowClient) -> None:
+        client.set_tag(self.run_id, schema.LEASE_HEARTBEAT, f"{time.time():.0f}")
+
+    def _renew(self) -> None:
+        client = mlflow.MlflowClient()
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._beat(client)
+            except Exception as exc:  # a store hiccup: the next beat tries again; the run's own writes retry
+                log.debug("lease heartbeat for run %s failed: %s", self.run_id, exc)
+
+    def __enter__(self) -> Lease:
+        client = mlflow.MlflowClient()
+        client.set_tag(self.run_id, schema.LEASE_OWNER, owner())
+        self._beat(client)
+        _HELD.add(self.run_id)
+        self._thread = threading.Thread(target=self._renew, name=f"cinv-lease-{self.run_id[:8]}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        _HELD.discard(self.run_id)

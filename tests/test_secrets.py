@@ -1,0 +1,27 @@
+"""Secrets inside URLs are masked wherever cinv writes or prints them."""
+
+import pytest
+
+from cinv.secrets import redact, redact_url, redacted
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://cinv:SECRET@db:5432/optuna", "postgresql+psycopg://cinv:***@db:5432/optuna"),
+    ("postgresql+psycopg://cinv@db/optuna?password=SECRET&sslmode=require",
+     "postgresql+psycopg://cinv@db/optuna?password=***&sslmode=require"),
+    ("postgresql://db/optuna?sslpassword=SECRET", "postgresql://db/optuna?sslpassword=***"),
+    ("http://user:SECRET@127.0.0.1:5000", "http://user:***@127.0.0.1:5000"),
+    ("https://SECRET@mlflow.example.org", "https://***@mlflow.example.org"),
+    ("https://host/x?token=SECRET", "https://host/x?token=***"),
+    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),  # nothing secret: byte for byte
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+])
+def test_urls_are_masked_and_otherwise_kept(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_urls_inside_messages_and_configs():
+    line = "MLflow store http://u:SECRET@h:9 cannot be used: connection refused"
+    assert redact(line) == "MLflow store http://u:***@h:9 cannot be used: connection refused"
+    config = {"storage": "postgresql://u:SECRET@h/db", "nested": {"uri": ["mysql://u:SECRET@h/db"]}, "n": 3}
+    assert "SECRET" not in str(redacted(config)) and redacted(config)["n"] == 3
