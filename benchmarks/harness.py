@@ -102,3 +102,37 @@ def write_result(name: str, result: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
+
+
+def mlflow_run(entry: str, params: dict, env: dict) -> tuple[str, float]:
+    """``mlflow run . -e entry -P k=v ...`` from the repository root, as a user types it; returns
+    the command line (for the results file) and its wall time. Stops with the tail of its output
+    when it fails."""
+    import time
+
+    args = ["mlflow", "run", ".", "--env-manager", "local", "-e", entry]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return " ".join(args), wall
+
+
+def latest_run(tags: dict[str, str]):
+    """The newest run (any experiment) with these tags (keys from ``cinv.tracking.schema``)."""
+    import mlflow
+
+    where = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    return mlflow.search_runs(search_all_experiments=True, filter_string=where, order_by=["attributes.start_time DESC"],
+                              max_results=1, output_format="list")[0]
+
+
+def across_seeds(values: list[float]) -> str:
+    """mean ± standard error across independent seeds, as the README prints it."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / n**0.5 if n > 1 else float("nan")
+    return f"{mean:.2f} ± {se:.2f}"
