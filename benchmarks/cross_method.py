@@ -25,11 +25,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1", help="independent training seeds")
     parser.add_argument("--limit_per_class", type=int, default=40)
+    parser.add_argument("--attack_images", type=int, default=None, help="PGD sample size (the benchmark's default: 500)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     started = time.perf_counter()
     with temporary_store() as (_, env):
-        command, wall = mlflow_run("benchmark", {"seeds": args.seeds, "limit_per_class": args.limit_per_class}, env)
+        params = {"seeds": args.seeds, "limit_per_class": args.limit_per_class}
+        if args.attack_images:
+            params["attack_images"] = args.attack_images
+        command, wall = mlflow_run("benchmark", params, env)
         parent = latest_run({schema.STAGE: "experiment", schema.EXPERIMENT: "benchmark"})
         client = mlflow.MlflowClient()
         rows = client.load_table(parent.info.experiment_id, "benchmark_per_seed.json", run_ids=[parent.info.run_id])
