@@ -96,11 +96,21 @@ def temporary_store() -> Iterator[tuple[str, dict]]:
             os.chdir(previous)
 
 
+def measured_at() -> str:
+    """The checkout's commit, with "+ uncommitted changes" when the tree differs, so a results
+    file says which code produced it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+    return commit + (" + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def write_result(name: str, result: dict) -> Path:
-    """``benchmarks/results/<name>.json``."""
+    """``benchmarks/results/<name>.json``, with the commit it was measured at."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps({**result, "measured_at": result.get("measured_at") or measured_at()}, indent=1) + "\n")
     return path
 
 
