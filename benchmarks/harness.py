@@ -97,13 +97,14 @@ def temporary_store() -> Iterator[tuple[str, dict]]:
 
 
 def measured_at() -> str:
-    """The checkout's commit, with "+ uncommitted changes" when the tree differs, so a results
-    file says which code produced it."""
+    """The checkout's commit, with "+ uncommitted changes" when the code differs from it (results
+    files, which a benchmark rewrites as it goes, do not count), so a results file says which code
+    produced it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
-    return commit + (" + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return commit + (" + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS.relative_to(ROOT)}") else "")
 
 
 def write_result(name: str, result: dict) -> Path:
