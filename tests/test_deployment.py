@@ -204,7 +204,7 @@ def test_two_tune_workers_share_a_study_on_postgres_and_track_to_the_server(serv
         for w in workers:
             if w.poll() is None:
                 w.kill()
-    assert [w.returncode for w in workers] == [0, 0], [err[-3000:] for _, err in outputs]
+    assert [w.returncode for w in workers] == [0, 0], "\n".join(f"--- worker {i} stderr:\n{err[-6000:]}" for i, (_, err) in enumerate(outputs))
 
     # Optuna, straight from PostgreSQL: one trial from each worker (each ran n_trials=1).
     study = optuna.load_study(study_name="shared", storage=server.optuna_url_with_password)

@@ -244,3 +244,20 @@ def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_unint
     assert ids[student.info.run_name] == student_id  # the student continued in place from its checkpoint
     got = mlflow.load_table("results_per_seed.json", run_ids=[parent_id])
     pd.testing.assert_frame_equal(got, expected)  # exactly the uninterrupted run's numbers
+
+
+def test_a_table_is_overwritten_never_read_so_two_writers_cannot_double_or_break_it(store):
+    """Two tune workers can both finish last and write the study's trials table at once. The one
+    that finds the other's file half uploaded, not yet listed as a table, must neither read it
+    (MLflow's ``log_table`` appends to what is there) nor leave the table unlisted."""
+    from cinv.tracking.runs import replace_table
+
+    client = MlflowClient()
+    run_id = client.create_run(client.create_experiment("tables")).info.run_id
+    client.log_text(run_id, '{"columns": ["number", "val', "trials.json")  # the other worker, mid-upload
+    table = pd.DataFrame({"number": [0, 1], "value": [12.5, 14.0]})
+    replace_table(table, "trials.json", run_id)
+    replace_table(table, "trials.json", run_id)  # and the second writer
+    loaded = client.load_table(client.get_run(run_id).info.experiment_id, "trials.json", run_ids=[run_id])
+    pd.testing.assert_frame_equal(loaded, table)
+    assert client.get_run(run_id).data.tags["mlflow.loggedArtifacts"].count('"trials.json"') == 1

@@ -4,8 +4,8 @@ retries on store faults that tell the user what failed. Tag keys come from ``sch
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import posixpath
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +19,7 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import LoggedModelInput
 from mlflow.models import get_model_info
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from cinv.data.datasets import dataset_targets
 from cinv.errors import StoreError, one_line
@@ -236,15 +237,17 @@ def log_evaluation(evaluation: Evaluation, prefix: str = "test", dataset=None) -
 
 
 def replace_table(table: pd.DataFrame, artifact_file: str, run_id: str | None = None) -> None:
-    """``log_table``, except that a second call replaces the table where MLflow's appends to it (a
-    resumed stage, or the last of several workers, writes it again)."""
+    """``log_table``, except that the file is overwritten, never read: MLflow's appends to a table
+    that is already there, so a resumed stage, or two workers finishing a study at once, would
+    double the rows or read a file the other is still uploading. Writes the file in
+    ``log_table``'s format, then lists it in the run's table tag, as ``log_table`` does."""
     client = mlflow.MlflowClient()
     run_id = _active_run_id(run_id)
-    folder = posixpath.dirname(artifact_file) or None
-    if any(f.path == artifact_file for f in client.list_artifacts(run_id, folder)):  # already tagged as a table
-        client.log_text(run_id, table.to_json(orient="split", index=False, date_format="iso"), artifact_file)
-    else:
-        client.log_table(run_id, table, artifact_file)
+    client.log_text(run_id, table.to_json(orient="split", index=False, date_format="iso"), artifact_file)
+    listed = json.loads(client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
+    entry = {"path": artifact_file, "type": "table"}
+    if entry not in listed:
+        client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*listed, entry]))
 
 
 def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=None) -> None:
