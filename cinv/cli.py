@@ -16,7 +16,7 @@ import traceback
 import mlflow
 from pydantic import TypeAdapter
 
-from cinv import plugins
+from cinv import distributed, plugins
 from cinv.commands import COMMANDS
 from cinv.config.base import Strict, build, flat_fields, paper_deviations, preset_keys, to_flat
 from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, Terminated, one_line
@@ -25,7 +25,6 @@ from cinv.secrets import redact, redacted
 from cinv.tracking import schema
 from cinv.tracking.lease import Lease, still_alive
 from cinv.tracking.runs import check_store, configure, interrupted, log_json, log_params, with_retries
-from cinv.training import distributed
 from cinv.training.checkpoint import remove_checkpoints
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)

@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cinv.config.options import ProbeOptions
+from cinv.context import Setup
 from cinv.corruption.base import Distortion
 from cinv.data.datasets import label_subset
 from cinv.data.stream import BatchStream
@@ -27,7 +28,6 @@ from cinv.evaluation.robustness import classwise_pgd
 from cinv.runtime import FP32, Autocast, channels_last, derive_seed
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.tracking.serving import LoadedEncoder
-from cinv.training.context import Setup
 from cinv.training.loop import fit
 
 

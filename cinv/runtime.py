@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import numbers
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 
 from cinv.errors import Terminated
@@ -136,10 +138,40 @@ def channels_last(model: torch.nn.Module) -> torch.nn.Module:
         return model.to(memory_format=torch.channels_last)
 
 
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module, *, freeze: bool = False) -> Iterator[torch.nn.Module]:
+    """Eval mode inside, each module's own previous mode after (a frozen teacher stays eval).
+
+    With ``freeze``, parameters stop requiring gradients inside and their ``.grad`` is restored
+    after: ART zeroes and accumulates parameter gradients, which must not leak into training.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    params = list(model.parameters()) if freeze else []
+    saved = [(p, p.requires_grad, p.grad) for p in params]
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, requires_grad, grad in saved:
+            p.requires_grad_(requires_grad)
+            p.grad = grad
+
+
 def derive_seed(*keys: int | str) -> int:
-    """A well-mixed 63-bit seed from a tuple of keys, e.g. (seed, "corrupt", epoch)."""
-    ints = [k if isinstance(k, int) else int.from_bytes(k.encode(), "little") % (2**32) for k in keys]
-    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0] >> 1)
+    """A well-mixed 63-bit seed from a tuple of keys, e.g. (seed, "corrupt", epoch).
+
+    The whole key is hashed (SHA-256 of its typed encoding): purposes that share a prefix
+    ("probe", "probe head") or differ only in type (1, "1") get unrelated seeds."""
+    if not keys or any(isinstance(k, bool) or not isinstance(k, (numbers.Integral, str)) for k in keys):
+        raise TypeError(f"derive_seed takes integers and strings; got {keys!r}")
+    # Each key typed and length-prefixed: an injective encoding of the tuple.
+    parts = [("s", k) if isinstance(k, str) else ("i", str(int(k))) for k in keys]
+    encoded = "".join(f"{kind}{len(text)}:{text}" for kind, text in parts).encode()
+    return int.from_bytes(hashlib.sha256(encoded).digest()[:8], "little") >> 1
 
 
 def generator(device: torch.device | str, *keys: int | str) -> torch.Generator:

@@ -28,17 +28,17 @@ import pandas as pd
 import sqlalchemy.exc
 import tenacity
 
+from cinv.context import Setup
 from cinv.errors import ConfigError, NonFiniteLossError, one_line
 from cinv.evaluation.metrics import evaluate
-from cinv.evaluation.protocol import evaluate_model
+from cinv.evaluation.protocol import evaluate_model, link
 from cinv.methods import METHODS, Range
 from cinv.probe import train_probe
 from cinv.registry import parse_spec
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
-from cinv.tracking.models import link_evaluation, register
-from cinv.tracking.runs import dataset, log_datasets, log_figure, log_table
-from cinv.training.context import Setup
+from cinv.tracking.models import register
+from cinv.tracking.runs import log_datasets, log_figure, log_table
 
 log = logging.getLogger(__name__)
 PARENT_ATTR = schema.STUDY_RUN_ATTR
@@ -283,6 +283,6 @@ def retrain_best(cfg, s: Setup, study: optuna.Study, parent_run_id: str, experim
         infos = method.log(s, trained, opts, cfg.teacher, study=cfg.study)
         classifier = trained if "classifier" in method.produces else train_probe(s, trained, cfg.probe)
         log_datasets(s.splits, "train", "test")
-        link_evaluation(list(infos.values()), evaluate_model(s, classifier, cfg.eval), dataset(s.splits, "test"))
+        link(list(infos.values()), evaluate_model(s, classifier, cfg.eval), s)
         if "encoder" in infos:
             register(infos["encoder"], getattr(opts, "registered_model_name", None))

@@ -164,6 +164,35 @@ def test_every_user_facing_error_class_lives_in_errors():
     assert issubclass(errors.ConfigError, ValueError) and issubclass(errors.DatasetError, errors.CinvError)
 
 
+# The declared order of layers, from the bottom: each package (or top-level module) imports only
+# the ones before it. The run context sits low (every layer takes one); tracking is plain MLflow
+# logging below training; evaluation (protocols, reports) sits above the methods it measures.
+LAYERS = ["secrets", "errors", "registry", "runtime", "distributed", "plugins", "corruption", "data", "encoders", "losses",
+          "context", "config", "tracking", "training", "methods", "evaluation", "probe", "settings", "experiments", "tuning",
+          "commands", "cli"]
+
+
+def layer_of(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else module
+
+
+def test_every_package_imports_only_the_layers_below_it():
+    present = {layer_of(name) for name in MODULES if name != "cinv"}
+    assert present <= set(LAYERS), f"place {sorted(present - set(LAYERS))} in LAYERS"
+    upward = []
+    for name in MODULES:
+        if name == "cinv":
+            continue
+        here = layer_of(name)
+        for module, names, node, _ in imported(name):
+            targets = [module] if module != "cinv" else [f"cinv.{n}" for n in names]
+            for target in targets:
+                there = layer_of(target)
+                if there != here and LAYERS.index(there) > LAYERS.index(here):
+                    upward.append(f"{name}:{node.lineno} imports {target} ({here} is below {there})")
+    assert not upward, upward
+
+
 @pytest.mark.parametrize("stage", ["corruption", "data", "encoders", "losses", "methods", "training", "evaluation", "tracking",
                                    "config", "commands", "experiments"])
 def test_the_layout_reads_as_the_pipeline(stage):

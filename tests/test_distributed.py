@@ -25,7 +25,7 @@ WORKER = textwrap.dedent('''
     import torch
     from torch import nn
     from cinv import losses
-    from cinv.training import distributed
+    from cinv import distributed
     from cinv.data.stream import Views
     from cinv.runtime import FP32
     from cinv.methods.inversion import inversion_objective

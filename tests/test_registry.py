@@ -15,8 +15,8 @@ from cinv.commands.probe import ProbeConfig
 from cinv.config.options import DataOptions
 from cinv.errors import ModelLoadError
 from cinv.evaluation.metrics import Evaluation
+from cinv.evaluation.promotion import decide
 from cinv.tracking.models import log_encoder, register
-from cinv.tracking.promotion import decide
 from cinv.training.context import setup
 from conftest import ROOT, run_cli, write_image_folder
 

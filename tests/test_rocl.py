@@ -18,13 +18,12 @@ from cinv.evaluation.robustness import (
     attack,
     autoattack,
     classwise_pgd,
-    instance_wise_pgd,
     robust_accuracy,
     smoothed_predict,
 )
 from cinv.losses import get as get_loss
 from cinv.losses.rocl import RoCLLoss
-from cinv.methods.rocl import rocl_objective
+from cinv.methods.rocl import instance_wise_pgd, rocl_objective
 from cinv.training.loop import fit
 
 

@@ -10,13 +10,13 @@ from cinv.commands.common import checkpointer, log_samples
 from cinv.config.base import Section
 from cinv.config.options import CORRUPTION, RESUME, Corruption, DataOptions, EvalOptions, RunOptions
 from cinv.evaluation.metrics import Evaluation
-from cinv.evaluation.protocol import evaluate_model
+from cinv.evaluation.protocol import evaluate_model, link
 from cinv.experiments.lab import recipe_of
 from cinv.methods import METHODS
 from cinv.methods.supervised import BaselineOptions
 from cinv.tracking import schema
-from cinv.tracking.models import link_evaluation, register
-from cinv.tracking.runs import dataset, evaluation_tags
+from cinv.tracking.models import register
+from cinv.tracking.runs import evaluation_tags
 from cinv.training.context import setup
 
 
@@ -40,6 +40,6 @@ def run(cfg: BaselineConfig) -> Evaluation:
     model = method.train(s, cfg.train, checkpointer=checkpointer(cfg.train))
     result = evaluate_model(s, model, cfg.eval)
     infos = method.log(s, model, cfg.train, "")
-    link_evaluation(list(infos.values()), result, dataset(s.splits, "test"))
+    link(list(infos.values()), result, s)
     register(infos["encoder"], cfg.train.registered_model_name)
     return result

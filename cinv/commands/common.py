@@ -11,13 +11,13 @@ from pydantic import AfterValidator
 
 from cinv import encoders
 from cinv.config.options import MODEL_URI_SCHEMES
+from cinv.context import Setup
 from cinv.encoders.base import Encoder
 from cinv.methods import METHODS
 from cinv.tracking.runs import log_image_grid
 from cinv.tracking.serving import LoadedEncoder
 from cinv.tracking.serving import load_encoder as load_logged
 from cinv.training.checkpoint import Checkpointer, for_active_run
-from cinv.training.context import Setup
 
 __all__ = ["with_teacher", "load_encoder", "log_samples", "checkpointer", "method_list", "MethodList"]
 

@@ -14,6 +14,7 @@ from pydantic import Field
 from cinv.config.base import Presets, Section
 from cinv.config.options import EvalOptions, RunOptions
 from cinv.config.presets import FCL_PAPER
+from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.data.synthetic_mnist import fcl_test_sets
 from cinv.evaluation.protocol import evaluate_model
@@ -23,7 +24,6 @@ from cinv.runtime import resolve_device, resolve_precision
 from cinv.tracking import schema
 from cinv.tracking.models import register
 from cinv.tracking.runs import log_table
-from cinv.training.context import Setup
 
 
 class FCLConfig(RunOptions, Presets):

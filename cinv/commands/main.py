@@ -27,9 +27,10 @@ from cinv.config.options import (
     ProbeOptions,
 )
 from cinv.config.presets import INVERSION_PAPER
+from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.evaluation.metrics import Evaluation
-from cinv.evaluation.protocol import evaluate_model
+from cinv.evaluation.protocol import evaluate_model, evaluation_of, link
 from cinv.evaluation.tables import across_seeds, statistic_note
 from cinv.experiments.lab import recipe_of
 from cinv.methods import METHODS, title
@@ -40,7 +41,6 @@ from cinv.tracking import schema
 from cinv.tracking.models import (
     BASELINE_MODEL,
     STUDENT_MODEL,
-    link_evaluation,
     log_classifier,
     logged_models_of,
     register,
@@ -49,7 +49,6 @@ from cinv.tracking.runs import (
     child_named,
     child_run,
     dataset,
-    evaluation_of,
     evaluation_tags,
     log_datasets,
     log_figure,
@@ -58,7 +57,7 @@ from cinv.tracking.runs import (
     log_table,
 )
 from cinv.training.checkpoint import Checkpointer
-from cinv.training.context import Setup, setup
+from cinv.training.context import setup
 
 # The parent run's <name>_top1_mean / _se, by row.
 PARENT_METRICS = {"teacher_clean_probe": "teacher_clean", "teacher": "teacher_corrupted"}
@@ -165,7 +164,7 @@ def stages(cfg: MainConfig, s: Setup, recipe: str) -> tuple[dict[str, Evaluation
                 infos = logged_models_of(run.info.run_id)  # a reopened stage may have logged them already
                 infos = {kind: infos[f"{name}_{kind}"] for kind in ("encoder", "classifier")} if len(infos) == 2 else \
                     method.log(s, model, opts, cfg.teacher)
-                link_evaluation(list(infos.values()), results[name], test)
+                link(list(infos.values()), results[name], s)
             encoders_logged[name] = infos["encoder"]
             continue
         model = None
@@ -196,7 +195,7 @@ def stages(cfg: MainConfig, s: Setup, recipe: str) -> tuple[dict[str, Evaluation
                 results[name] = evaluate_model(s, probe, cfg.eval)
                 probe_info = logged_models_of(run.info.run_id).get("probe_classifier") or log_classifier(
                     s, probe, s.corruption, name="probe_classifier", method="linear_probe", encoder=uri)
-                link_evaluation([i for i in (info, probe_info) if i], results[name], test)
+                link([i for i in (info, probe_info) if i], results[name], s)
         if info:
             encoders_logged[name] = info
     return results, encoders_logged

@@ -21,12 +21,12 @@ from cinv.config.options import (
     RunOptions,
 )
 from cinv.evaluation.metrics import Evaluation
-from cinv.evaluation.protocol import evaluate_model
+from cinv.evaluation.protocol import evaluate_model, link
 from cinv.experiments.lab import recipe_of
 from cinv.probe import train_probe
 from cinv.tracking import schema
-from cinv.tracking.models import link_evaluation, log_classifier
-from cinv.tracking.runs import dataset, evaluation_tags, log_model_input
+from cinv.tracking.models import log_classifier
+from cinv.tracking.runs import evaluation_tags, log_model_input
 from cinv.training.context import setup
 
 
@@ -52,5 +52,5 @@ def run(cfg: ProbeConfig) -> Evaluation:
     model = train_probe(s, encoder, cfg.probe)
     result = evaluate_model(s, model, cfg.eval)
     info = log_classifier(s, model, s.corruption, name="probe_classifier", method="linear_probe", encoder=cfg.encoder)
-    link_evaluation([info], result, dataset(s.splits, "test"))
+    link([info], result, s)
     return result

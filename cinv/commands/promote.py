@@ -1,5 +1,5 @@
 """``promote``: evaluate a registered version against ``@champion`` under one protocol and move
-``@champion`` only on a clear gain (the rule is ``tracking.promotion``)."""
+``@champion`` only on a clear gain (the rule is ``evaluation.promotion``)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from cinv.config.base import Section
 from cinv.config.options import DataOptions, EvalOptions, OptionalCorruption, ProbeOptions, RunOptions
 from cinv.errors import ConfigError
 from cinv.evaluation.metrics import Evaluation
+from cinv.evaluation.promotion import CHALLENGER, CHAMPION, decide, side_by_side
 from cinv.evaluation.protocol import evaluate_model
 from cinv.probe import train_probe
 from cinv.tracking import schema
 from cinv.tracking.models import STUDENT_MODEL
-from cinv.tracking.promotion import CHALLENGER, CHAMPION, decide, side_by_side
 from cinv.tracking.runs import child_run, log_table
 from cinv.tracking.serving import load_encoder
 from cinv.training.context import setup

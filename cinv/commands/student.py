@@ -8,6 +8,7 @@ from typing import Annotated
 import mlflow
 from pydantic import Field, model_validator
 
+from cinv import distributed
 from cinv.commands.common import checkpointer, log_samples, with_teacher
 from cinv.config.base import Section
 from cinv.config.options import (
@@ -25,7 +26,6 @@ from cinv.methods import METHODS
 from cinv.methods.inversion import StudentOptions
 from cinv.tracking import schema
 from cinv.tracking.models import register
-from cinv.training import distributed
 from cinv.training.context import setup
 
 

@@ -1,7 +1,8 @@
-"""Adversarial attacks: RoCL's label-free instance-wise attack (training) and class-wise white-box
-attacks (robust linear evaluation and robustness evaluation).
+"""Adversarial attacks for evaluation: class-wise white-box attacks (robust linear evaluation and
+robustness evaluation), transformation smoothing, and the attacked subset.
 
-The instance-wise attack is RoCL's own (seed 003, eq. 4), so it lives here. The evaluation attacks
+RoCL's label-free instance-wise attack is part of its training and lives with the method
+(``cinv.methods.rocl``). The evaluation attacks
 (PGD at l_inf, l_2 and l_1, AutoAttack) go through the Adversarial Robustness Toolbox (ART), a
 maintained package that supports all three norms on CPU and CUDA, rather than a home-made PGD:
 RoCL's released attack code was CUDA-only and l_inf-only.
@@ -22,89 +23,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cinv import losses
+from cinv.context import Setup
 from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.datasets import dataset_targets, stratified_indices
-from cinv.runtime import derive_seed
-from cinv.training.context import Setup
+from cinv.runtime import derive_seed, eval_mode
 
-__all__ = ["instance_wise_pgd", "attack", "autoattack", "robust_accuracy", "classwise_pgd", "NORMS", "eval_mode",
+__all__ = ["attack", "autoattack", "robust_accuracy", "classwise_pgd", "NORMS",
            "smoothed_predict", "attack_subset"]
 
 NORMS = {"inf": np.inf, "2": 2, "1": 1}
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module, *, freeze: bool = False) -> Iterator[nn.Module]:
-    """Eval mode inside, each module's own previous mode after (a frozen teacher stays eval).
-
-    With ``freeze``, parameters stop requiring gradients inside and their ``.grad`` is restored
-    after: ART zeroes and accumulates parameter gradients, which must not leak into training.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    params = list(model.parameters()) if freeze else []
-    saved = [(p, p.requires_grad, p.grad) for p in params]
-    model.eval()
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, requires_grad, grad in saved:
-            p.requires_grad_(requires_grad)
-            p.grad = grad
-
-
 def _seed_from(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device).item())
-
-
-def _uniform_like(x: Tensor, low: float, high: float, generator: torch.Generator | None) -> Tensor:
-    if generator is None:
-        u = torch.rand(x.shape, device=x.device)
-    else:
-        u = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device)
-    return low + (high - low) * u.to(x.dtype)
-
-
-def instance_wise_pgd(
-    encoder_with_projector: nn.Module,
-    x_view: Tensor,
-    x_other_view: Tensor,
-    *,
-    eps: float = 8 / 255,
-    alpha: float = 0.007,
-    steps: int = 7,
-    temperature: float = 0.5,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """RoCL's instance-wise attack: l_inf PGD on t(x) that maximises the NT-Xent loss of
-    (z(x_adv), z(t'(x))) against the batch's other instances, so no labels are needed.
-
-    Random start in the eps-ball, ``steps`` signed-gradient steps of size ``alpha``, each projected
-    to the eps-ball around ``x_view`` and to [0, 1]. Gradients are taken with respect to the input
-    only, so nothing accumulates on the model's parameters.
-    """
-    if x_view.shape != x_other_view.shape or x_view.ndim != 4:
-        raise ValueError(f"instance_wise_pgd: both views must be [B, C, H, W] of one shape; got "
-                         f"{tuple(x_view.shape)} and {tuple(x_other_view.shape)}")
-    if eps < 0 or alpha < 0 or steps < 0:
-        raise ValueError(f"instance_wise_pgd: eps, alpha and steps must be >= 0; got {eps}, {alpha}, {steps}")
-    contrast = losses.get("nt_xent", temperature=temperature)  # its second argument is detached
-    x_view = x_view.detach()
-    low, high = (x_view - eps).clamp(min=0), (x_view + eps).clamp(max=1)
-    x = (x_view + _uniform_like(x_view, -eps, eps, generator)).clamp(0, 1)
-    with eval_mode(encoder_with_projector), torch.enable_grad():
-        with torch.no_grad():
-            target = encoder_with_projector(x_other_view)  # constant across steps in eval mode
-        for _ in range(steps):
-            x.requires_grad_(True)
-            loss = contrast(encoder_with_projector(x), target)
-            (grad,) = torch.autograd.grad(loss, [x])
-            x = torch.minimum(torch.maximum(x.detach() + alpha * grad.sign(), low), high)
-    return x.detach()
 
 
 def _norm(norm: str | int | float) -> float:

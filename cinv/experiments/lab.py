@@ -19,12 +19,13 @@ import pandas as pd
 import torch
 
 from cinv import encoders
+from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.corruption.base import Distortion
 from cinv.corruption.restoration import Restored
 from cinv.encoders.heads import Classifier
 from cinv.evaluation.metrics import Evaluation
-from cinv.evaluation.protocol import evaluate_model
+from cinv.evaluation.protocol import evaluate_model, evaluation_of
 from cinv.evaluation.tables import across_seeds, statistic_note
 from cinv.methods import METHODS, label
 from cinv.probe import train_probe
@@ -34,7 +35,6 @@ from cinv.tracking.runs import (
     child_named,
     child_run,
     children,
-    evaluation_of,
     evaluation_tags,
     log_datasets,
     log_figure,
@@ -44,7 +44,6 @@ from cinv.tracking.runs import (
 )
 from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.checkpoint import for_active_run
-from cinv.training.context import Setup
 
 __all__ = ["Lab", "Plot", "recipe_of", "training_options", "per_seed", "log_results"]
 

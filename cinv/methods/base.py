@@ -35,6 +35,7 @@ from mlflow.models.model import ModelInfo
 from torch import nn
 
 from cinv.config.base import Strict
+from cinv.context import Setup
 from cinv.data.datasets import label_subset
 from cinv.data.stream import BatchStream
 from cinv.registry import Registry
@@ -42,7 +43,6 @@ from cinv.runtime import derive_seed
 from cinv.tracking.models import log_classifier, log_encoder
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.training.checkpoint import Checkpointer
-from cinv.training.context import Setup
 from cinv.training.loop import Objective, fit
 
 __all__ = ["Method", "Range", "METHODS", "CELL_LABELS", "ModelStepHook"]

@@ -7,13 +7,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from cinv import losses
+from cinv import distributed, losses
 from cinv.config.options import LossName, OptimOptions
 from cinv.data.stream import Views
 from cinv.encoders.base import student_from
 from cinv.methods.base import METHODS, Method, Range
 from cinv.runtime import FP32, Autocast, channels_last
-from cinv.training import distributed
 from cinv.training.loop import Objective
 
 __all__ = ["StudentOptions", "ContrastiveInversion", "inversion_objective"]

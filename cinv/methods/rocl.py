@@ -2,7 +2,7 @@
 
 SimCLR on two views t(x), t'(x), plus an instance-wise adversarial example of t(x) that joins the
 positives, so the representation learns to ignore perturbations without any labels. Its loss is
-``cinv.losses.rocl``, its attack ``evaluation.robustness.instance_wise_pgd``, its views
+``cinv.losses.rocl``, its attack :func:`instance_wise_pgd` (below), its views
 ``data.augment``; evaluation (LE, r-LE, PGD, smoothing) is the ``rocl`` command's.
 """
 
@@ -14,18 +14,17 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from cinv import encoders
+from cinv import encoders, losses
 from cinv.config.options import EncoderRef, OptimOptions
 from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.stream import Views
 from cinv.encoders.heads import Projector
-from cinv.evaluation.robustness import instance_wise_pgd
 from cinv.losses.rocl import RoCLLoss
 from cinv.methods.base import METHODS, Method, Range
-from cinv.runtime import derive_seed
+from cinv.runtime import derive_seed, eval_mode, uniform
 from cinv.training.loop import Objective
 
-__all__ = ["RoCLOptions", "ROCL_CPU", "RoCL", "rocl_objective", "rocl_stream"]
+__all__ = ["RoCLOptions", "ROCL_CPU", "RoCL", "instance_wise_pgd", "rocl_objective", "rocl_stream"]
 
 
 class RoCLOptions(OptimOptions):
@@ -56,6 +55,45 @@ class RoCLOptions(OptimOptions):
 # A CPU budget: the EfficientNet-Lite0 architecture from scratch (fast at 32 px), Adam, 3 epochs.
 ROCL_CPU = RoCLOptions(encoder="efficientnet_lite0", encoder_weights="none", epochs=3, batch_size=128, lr=1e-3,
                        optimizer="adam", warmup_epochs=0, projector_hidden=512)
+
+
+def instance_wise_pgd(
+    encoder_with_projector: nn.Module,
+    x_view: Tensor,
+    x_other_view: Tensor,
+    *,
+    eps: float = 8 / 255,
+    alpha: float = 0.007,
+    steps: int = 7,
+    temperature: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """RoCL's instance-wise attack: l_inf PGD on t(x) that maximises the NT-Xent loss of
+    (z(x_adv), z(t'(x))) against the batch's other instances, so no labels are needed.
+
+    Random start in the eps-ball, ``steps`` signed-gradient steps of size ``alpha``, each projected
+    to the eps-ball around ``x_view`` and to [0, 1]. Gradients are taken with respect to the input
+    only, so nothing accumulates on the model's parameters.
+    """
+    if x_view.shape != x_other_view.shape or x_view.ndim != 4:
+        raise ValueError(f"instance_wise_pgd: both views must be [B, C, H, W] of one shape; got "
+                         f"{tuple(x_view.shape)} and {tuple(x_other_view.shape)}")
+    if eps < 0 or alpha < 0 or steps < 0:
+        raise ValueError(f"instance_wise_pgd: eps, alpha and steps must be >= 0; got {eps}, {alpha}, {steps}")
+    contrast = losses.get("nt_xent", temperature=temperature)  # its second argument is detached
+    x_view = x_view.detach()
+    low, high = (x_view - eps).clamp(min=0), (x_view + eps).clamp(max=1)
+    start = -eps + (eps - -eps) * uniform(tuple(x_view.shape), generator, x_view.device).to(x_view.dtype)  # U[-eps, eps)
+    x = (x_view + start).clamp(0, 1)
+    with eval_mode(encoder_with_projector), torch.enable_grad():
+        with torch.no_grad():
+            target = encoder_with_projector(x_other_view)  # constant across steps in eval mode
+        for _ in range(steps):
+            x.requires_grad_(True)
+            loss = contrast(encoder_with_projector(x), target)
+            (grad,) = torch.autograd.grad(loss, [x])
+            x = torch.minimum(torch.maximum(x.detach() + alpha * grad.sign(), low), high)
+    return x.detach()
 
 
 def rocl_objective(

@@ -13,10 +13,9 @@ from torch import Tensor
 
 from cinv.config.options import EncoderRef, OptimOptions
 from cinv.data.stream import Views
-from cinv.evaluation.robustness import eval_mode
 from cinv.methods.base import METHODS, Method, Range
 from cinv.methods.supervised import backbone_classifier
-from cinv.runtime import derive_seed, normal
+from cinv.runtime import derive_seed, eval_mode, normal
 from cinv.training.loop import Objective
 
 __all__ = ["TradesOptions", "Trades", "trades_objective"]

@@ -16,20 +16,19 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.models.model import ModelInfo
 from torch import nn
 
+from cinv.context import Setup
 from cinv.corruption.base import Distortion
 from cinv.encoders.base import Encoder
 from cinv.encoders.heads import Classifier
-from cinv.evaluation.metrics import Evaluation
 from cinv.tracking import schema
 from cinv.tracking.runs import log_model_metrics, with_retries
-from cinv.training.context import Setup
 
 STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 __all__ = ["STUDENT_MODEL", "BASELINE_MODEL", "CHAMPION", "CHALLENGER", "log_model", "log_encoder", "log_classifier",
-           "link_evaluation", "register", "model_tags", "corruption_tags", "examples", "describe_model", "logged_models_of"]
+           "link_evaluation", "register", "model_tags", "corruption_tags", "describe_model", "logged_models_of"]
 
 
 def log_model(model: nn.Module, name: str, *, examples: torch.Tensor, metadata: dict[str, Any],
@@ -72,11 +71,6 @@ def logged_models_of(run_id: str) -> dict[str, mlflow.models.model.ModelInfo]:
     return {m.name: get_model_info(f"models:/{m.model_id}") for m in found if str(m.status).endswith("READY")}
 
 
-def examples(s: Setup, n: int = 2) -> torch.Tensor:
-    """The first ``n`` clean test images as the model sees them: a logged model's input example."""
-    return next(iter(s.stream("test", batch_size=n, purpose="eval").epoch(0))).clean
-
-
 def corruption_tags(corruption: Distortion) -> dict[str, str]:
     """The spec and each parameter on its own, so models can be filtered by severity."""
     return {"corruption": corruption.spec, "corruption.name": corruption.name,
@@ -91,7 +85,7 @@ def model_tags(s: Setup, corruption: Distortion | None = None, **produced_by) ->
 def log_encoder(s: Setup, encoder: Encoder, name: str = "encoder", step: int | None = None, **produced_by) -> ModelInfo:
     """An encoder as a pt2 model, tagged with what produced it, its preprocessing in the metadata."""
     tags = model_tags(s, **produced_by)
-    return log_model(encoder, name, examples=examples(s), tags=tags, step=step, metadata={
+    return log_model(encoder, name, examples=s.examples(), tags=tags, step=step, metadata={
         "kind": "encoder", "embed_dim": encoder.embed_dim, "preprocessing": encoder.preprocessing,
         "resize": s.splits.resize, **tags})
 
@@ -100,15 +94,14 @@ def log_classifier(s: Setup, model: Classifier, corruption: Distortion, name: st
                    **produced_by) -> ModelInfo:
     """A classifier as a pt2 model; its metadata holds the class names (``LoadedEncoder.predict_classes``)."""
     tags = model_tags(s, corruption, **produced_by)
-    return log_model(model, name, examples=examples(s), tags=tags, step=step, metadata={
+    return log_model(model, name, examples=s.examples(), tags=tags, step=step, metadata={
         "kind": "classifier", "classes": s.splits.classes, "resize": s.splits.resize, **tags})
 
 
-def link_evaluation(infos: list[ModelInfo], evaluation: Evaluation, dataset=None, split: str = "test") -> None:
-    """The evaluation's summary (``<split>_top1_mean``, ...) as metrics of each logged model, on
+def link_evaluation(infos: list[ModelInfo], summary: dict[str, float], dataset=None, split: str = "test") -> None:
+    """An evaluation's summary (``<split>_top1_mean``, ...) as metrics of each logged model, on
     the evaluation dataset: shown on the model's page, found by ``search_logged_models``."""
-    summary = {f"{split}_{k}": v for k, v in evaluation.summary().items()}
-    log_model_metrics([info.model_id for info in infos], summary, dataset=dataset)
+    log_model_metrics([info.model_id for info in infos], {f"{split}_{k}": v for k, v in summary.items()}, dataset=dataset)
 
 
 def describe_model(info: ModelInfo) -> str:

@@ -23,7 +23,6 @@ from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from cinv.data.datasets import dataset_targets
 from cinv.errors import StoreError, one_line
-from cinv.evaluation.metrics import Evaluation
 from cinv.secrets import redact, redacted
 from cinv.tracking import schema
 
@@ -144,12 +143,12 @@ def child_named(name: str, *, finished: bool, tags: dict[str, str] | None = None
     return None
 
 
-def evaluation_of(run_id: str, prefix: str = "test") -> Evaluation:
-    """The evaluation a run logged (:func:`log_evaluation`), read back draw by draw, exactly."""
+def read_draws(run_id: str, prefix: str = "test") -> list[dict[str, float]]:
+    """The per-draw metrics a run logged (:func:`log_evaluation`), read back draw by draw, exactly."""
     client = mlflow.MlflowClient()  # load_table searches one experiment: the run's, whichever is active
     table = client.load_table(client.get_run(run_id).info.experiment_id, f"{prefix}_draws.json", run_ids=[run_id])
-    return Evaluation([{k: float(v) for k, v in row.items() if k not in ("draw", "run_id")}
-                       for row in table.sort_values("draw").to_dict(orient="records")])
+    return [{k: float(v) for k, v in row.items() if k not in ("draw", "run_id")}
+            for row in table.sort_values("draw").to_dict(orient="records")]
 
 
 def log_params(params: dict[str, Any]) -> None:
@@ -225,13 +224,12 @@ def log_epoch_metrics(epoch: int, metrics: dict[str, float]) -> None:
         with_retries(mlflow.log_metrics, "logging metrics")(new, step=epoch)
 
 
-def log_evaluation(evaluation: Evaluation, prefix: str = "test", dataset=None) -> dict[str, float]:
-    """``<prefix>_<metric>_mean`` and ``_se`` over draws and ``<prefix>_draws`` as metrics (of
-    ``dataset`` when given), and every draw as a row of the table ``<prefix>_draws.json``: draws
-    are not steps of a training curve."""
-    summary = {f"{prefix}_{k}": v for k, v in evaluation.summary().items()}
+def log_evaluation(summary: dict[str, float], draws: list[dict[str, float]], prefix: str = "test", dataset=None) -> dict[str, float]:
+    """``<prefix>_<summary key>`` as metrics (of ``dataset`` when given), and every draw as a row
+    of the table ``<prefix>_draws.json``: draws are not steps of a training curve."""
+    summary = {f"{prefix}_{k}": v for k, v in summary.items()}
     with_retries(mlflow.log_metrics, "logging evaluation metrics")(summary, dataset=dataset)
-    rows = pd.DataFrame([{"draw": d, **metrics} for d, metrics in enumerate(evaluation.draws)])
+    rows = pd.DataFrame([{"draw": d, **metrics} for d, metrics in enumerate(draws)])
     with_retries(replace_table, "logging per-draw metrics")(rows, f"{prefix}_draws.json")
     return summary
 

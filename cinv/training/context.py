@@ -1,64 +1,20 @@
-"""The run context: what every stage of a command needs, decided once (data, corruption, device,
-seed, precision, and the frozen teacher when there is one) and handed down."""
+"""Building the run context (:class:`cinv.context.Setup`) from a command's config: the data
+loaded, the device and precision decided, both recorded on the active MLflow run."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import mlflow
 import torch
 
 from cinv import corruption as corruptions
-from cinv.corruption.base import Distortion
-from cinv.data.datasets import Splits, load_splits, unaugmented
-from cinv.data.stream import BatchStream
-from cinv.encoders.base import FrozenEncoder
-from cinv.runtime import FP32, Autocast, resolve_device, resolve_precision
+from cinv import distributed
+from cinv.context import Setup
+from cinv.data.datasets import load_splits
+from cinv.runtime import resolve_device, resolve_precision
 from cinv.tracking import schema
 from cinv.tracking.runs import log_datasets, log_json
-from cinv.training import distributed
 
-__all__ = ["Setup", "setup"]
-
-
-@dataclass
-class Setup:
-    """What every stage needs: the data, the corruption, the device, the seed and the precision."""
-
-    splits: Splits
-    corruption: Distortion
-    device: torch.device
-    seed: int
-    num_workers: int
-    precision: Autocast = FP32
-    teacher: FrozenEncoder | None = None  # the frozen teacher R, for the methods that invert it
-
-    def stream(self, split: str, *, batch_size: int, purpose: str, corruption: Distortion | None = None,
-               seed: int | None = None, dataset=None, augment: bool = True) -> BatchStream:
-        """``purpose``: ``train`` (shuffled, augmented, a last partial batch dropped, split over the
-        processes of a distributed run), ``probe`` (shuffled and augmented, every image kept) or
-        ``eval``; each has its own random streams. ``augment=False``: no random crops or flips (a
-        method that makes its own views)."""
-        train = purpose in ("train", "probe")
-        w = distributed.world() if purpose == "train" else distributed.World()
-        data = dataset if dataset is not None else getattr(self.splits, split)
-        return BatchStream(
-            data if augment else unaugmented(data),
-            corruption=corruption or self.corruption,
-            batch_size=batch_size,
-            image_size=self.splits.image_size,
-            device=self.device,
-            train=train,
-            augment_on_batch=self.splits.augment_on_batch,
-            seed=self.seed if seed is None else seed,
-            num_workers=0 if self.splits.augment_on_batch else self.num_workers,
-            flip=self.splits.flip,
-            rank=w.rank,
-            world_size=w.size,
-            purpose=purpose,
-            drop_last=None if purpose == "train" else False,
-            augment=augment,
-        )
+__all__ = ["setup"]
 
 
 def setup(cfg, corruption: str | None = None) -> Setup:

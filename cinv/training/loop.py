@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cinv import distributed
 from cinv.data.stream import BatchStream, Views
 from cinv.errors import NonFiniteLossError
 from cinv.runtime import FP32, Autocast, channels_last, termination
-from cinv.training import distributed
 from cinv.training.checkpoint import Checkpointer, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
