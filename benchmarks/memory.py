@@ -139,14 +139,15 @@ def worker_student_step(params: dict) -> dict:
 
     from cinv import corruption, encoders, losses
     from cinv.data.datasets import load_splits
-    from cinv.methods.inversion import StudentOptions, inversion_objective
+    from cinv.methods import METHODS
+    from cinv.methods.student import inversion_objective
     from cinv.runtime import native_bf16, resolve_device, resolve_precision
     from cinv.training.context import Setup
-    from cinv.training.loop import fit
+    from cinv.training.loop import Optim, fit
 
     batch, size = params["batch"], params["image_size"]
     device = resolve_device("auto")
-    opts = StudentOptions()
+    opts = METHODS.get("student").configure("paper")
     splits = load_splits("embedded", None, size, 0.05, 0)
     s = Setup(splits, corruption.get("random_mask", fraction=0.9), device, 0, 0, resolve_precision(device))
     teacher = encoders.freeze(encoders.get(params["teacher"])).to(device)
@@ -155,8 +156,8 @@ def worker_student_step(params: dict) -> dict:
     stream = s.stream("train", batch_size=batch, purpose="train", dataset=Subset(splits.train, list(range(batch))))
     assert len(stream) == 1
     with Phase(device.type == "cuda") as phase:
-        history = fit(student, inversion_objective(student, teacher, loss, s.precision), stream, epochs=1, lr=opts.lr,
-                      weight_decay=opts.weight_decay, desc="student", precision=s.precision)
+        history = fit(student, inversion_objective(student, teacher, loss, s.precision), stream,
+                      Optim(epochs=1, lr=opts.lr, weight_decay=opts.weight_decay), desc="student", precision=s.precision)
     assert history.steps == 1
     return {"image_size": size, "batch_size": batch, "teacher": params["teacher"], "device": str(device),
             "precision": "bf16 autocast" if device.type == "cuda" else

@@ -60,11 +60,11 @@ from cinv.data.datasets import TensorImages, load_splits, stratified_indices
 from cinv.data.stream import BatchStream
 from cinv.encoders.heads import Classifier
 from cinv.evaluation.metrics import evaluate
-from cinv.methods.inversion import inversion_objective
+from cinv.methods.student import inversion_objective
 from cinv.probe import FEATURE_BATCH, train_probe
 from cinv.runtime import derive_seed, native_bf16, resolve_precision
 from cinv.training.context import Setup
-from cinv.training.loop import fit
+from cinv.training.loop import Optim, fit
 
 try:
     import cv2
@@ -338,7 +338,7 @@ def section_training(args, device: torch.device) -> dict:
         stream = s.stream("train", batch_size=bs, purpose="train", dataset=subset, seed=SEED + r)
         try:
             t_start = time.perf_counter()
-            fit(student, objective, stream, epochs=1, lr=lr, weight_decay=wd, precision=s.precision,
+            fit(student, objective, stream, Optim(epochs=1, lr=lr, weight_decay=wd), precision=s.precision,
                 on_step=lambda step, total: marks["step"].append(time.perf_counter()), desc="student")
         finally:
             pre.remove()
@@ -429,7 +429,7 @@ def profile_cinv_step(s, teacher, loss, subset, bs: int, lr: float, wd: float, d
     traces = []
     with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=2, repeat=1),
                  on_trace_ready=lambda p: traces.append(p.key_averages())) as prof:
-        fit(student, inversion_objective(student, teacher, loss, s.precision), stream, epochs=1, lr=lr, weight_decay=wd,
+        fit(student, inversion_objective(student, teacher, loss, s.precision), stream, Optim(epochs=1, lr=lr, weight_decay=wd),
             precision=s.precision, on_step=lambda step, total: prof.step(), desc="student")
     events = traces[0] if traces else prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)

@@ -3,34 +3,71 @@
 Parameters are ``--key value`` (what ``mlflow run -P key=value`` passes). The run is opened
 before validation so that a bad parameter still leaves a FAILED run that says why; the error
 is printed as one line and the exit status is 2 for bad input, 1 for anything unexpected.
+``--dry_run true`` resolves the configuration exactly as a run would and prints it, with its
+deviations from the paper, as one JSON object; it opens no run and touches no store.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import traceback
+from typing import Any, Literal, get_args, get_origin
 
 import mlflow
 from pydantic import TypeAdapter
 
-from cinv import distributed, plugins
+from cinv import distributed, plugins, settings
 from cinv.commands import COMMANDS
-from cinv.config.base import Strict, build, flat_fields, paper_deviations, preset_keys, to_flat
+from cinv.config.base import Strict, preset_keys, preset_values
+from cinv.config.mlproject import mlproject_text as write_mlproject
+from cinv.config.options import Trains
 from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, Terminated, one_line
 from cinv.runtime import termination
 from cinv.secrets import redact, redacted
 from cinv.tracking import schema
-from cinv.tracking.lease import Lease, still_alive
+from cinv.tracking.lease import Lease
+from cinv.tracking.resume import check_same_config, resume_run
 from cinv.tracking.runs import check_store, configure, interrupted, log_json, log_params, with_retries
 from cinv.training.checkpoint import remove_checkpoints
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
 
 
+def metavar(annotation: Any, key: str) -> str:
+    """What a parameter takes, for --help: INT, FLOAT, BOOL, {a,b}, SPEC, PATH, URI, LIST or TEXT."""
+    inner = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    kind = inner[0]
+    if get_origin(kind) is Literal:
+        return "{" + ",".join(map(str, get_args(kind))) + "}"
+    if kind is bool:
+        return "BOOL"
+    if kind is int:
+        return "INT"
+    if kind is float:
+        return "FLOAT"
+    if key.endswith(("corruption", "corruptions", "dataset", "targets", "space")) or key in ("teacher",) or \
+            key.endswith(("_backbone", "_encoder")):
+        return "SPEC"
+    if key.endswith(("_weights", "class_list", "storage", "mnist", "images", "output", "label_shift_table")):
+        return "PATH"
+    if key in ("model",) or key.endswith("_uri"):
+        return "URI"
+    if key.endswith(("seeds", "methods", "fractions", "losses", "budgets")):
+        return "LIST"
+    return "TEXT"
+
+
+def _shown(value: Any) -> Any:
+    return "(none)" if value is None else value
+
+
 def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
+    """--help lists every parameter by group (the command's own, each option group, each method),
+    with its type and its default (per preset where the preset decides it)."""
     parser = argparse.ArgumentParser(
         prog=f"cinv {command}",
         description=(cls.__doc__ or "").strip(),
@@ -41,15 +78,31 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     governed = preset_keys(cls)
-    presets = getattr(cls, "PRESETS", {})
-    shown = lambda value: "(none)" if value is None else value
-    for f in flat_fields(cls):
+    presets = {name: preset_values(cls, name) for name in ("cpu", "paper")} if governed else {}
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    methods = settings.registered_methods() if issubclass(cls, Trains) else []
+    single = getattr(cls, "METHOD", None)
+    fields = settings.parameters(cls)
+    own = {f.key for f in fields}
+    for f in fields:
+        title = f.group or "options"
+        if f.group in methods:
+            title = f"method {f.group}" + (" (also by the bare option name)" if f.group == single else
+                                           " (used when the run runs it)")
+        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
         if f.key in governed:
-            default = "default: " + "; ".join(f"preset {name}: {shown(values.get(f.key, f.default))}"
+            default = "default: " + "; ".join(f"preset {name}: {_shown(values.get(f.key, f.default))}"
                                               for name, values in presets.items())
+        elif f.group in methods and f.path[-1] in settings.method_preset_keys(f.group):
+            default = "default: " + "; ".join(f"preset {name}: {_shown(v)}"
+                                              for name, v in settings.method_preset_defaults(f.group, f.path[-1]).items())
         else:
-            default = "required" if f.required else f"default: {shown(f.default)}"
-        parser.add_argument(f"--{f.key}", metavar="VALUE", help=f"{f.description} ({default})")
+            default = "required" if f.required else f"default: {_shown(f.default)}"
+        group.add_argument(f"--{f.key}", metavar=metavar(f.annotation, f.key), help=f"{f.description} ({default})")
+        if f.group == single and f.path[-1] not in own:  # the single method's options by their bare names too
+            group.add_argument(f"--{f.path[-1]}", help=argparse.SUPPRESS)
+    parser.add_argument("--dry_run", metavar="BOOL", help="resolve the configuration and print it and its deviations from "
+                        "the paper as JSON, then exit: no run, no file, no store (default: false)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (debug)")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="warnings and errors only")
     return parser
@@ -87,84 +140,110 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
         distributed.shutdown()
 
 
+def build(command: str, params: dict[str, Any]):
+    """A command's resolved config from its flat parameters (``settings.build``)."""
+    return settings.build(COMMANDS[command].config, params)
+
+
+def dry_run(command: str, params: dict[str, Any]) -> int:
+    """Print the resolved configuration and its deviations as one JSON object on stdout."""
+    try:
+        config = build(command, params)
+    except EXPECTED as exc:
+        print(f"cinv {command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    print(json.dumps(redacted(settings.describe(config)), indent=2, default=str))
+    return 0
+
+
 def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     plugins.load()
     cls = COMMANDS[command].config
     args, unknown = parser_for(command, cls).parse_known_args(argv)
-    set_verbosity(vars(args).pop("verbose", 0) - vars(args).pop("quiet", 0))
-    nproc = _processes(cls, args, unknown)
+    params = vars(args)
+    set_verbosity(params.pop("verbose", 0) - params.pop("quiet", 0))
+    if asked(params.pop("dry_run", False)):
+        if unknown:
+            print(f"cinv {command}: error: unknown argument(s) {' '.join(unknown)}; see --help", file=sys.stderr)
+            return 2, None
+        return dry_run(command, params), None
+    nproc = _processes(command, params, unknown)
     if nproc > 1 and not distributed.launched():  # rank 0 of the torchrun it starts opens the run
         return distributed.launch(nproc, command, sys.argv[1:] if argv is None else list(argv)), None
-    if distributed.launched() and distributed.init(getattr(args, "device", "auto")).rank != 0:
-        return _worker(command, cls, args)
+    if distributed.launched() and distributed.init(params.get("device", "auto")).rank != 0:
+        return _worker(command, params)
     configure()
-    resume = getattr(args, "resume_run_id", None)
+    resume = params.get("resume_run_id")
     try:
         check_store()
         if resume:
-            run_ = resume_run(command, resume, getattr(args, "experiment_name", None))
+            run_ = resume_run(command, resume, params.get("experiment_name"))
         else:
-            with_retries(choose_experiment, "starting a run")(getattr(args, "experiment_name", None))
-            run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, vars(args)),
-                                                                    log_system_metrics=asked(args, "system_metrics") or None)
+            with_retries(choose_experiment, "starting a run")(params.get("experiment_name"))
+            run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, params),
+                                                                    log_system_metrics=asked(params.get("system_metrics")) or None)
     except (ResumeError, StoreError, ConfigError) as exc:  # nothing was started; a named run is left as it was
         print(f"cinv {command}: error: {exc}", file=sys.stderr)
         return 2, None
     mlflow.set_tag(schema.COMMAND, command)
     mark_experiment(run_.info.experiment_id)
-    lease = Lease(run_.info.run_id).__enter__()  # released in every way out below
+    run_id = run_.info.run_id
     try:
-        if unknown:
-            raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
-        config = build(cls, vars(args))
-        if resume:
-            check_same_config(run_.info.run_id, config)
-        elif getattr(config, "experiment_name", "") and mlflow.get_experiment(run_.info.experiment_id).name != config.experiment_name:
-            raise ConfigError(f"experiment_name: this run is already in experiment {mlflow.get_experiment(run_.info.experiment_id).name!r} "
-                              f"(mlflow run creates it: pass --experiment-name {config.experiment_name} to mlflow run instead)")
-        mlflow.set_tag(schema.RUN_NAME, run_name(command, to_flat(config)))
-        fn = COMMANDS[command].run
-        log_params(to_flat(config))
-        log_json(config.model_dump(mode="json"), "config.json")
-        preset_line = log_preset(config)
-        result = fn(config)
-        if preset_line:
-            print(preset_line)
-        if result is not None and hasattr(result, "to_markdown"):
-            shown = result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False)
-            print(shown)
-            describe(command, config, shown, preset_line)
+        with Lease(run_id):
+            run_stages(command, params, unknown, resume, run_.info.experiment_id)
     except KeyboardInterrupt as exc:
-        lease.__exit__(None, None, None)
         mlflow.set_tag(schema.ERROR, interrupted(exc))
         mlflow.end_run(status="KILLED")
-        print(f"cinv {command}: {interrupted(exc)}; run {run_.info.run_id} marked KILLED; continue it with "
-              f"resume_run_id={run_.info.run_id}", file=sys.stderr)
-        return (143 if isinstance(exc, Terminated) else 130), run_.info.run_id
+        print(f"cinv {command}: {interrupted(exc)}; run {run_id} marked KILLED; continue it with resume_run_id={run_id}",
+              file=sys.stderr)
+        return (143 if isinstance(exc, Terminated) else 130), run_id
     except Exception as exc:
-        lease.__exit__(None, None, None)
         message = one_line(exc)
         expected = isinstance(exc, EXPECTED)
         if not expected:
             traceback.print_exc()
         mlflow.set_tag(schema.ERROR, message[:5000])
         mlflow.end_run(status="FAILED")
-        print(f"cinv {command}: error: {message} (run {run_.info.run_id} marked FAILED)", file=sys.stderr)
-        return (2 if expected else 1), run_.info.run_id
-    lease.__exit__(None, None, None)
+        print(f"cinv {command}: error: {message} (run {run_id} marked FAILED)", file=sys.stderr)
+        return (2 if expected else 1), run_id
     if resume and schema.ERROR in run_.data.tags:
-        mlflow.MlflowClient().delete_tag(run_.info.run_id, schema.ERROR)
+        mlflow.MlflowClient().delete_tag(run_id, schema.ERROR)
     mlflow.end_run()
-    remove_checkpoints(run_.info.run_id)  # finished: nothing resumes it any more
-    print(f"cinv {command}: run {run_.info.run_id} finished; {ui_link(run_.info.experiment_id, run_.info.run_id)}")
-    return 0, run_.info.run_id
+    remove_checkpoints(run_id)  # finished: nothing resumes it any more
+    print(f"cinv {command}: run {run_id} finished; {ui_link(run_.info.experiment_id, run_id)}")
+    return 0, run_id
 
 
-def asked(args: argparse.Namespace, flag: str) -> bool:
+def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume: str | None, experiment_id: str) -> None:
+    """Inside the open run: validate, record the resolved configuration, run the command, print its table."""
+    if unknown:
+        raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
+    config = build(command, params)
+    dumped = config.model_dump(mode="json")
+    if resume:
+        check_same_config(mlflow.active_run().info.run_id, dumped)
+    elif getattr(config, "experiment_name", "") and mlflow.get_experiment(experiment_id).name != config.experiment_name:
+        raise ConfigError(f"experiment_name: this run is already in experiment {mlflow.get_experiment(experiment_id).name!r} "
+                          f"(mlflow run creates it: pass --experiment-name {config.experiment_name} to mlflow run instead)")
+    flat = settings.to_flat(config)
+    mlflow.set_tag(schema.RUN_NAME, run_name(command, flat))
+    log_params(flat)
+    log_json(dumped, "config.json")
+    preset_line = log_preset(config)
+    result = COMMANDS[command].run(config)
+    if preset_line:
+        print(preset_line)
+    if result is not None and hasattr(result, "to_markdown"):
+        shown = result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False)
+        print(shown)
+        describe(command, shown, preset_line)
+
+
+def asked(value: Any) -> bool:
     """A boolean option read before its config is validated (the run must start first); an invalid
     value counts as no here and is reported by validation."""
     try:
-        return TypeAdapter(bool).validate_python(getattr(args, flag, False))
+        return TypeAdapter(bool).validate_python(value)
     except ValueError:
         return False
 
@@ -211,7 +290,7 @@ def run_name(command: str, values: dict) -> str:
     return " · ".join(str(part).strip("'") for part in (command, what, corruption, seed) if part not in (None, ""))
 
 
-def describe(command: str, config: Strict, table: str, preset_line: str | None) -> None:
+def describe(command: str, table: str, preset_line: str | None) -> None:
     """The run's description (shown on its page in the UI): its results table, and what the ± means."""
     statistic = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get(schema.STATISTIC, "")
     lines = [f"**cinv {command}**", "", table, ""]
@@ -230,11 +309,11 @@ def ui_link(experiment_id: str, run_id: str) -> str:
 
 
 def log_preset(config: Strict) -> str | None:
-    """For a command with presets: tag the preset, log ``deviations.json`` (every setting that
-    differs from the paper's), and return the line that says so in the output."""
-    if not getattr(config, "PRESETS", None):
+    """For a command with presets: tag the preset, log ``deviations.json`` (every setting of the run
+    that differs from the paper's recipe for it), and return the line that says so in the output."""
+    if not isinstance(config, Trains):
         return None
-    deviations = paper_deviations(config)
+    deviations = settings.deviations(config)
     mlflow.set_tags({schema.PRESET: config.preset, schema.PAPER_DEVIATIONS: str(len(deviations))})
     log_json({"preset": config.preset, "differs_from_paper": deviations}, "deviations.json")
     if not deviations:
@@ -243,92 +322,24 @@ def log_preset(config: Strict) -> str | None:
     return f"preset {config.preset}: {len(deviations)} setting(s) differ from the paper's: {shown}"
 
 
-def _processes(cls: type[Strict], args: argparse.Namespace, unknown: list[str]) -> int:
+def _processes(command: str, params: dict[str, Any], unknown: list[str]) -> int:
     """How many processes the command asks for (an invalid request is reported inside the run)."""
-    if "nproc" not in vars(args) or unknown:
+    if "nproc" not in params or unknown:
         return 1
     try:
-        return build(cls, vars(args)).nproc
+        return build(command, params).nproc
     except Exception:
         return 1
 
 
-def _worker(command: str, cls: type[Strict], args: argparse.Namespace) -> tuple[int, None]:
+def _worker(command: str, params: dict[str, Any]) -> tuple[int, None]:
     """A process other than rank 0 of a distributed run: the same work, no MLflow run of its own."""
     try:
-        COMMANDS[command].run(build(cls, vars(args)))
+        COMMANDS[command].run(build(command, params))
     except Exception as exc:
         print(f"cinv {command} (rank {distributed.world().rank}): error: {one_line(exc)}", file=sys.stderr)
         return 1, None
     return 0, None
-
-
-def resume_run(command: str, run_id: str, experiment_name: str | None = None):
-    """Reopen a FAILED, KILLED or abandoned (still RUNNING) run of ``command``; 'latest' finds one."""
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient()
-    if run_id == "latest":
-        run_id = latest_resumable(command, experiment_name)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        raise ResumeError(f"resume_run_id: {exc.message}") from None
-    if run.info.status == "FINISHED":
-        raise ResumeError(f"resume_run_id: run {run_id} already FINISHED; nothing to resume")
-    if run.data.tags.get(schema.COMMAND) != command:
-        raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get(schema.COMMAND, 'non-cinv')} run, not {command}")
-    if reason := still_alive(run):
-        raise ResumeError(f"resume_run_id: run {run_id} is still RUNNING: {reason}; stop that process first")
-    launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
-    if launched and launched != run_id:
-        client.set_tag(launched, schema.RESUMED_INTO, run_id)
-    mlflow.set_experiment(experiment_id=run.info.experiment_id)  # children and tables go where the run is
-    active = mlflow.start_run(run_id=run_id)
-    mlflow.set_tag(schema.RESUMED, str(int(run.data.tags.get(schema.RESUMED, "0")) + 1))
-    return active
-
-
-def experiment_of_new_runs(name: str | None) -> str | None:
-    """The id of the experiment :func:`choose_experiment` would pick, without creating it."""
-    if not name and os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return os.environ["MLFLOW_EXPERIMENT_ID"]
-    experiment = mlflow.get_experiment_by_name(name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT)
-    return experiment.experiment_id if experiment else None
-
-
-def latest_resumable(command: str, experiment_name: str | None = None) -> str:
-    """The newest unfinished run of ``command`` in the experiment new runs go to that has something
-    to resume from (a checkpoint, or finished child runs) and no process still running it."""
-    experiment = experiment_of_new_runs(experiment_name)
-    if experiment is None:
-        raise ResumeError(f"resume_run_id: no experiment {experiment_name or schema.DEFAULT_EXPERIMENT!r}; nothing to resume")
-    unfinished = mlflow.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
-                                    "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
-                                    output_format="list", max_results=50)
-    for run in unfinished:
-        if still_alive(run):
-            continue
-        if schema.CHECKPOINT_STEP in run.data.tags or mlflow.search_runs(
-                [experiment], filter_string=f"tags.`{schema.PARENT}` = '{run.info.run_id}'", output_format="list", max_results=1):
-            return run.info.run_id
-    raise ResumeError(f"resume_run_id: no {command} run in experiment {experiment} to resume (unfinished, with a checkpoint "
-                      "or finished stages, and not still running)")
-
-
-def check_same_config(run_id: str, config: Strict) -> None:
-    """A resumed run must continue with the parameters it started with."""
-    try:
-        before = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
-    except Exception:
-        raise ResumeError(f"resume_run_id: run {run_id} has no config.json to compare with") from None
-    now = redacted(config.model_dump(mode="json"))  # config.json was written redacted
-    before.pop("resume_run_id", None)
-    now.pop("resume_run_id", None)
-    if before != now:
-        changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-        raise ResumeError(f"resume_run_id: parameters differ from run {run_id} ({', '.join(changed)}); "
-                          "resume with the same parameters")
 
 
 def main(command: str) -> None:
@@ -339,47 +350,18 @@ def main(command: str) -> None:
 def console() -> None:
     """The ``cinv`` console script: ``cinv <command> --key value ...``."""
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        asked = len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help")
+        asked_for_help = len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help")
         width = max(map(len, COMMANDS))
         lines = [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
         print("usage: cinv <command> [--key value ...]; cinv <command> --help lists its parameters\n\ncommands:\n"
-              + "\n".join(lines), file=sys.stdout if asked else sys.stderr)
-        sys.exit(0 if asked else 2)
+              + "\n".join(lines), file=sys.stdout if asked_for_help else sys.stderr)
+        sys.exit(0 if asked_for_help else 2)
     sys.exit(run(sys.argv[1], sys.argv[2:]))
 
 
 def mlproject_text() -> str:
-    """MLproject generated from the configs, so the two cannot drift (a test compares them)."""
-    lines = [
-        "# Generated by `python -m cinv.cli mlproject > MLproject`; edit the command configs in cinv/commands/ instead.",
-        "name: cinv",
-        "python_env: python_env.yaml",
-        "entry_points:",
-    ]
-    for command, entry in COMMANDS.items():
-        cls = entry.config
-        lines += [f"  {command}:", "    parameters:"]
-        args = []
-        governed = preset_keys(cls)
-        for f in flat_fields(cls):
-            numeric = f.annotation in (int, float)  # MLflow rejects "" for float params: optional ones are strings
-            kind = f.mlproject_type or ("float" if numeric and f.key not in governed else "string")
-            if f.key in governed:  # '': the preset's value
-                lines.append(f"      {f.key}: {{type: string, default: ''}}")
-            elif f.required:
-                lines.append(f"      {f.key}: {{type: {kind}}}")
-            else:
-                default = "" if f.default is None else str(f.default).lower() if isinstance(f.default, bool) else f.default
-                lines.append(f"      {f.key}: {{type: {kind}, default: {_yaml_scalar(default)}}}")
-            args.append(f"--{f.key} {{{f.key}}}")
-        lines.append(f"    command: \"python entrypoints/{command}.py {' '.join(args)}\"")
-    return "\n".join(lines) + "\n"
-
-
-def _yaml_scalar(value) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    """MLproject generated from the configs (``cinv.config.mlproject``)."""
+    return write_mlproject({name: entry.config for name, entry in COMMANDS.items()}, lambda cls: issubclass(cls, Trains))
 
 
 if __name__ == "__main__":

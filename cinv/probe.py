@@ -28,7 +28,7 @@ from cinv.evaluation.robustness import classwise_pgd
 from cinv.runtime import FP32, Autocast, channels_last, derive_seed
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.tracking.serving import LoadedEncoder
-from cinv.training.loop import fit
+from cinv.training.loop import Optim, fit
 
 
 @dataclass
@@ -121,6 +121,6 @@ def robust_linear_probe(s: Setup, encoder, epochs: int, lr: float, batch_size: i
                                     generator=generator)
         return nn.functional.cross_entropy(model(adversarial).float(), views.labels)
 
-    fit(model, objective, s.stream("train", batch_size=batch_size, purpose="probe"), epochs=epochs, lr=lr, weight_decay=0.0,
+    fit(model, objective, s.stream("train", batch_size=batch_size, purpose="probe"), Optim(epochs=epochs, lr=lr),
         desc="r-LE", precision=s.precision)
     return model.eval()

@@ -14,20 +14,25 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Factories by name; ``family:variant`` names pass ``variant`` to the family's factory."""
+    """Factories by name; ``family:variant`` names pass ``variant`` to the family's factory.
+    Old names can stay as ``aliases`` of a renamed entry: they resolve to it, and are not listed."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
         self._families: set[str] = set()
+        self._aliases: dict[str, str] = {}
 
-    def register(self, name: str, *, family: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, *, family: bool = False,
+                 aliases: tuple[str, ...] = ()) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator. A family factory takes the variant (text after ':') as first argument."""
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
-            if name in self._factories:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
+            for taken in (name, *aliases):
+                if taken in self._factories or taken in self._aliases:
+                    raise ValueError(f"{self.kind} {taken!r} is already registered")
             self._factories[name] = factory
+            self._aliases.update(dict.fromkeys(aliases, name))
             if family:
                 self._families.add(name)
             return factory
@@ -37,9 +42,19 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(f"{n}:<variant>" if n in self._families else n for n in self._factories)
 
+    def canonical(self, name: str) -> str:
+        """The registered name ``name`` stands for (itself, or the entry it is an alias of)."""
+        self._resolve(name)
+        return self._aliases.get(name, name)
+
+    def factory(self, name: str) -> tuple[Callable[..., T], tuple[str, ...]]:
+        """The factory ``name`` resolves to and the positional arguments its name gives (a family's variant)."""
+        return self._resolve(name)
+
     def _resolve(self, name: str) -> tuple[Callable[..., T], tuple[str, ...]]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.kind} name must be a non-empty string; allowed: {', '.join(self.names())}")
+        name = self._aliases.get(name, name)
         family, sep, variant = name.partition(":")
         if sep and family in self._families:
             if not variant:

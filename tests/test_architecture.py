@@ -193,6 +193,20 @@ def test_every_package_imports_only_the_layers_below_it():
     assert not upward, upward
 
 
+def test_context_managers_are_entered_with_with():
+    """A lease (or any context) entered by hand needs an exit on every way out; ``with`` has one."""
+    by_hand = [f"{name}:{node.lineno}" for name, tree in TREES.items() for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr in ("__enter__", "__exit__")
+               and isinstance(node.ctx, ast.Load) and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    assert not by_hand, by_hand
+
+
+def test_the_cli_parses_and_runs_and_leaves_resume_and_mlproject_to_their_owners():
+    defined = {node.name for node in TREES["cinv.cli"].body if isinstance(node, ast.FunctionDef)}
+    assert not defined & {"resume_run", "latest_resumable", "check_same_config", "experiment_of_new_runs", "_yaml_scalar"}
+    assert {"resume_run", "latest_resumable"} <= {n.name for n in TREES["cinv.tracking.resume"].body if isinstance(n, ast.FunctionDef)}
+
+
 @pytest.mark.parametrize("stage", ["corruption", "data", "encoders", "losses", "methods", "training", "evaluation", "tracking",
                                    "config", "commands", "experiments"])
 def test_the_layout_reads_as_the_pipeline(stage):

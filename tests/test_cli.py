@@ -32,26 +32,35 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     all_runs = runs()
     parent = next(r for r in all_runs if "mlflow.parentRunId" not in r.data.tags)
     children = {r.info.run_name.split(" · ")[0]: r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert set(children) == {"teacher_clean_probe", "teacher_corrupted_probe", "student", "student_probe", "baseline"}
+    cells = {"teacher probe trained on clean images", "teacher, original representations", "student (ours)",
+             "supervised baseline"}
+    assert set(children) == cells | {"student", "baseline"}  # one run per evaluated cell, one per training
     assert children["student"].info.run_name == "student · random_mask(fraction=0.9) · seed 0"
     assert parent.info.run_name == "main · random_mask(fraction=0.9) · seed 0"
     assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children.values())
     assert "Student (contrastive inversion)" in parent.data.tags["mlflow.note.content"]  # the description holds the table
 
-    # `mlflow run` logs the MLproject params itself, shell-quoted (mlflow/mlflow#6811);
-    # the resolved config is complete in config.json.
-    assert parent.data.params["corruption"].strip("'") == "random_mask(fraction=0.9)"
-    assert parent.data.params["student_epochs"] == "2" and parent.data.params["eval_draws"] == "10"
+    # `mlflow run` logs the MLproject params itself, shell-quoted (mlflow/mlflow#6811); cinv logs the
+    # values it used for the rest; the resolved config is complete in config.json.
+    params = parent.data.params
+    assert params["corruption"].strip("'") == "random_mask(fraction=0.9)"
+    assert params["student_epochs"] == "2" and params["eval_draws"] == "10" and params["student_lr"] == "0.002"
+    assert params["teacher_weights"] == "imagenet" and params["probe_feature_draws"] == "3"
+    assert "" not in {v.strip("'") for v in params.values()}  # no parameter shows as the literal ''
     config = mlflow.artifacts.load_dict(f"runs:/{parent.info.run_id}/config.json")
-    assert config["corruption"] == "random_mask(fraction=0.9)" and config["student"]["epochs"] == 2
+    assert config["corruption"] == "random_mask(fraction=0.9)" and config["options"]["student"]["epochs"] == 2
     assert children["student"].data.params["corruption"] == "random_mask(fraction=0.9)"
-    for name in ("teacher_corrupted_probe", "student_probe", "baseline"):
+    for name in ("teacher, original representations", "student (ours)", "supervised baseline"):
         draws = mlflow.load_table("test_draws.json", run_ids=[children[name].info.run_id])
         assert list(draws["draw"]) == list(range(10)), name  # per-draw accuracies: a table, not a metric curve
         assert children[name].data.metrics["test_top1_mean"] == pytest.approx(draws["top1"].mean())
         assert draws["top1"].between(0, 100).all()
         assert not client.get_metric_history(children[name].info.run_id, "test_top1")
-    assert len(mlflow.load_table("test_draws.json", run_ids=[children["teacher_clean_probe"].info.run_id])) == 1
+    assert len(mlflow.load_table("test_draws.json", run_ids=[children["teacher probe trained on clean images"].info.run_id])) == 1
+    for name in ("teacher probe trained on clean images", "teacher, original representations", "student (ours)"):
+        probe_run = client.get_run(children[name].info.run_id)  # every probe's curve and size in its cell's run
+        assert len(client.get_metric_history(probe_run.info.run_id, "probe_loss")) == 2
+        assert probe_run.data.metrics["probe_train_images"] == 200
     assert len(client.get_metric_history(children["student"].info.run_id, "train_loss")) == 2
     for run in (parent, *children.values()):  # datasets on every run, by context
         contexts = {tag.value for d in client.get_run(run.info.run_id).inputs.dataset_inputs for tag in d.tags}
@@ -71,22 +80,22 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     model_id = version.source.removeprefix("models:/")  # the version's logged model
     student_model = mlflow.get_logged_model(model_id)
     metrics = {m.key: m for m in student_model.metrics}
-    assert metrics["test_top1_mean"].value == pytest.approx(children["student_probe"].data.metrics["test_top1_mean"])
+    assert metrics["test_top1_mean"].value == pytest.approx(children["student (ours)"].data.metrics["test_top1_mean"])
     assert metrics["test_top1_mean"].dataset_name == "embedded-test"
     final_loss = client.get_metric_history(children["student"].info.run_id, "train_loss")[-1].value
     assert metrics["train_loss"].value == pytest.approx(final_loss) and metrics["train_loss"].step == 1  # the last epoch's
-    probe_inputs = client.get_run(children["student_probe"].info.run_id).inputs.model_inputs
+    probe_inputs = client.get_run(children["student (ours)"].info.run_id).inputs.model_inputs
     assert [m.model_id for m in probe_inputs] == [model_id]  # the probe records the encoder it used
 
-    assert version.tags["method"] == "contrastive_inversion"
+    assert version.tags["method"] == "student"  # one name everywhere
     assert version.tags["corruption"] == "random_mask(fraction=0.9)"
     assert version.run_id == children["student"].info.run_id
-    assert "contrastive_inversion" in version.description and "test top-1" in version.description
+    assert "student" in version.description and "test top-1" in version.description
     aliases = {k: str(v) for k, v in client.get_registered_model("cinv-student").aliases.items()}
     assert aliases == {"champion": "1"}  # the Quickstart's next step works
     assert client.get_registered_model("cinv-student").description
     baseline = client.get_model_version("cinv-baseline", "1")
-    assert baseline.tags["method"] == "supervised_baseline" and baseline.run_id == children["baseline"].info.run_id
+    assert baseline.tags["method"] == "baseline" and baseline.run_id == children["baseline"].info.run_id
     encoder = mlflow.pytorch.load_model("models:/cinv-student@champion")
     with torch.no_grad():
         assert encoder(torch.rand(3, 3, 32, 32)).shape == (3, 1280)

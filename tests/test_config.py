@@ -4,7 +4,8 @@ from cinv import cli
 from cinv.commands import CONFIGS as COMMANDS
 from cinv.commands.main import MainConfig
 from cinv.commands.student import StudentConfig
-from cinv.config import ConfigError, build, flat_fields, to_flat
+from cinv.config import ConfigError, flat_fields
+from cinv.settings import build, parameters, to_flat
 from conftest import ROOT
 
 
@@ -16,7 +17,7 @@ def test_mlproject_is_generated_from_the_configs():
 def test_defaults_validate_and_round_trip_through_flat_parameters(command, tmp_path):
     cls = COMMANDS[command]
     values = {"model": "models:/cinv-student@champion", "images": str(tmp_path), "name": "fixed_corruption"}
-    required = {f.key: values[f.key] for f in flat_fields(cls) if f.required}
+    required = {f.key: values[f.key] for f in flat_fields(cls) if f.required and f.key in values}
     config = build(cls, required)
     flat = to_flat(config)
     as_strings = {k: ("" if v is None else str(v)) for k, v in flat.items()}
@@ -24,17 +25,19 @@ def test_defaults_validate_and_round_trip_through_flat_parameters(command, tmp_p
 
 
 def test_paper_defaults_for_the_student_stage():
-    config = build(StudentConfig, {})
-    assert (config.train.lr, config.train.weight_decay, config.train.batch_size, config.train.epochs) == (1e-4, 1e-4, 256, 25)
-    assert config.train.temperature == 0.1 and config.train.loss == "student_teacher"
+    train = build(StudentConfig, {"preset": "paper"}).options["student"]
+    assert (train.lr, train.weight_decay, train.batch_size, train.epochs) == (1e-4, 1e-4, 256, 25)
+    assert train.temperature == 0.1 and train.loss == "student_teacher"
+    assert build(StudentConfig, {"epochs": "2"}).options["student"].epochs == 2  # the single method's bare option name
 
 
 def test_overriding_one_parameter_keeps_the_commands_other_defaults():
     config = build(MainConfig, {"student_epochs": "5"})
-    assert config.student.epochs == 5
-    assert (config.student.lr, config.student.batch_size) == (2e-3, 128)  # main's, not the paper's class defaults
-    assert config.student.registered_model_name == "cinv-student"
-    assert config.baseline.epochs == 3
+    student, baseline = config.options["student"], config.options["baseline"]
+    assert student.epochs == 5
+    assert (student.lr, student.batch_size) == (2e-3, 128)  # the cpu preset's, beside the student
+    assert student.registered_model_name == "cinv-student"
+    assert baseline.epochs == 3
 
 
 def test_main_defaults():
@@ -51,6 +54,7 @@ def test_main_defaults():
     ({"student_weight_decay": "2"}, "student_weight_decay"),
     ({"student_temperature": "0"}, "student_temperature"),
     ({"student_loss": "clip"}, "student_loss.*unknown loss"),
+    ({"rocl_epochs": "2"}, "rocl_epochs: this run does not use method rocl"),
     ({"corruption": "random_mask(fraction=1.5)"}, "corruption.*fraction"),
     ({"corruption": "speckle"}, "corruption.*unknown corruption"),
     ({"corruption": "random_mask(fraction=__import__('os'))"}, "corruption"),
@@ -75,8 +79,9 @@ def test_evaluate_requires_a_model_uri():
 
 def test_empty_string_means_none_for_optional_parameters():
     config = build(MainConfig, {"class_list": "", "image_size": "", "student_registered_model_name": ""})
-    assert config.data.class_list is None and config.data.image_size is None
-    assert config.student.registered_model_name is None and config.baseline.registered_model_name == "cinv-baseline"
+    assert config.data.class_list is None and config.data.image_size == 48  # resolved: the embedded data's size
+    assert config.options["student"].registered_model_name is None
+    assert config.options["baseline"].registered_model_name == "cinv-baseline"
 
 
 def test_help_lists_every_parameter_with_its_default(capsys):
@@ -84,6 +89,7 @@ def test_help_lists_every_parameter_with_its_default(capsys):
         cli.parser_for("main", MainConfig).parse_args(["--help"])
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for f in flat_fields(MainConfig):
+    for f in parameters(MainConfig):
         assert f"--{f.key}" in text
+    assert "--rocl_epochs INT" in text and "--student_lr FLOAT" in text  # every method's options, with their types
     assert "(default: random_mask(fraction=0.9))" in text

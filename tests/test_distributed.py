@@ -13,9 +13,10 @@ import torch
 
 from cinv import losses
 from cinv.commands.student import StudentConfig
-from cinv.config import ConfigError, build
+from cinv.config import ConfigError
 from cinv.corruption import from_spec
 from cinv.data.stream import BatchStream
+from cinv.settings import build
 from conftest import ROOT, run_cli
 
 # Runs under torchrun (2 processes) and as a plain script (1 process): each process takes its rows of a
@@ -28,7 +29,7 @@ WORKER = textwrap.dedent('''
     from cinv import distributed
     from cinv.data.stream import Views
     from cinv.runtime import FP32
-    from cinv.methods.inversion import inversion_objective
+    from cinv.methods.student import inversion_objective
 
     distributed.init("cpu")
     world = distributed.world()

@@ -9,7 +9,7 @@ from cinv import encoders, losses
 from cinv.data.stream import Views
 from cinv.encoders import weights, zoo
 from cinv.errors import WeightsUnavailableError
-from cinv.methods.inversion import inversion_objective
+from cinv.methods.student import inversion_objective
 
 
 def test_efficientnet_lite0_real_weights_classify_imagenet_samples(shared):

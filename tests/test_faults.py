@@ -217,7 +217,7 @@ FAULTS = [
           "no student run in experiment .* to resume", setup=finished_student, check=untouched),
     Fault("resuming with other parameters", "student",
           lambda t: [*STUDENT[:-2], "--batch_size", "4", "--resume_run_id", mlflow.search_runs(output_format="list")[0].info.run_id],
-          2, r"parameters differ from run \w+ \(train\)",
+          2, r"parameters differ from run \w+ \(options.student.batch_size\)",
           setup=lambda m, t: (finished_student(m, t), MlflowClient().set_terminated(
               mlflow.search_runs(output_format="list")[0].info.run_id, "FAILED"))),
     Fault("unknown registered model", "evaluate", lambda t: ["--model", "models:/nope@champion", *TINY], 2,

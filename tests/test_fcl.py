@@ -26,7 +26,7 @@ from cinv.data.synthetic_mnist import (
 from cinv.errors import DatasetError
 from cinv.losses.fcl import LOSSES, FCLMarginLoss, FCLXentLoss
 from cinv.methods import fcl
-from cinv.training.loop import fit
+from cinv.training.loop import Optim, fit
 
 
 def gen(seed=0):
@@ -378,7 +378,7 @@ def test_fcl_objective_trains_through_fit(synthetic):
     objective = fcl.fcl_objective(model, FCLXentLoss(0.1), k=256, sigma=0.5,
                                   weight_fn=lambda e: fcl.fcl_weight(e, warmup_start=0.5, warmup_epochs=0.5, lam=1.0),
                                   generator=gen())
-    history = fit(model, objective, stream, epochs=2, lr=1e-3, weight_decay=0.0,
+    history = fit(model, objective, stream, Optim(epochs=2, lr=1e-3, weight_decay=0.0),
                   on_step=lambda step, total: objective.set_epoch(step / len(stream)))
     assert history.steps == 6 and all(math.isfinite(v) for v in history.epoch_loss)
     assert objective.last["fcl_weight"] == 1.0 and math.isfinite(objective.last["fcl"])

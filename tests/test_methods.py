@@ -1,4 +1,6 @@
-"""FCL and RoCL as commands: the same loop, tracking and evaluation as contrastive inversion."""
+"""FCL and RoCL as commands: the same loop, tracking and evaluation as contrastive inversion; every method as a peer."""
+
+import dataclasses
 
 import mlflow
 import pandas as pd
@@ -46,7 +48,7 @@ def test_rocl_command_reports_clean_robust_and_smoothed_accuracy(store):
     metrics = mlflow.get_run(run_id).data.metrics
     assert {"le_clean_top1_mean", "rle_clean_top1_mean", "le_pgd_linf_0p03137", "le_smoothed_top1"} <= set(metrics)
     run = mlflow.get_run(run_id)
-    assert run.data.params["optimizer"] == "adam" and run.data.tags["cinv.preset"] == "cpu"  # the paper's LARS: preset=paper
+    assert run.data.params["rocl_optimizer"] == "adam" and run.data.tags["cinv.preset"] == "cpu"  # the paper's LARS: preset=paper
     assert run.data.metrics["attack_images"] == 10 and run.data.metrics["attack_images_per_class"] == 1
 
 
@@ -59,7 +61,7 @@ def test_rocl_and_plain_simclr_on_mnist_digits(store, adversarial):
                               attack_rle_steps=2, attack_smoothing_samples=2)
     run = mlflow.get_run(run_id)
     assert run.data.tags[schema.METHOD] == ("rocl" if adversarial else "simclr")
-    assert run.data.params["image_size"] == ""  # None: MNIST's own 28 px (RoCL's 32 px is for the embedded subset)
+    assert run.data.params["image_size"] == "28"  # MNIST's own 28 px, as resolved (RoCL's 32 px is for the embedded subset)
     assert {"rle_clean_top1_mean", "rle_pgd_linf_0p1", "rle_pgd_linf_0p2", "le_smoothed_top1"} <= set(run.data.metrics)
     assert run.data.metrics["rle_pgd_linf_0p2"] <= run.data.metrics["rle_pgd_linf_0p1"] + 1e-9  # same images, larger ball
     if not adversarial:
@@ -89,18 +91,76 @@ def test_benchmark_evaluates_every_method_on_one_suite(store):
 # ---- methods as peers ----------------------------------------------------------------------
 
 
-def test_every_method_is_a_peer_behind_one_interface():
-    from cinv.config.base import Strict
-    from cinv.methods import METHODS, Method, label
+@pytest.fixture(scope="module")
+def tiny_context():
+    """A few embedded images at 32 px and a tiny frozen teacher (the student copies it)."""
+    from torch import nn
 
-    names = {"student", "baseline", "rocl", "fcl", "teacher", "trades"}
-    assert names <= set(METHODS.names())
-    for name in names:
-        method = METHODS.get(name)
-        assert isinstance(method, Method) and method.name == name and issubclass(method.Options, Strict)
-        assert method.display and label(name) == method.display
-        assert method.produces <= {"encoder", "classifier"} and "encoder" in method.produces
-        assert all(hasattr(method.Options(), option) for option in method.space)  # tune searches real options
+    from cinv import encoders
+    from cinv.commands.student import StudentConfig
+    from cinv.settings import build
+    from cinv.training.context import setup
+
+    s = setup(build(StudentConfig, {"limit_per_class": "2", "image_size": "32", "device": "cpu"}))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    teacher = encoders.freeze(encoders.Encoder(net, embed_dim=8, mean=(0.5,) * 3, std=(0.25,) * 3, input_size=32, name="tiny"))
+    return dataclasses.replace(s, teacher=teacher)
+
+
+def registered() -> list[str]:
+    from cinv.methods import METHODS
+
+    return METHODS.names()
+
+
+@pytest.mark.parametrize("name", registered())
+def test_every_method_is_one_name_and_a_peer_behind_one_interface(name):
+    """As timm tests every model of ``list_models()``: one name for registry, module, class, options,
+    option prefix and model tag; options and presets beside the method; real tunable options."""
+    import importlib
+
+    from cinv.config.base import Strict
+    from cinv.data.datasets import DataFacts
+    from cinv.methods import METHODS, Method, label
+    from cinv.methods.base import Method as Base
+
+    method = METHODS.get(name)
+    cls = type(method)
+    assert isinstance(method, Method) and method.name == name == cls.__name__.lower()
+    assert cls.__module__ == f"cinv.methods.{name}" and importlib.import_module(cls.__module__)
+    assert issubclass(method.Options, Strict) and method.Options.__name__ == f"{cls.__name__}Options"
+    assert method.Options.__module__ == cls.__module__  # declared beside the method
+    assert method.display and label(name) == method.display
+    assert method.produces <= {"encoder", "classifier"} and "encoder" in method.produces
+    for preset in ("cpu", "paper"):
+        for data in (DataFacts("embedded", 48), DataFacts("folder", 224), DataFacts("mnist", 28, 1)):
+            opts = method.configure(preset, data)  # every preset is complete: no option left to a class default
+            assert all(hasattr(opts, option) for option in method.space)  # tune searches real options
+    assert "model_tag" not in vars(cls) and "options" not in vars(Base)  # one name; no silent class defaults
+
+
+@pytest.mark.parametrize("name", registered())
+def test_every_method_builds_and_takes_a_step_on_a_tiny_batch(name, tiny_context):
+    from cinv.data.datasets import DataFacts
+    from cinv.methods import METHODS
+
+    method = METHODS.get(name)
+    s = tiny_context
+    if not method.trains:
+        assert method.train(s, method.configure("cpu")) is s.teacher
+        return
+    opts = method.configure("cpu", DataFacts("embedded", 32), batch_size=4)
+    torch.manual_seed(0)
+    model = method.build(s, opts)
+    stream = method.stream(s, opts)
+    views = next(iter(stream.epoch(0)))
+    loss = method.objective(model, s, opts, stream)(views)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert method.optim(opts).epochs == opts.epochs
 
 
 def test_trades_adds_the_kl_to_an_adversary_inside_the_budget():
@@ -128,7 +188,7 @@ def test_a_new_method_is_taken_by_name_by_every_command(store):
     """TRADES was added as one module: main, experiment, benchmark, tune and report all run it by name."""
     tiny = {"limit_per_class": 8, "image_size": 32, "eval_draws": 1, "probe_epochs": 1}
     trades = {"trades_epochs": 1, "trades_batch_size": 32, "trades_steps": 1}
-    main = cinv.run_command("main", methods="trades", student_registered_model_name="", **tiny)
+    main = cinv.run_command("main", methods="trades", **tiny)
     rows = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{main}/results.csv"))
     assert list(rows["model"]) == ["Teacher, clean images (reference)", "Teacher's original representations",
                                    "TRADES baseline (end to end, adversarial)"]
@@ -139,7 +199,8 @@ def test_a_new_method_is_taken_by_name_by_every_command(store):
     bench = cinv.run_command("benchmark", methods="trades", corruptions="none", attack_images=10, attack_steps=1,
                              attack_budgets="inf:2/255", **tiny, **trades)
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{bench}/benchmark.csv"))
-    assert set(table["method"]) == {"TRADES (adversarial baseline)"} and len(table) == 2
+    assert set(table["method"]) == {"TRADES (adversarial baseline)", "teacher probe trained on clean images"}
+    assert len(table) == 4  # each: one corruption and one attack
     tune = cinv.run_command("tune", method="trades", study_name="trades", n_trials=1, reports=1, val_draws=1,
                             limit_per_class=8, image_size=32, **trades)
     assert mlflow.get_run(tune).data.metrics["trials_complete"] == 1
@@ -155,17 +216,17 @@ def test_a_training_depends_on_its_seed_alone(store):
     import torch
 
     from cinv.commands.baseline import BaselineConfig
-    from cinv.config import build
     from cinv.methods import METHODS
+    from cinv.settings import build
     from cinv.training.context import setup
 
     cfg = build(BaselineConfig, {"limit_per_class": 4, "image_size": 16, "epochs": 1, "batch_size": 20})
     s = setup(cfg)
-    method = METHODS.get("baseline")
+    method, opts = METHODS.get("baseline"), cfg.options["baseline"]
     with mlflow.start_run():
-        alone = method.train(dataclasses.replace(s, seed=1), cfg.train, log=False)
+        alone = method.train(dataclasses.replace(s, seed=1), opts, log=False)
         torch.rand(1000)  # anything else the process does in between
-        method.train(dataclasses.replace(s, seed=0), cfg.train, log=False)
-        again = method.train(dataclasses.replace(s, seed=1), cfg.train, log=False)
+        method.train(dataclasses.replace(s, seed=0), opts, log=False)
+        again = method.train(dataclasses.replace(s, seed=1), opts, log=False)
     for (key, a), b in zip(alone.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), key

@@ -41,7 +41,7 @@ def test_a_plugins_corruption_loss_and_method_work_through_every_command(store, 
                     "--batch_size", "32"], tmp_path, plugin_site)
     assert student.returncode == 0, student.stderr[-2000:]
     experiment = cinv(["experiment", "--name", "fixed_corruption", *TINY, "--corruptions", "my_fog(level=4)",
-                       "--label_fractions", "1", "--methods", "student,head_only", "--student_epochs", "1",
+                       "--label_fractions", "1", "--methods", "student,head_only", "--student_epochs", "1", "--head_only_lr", "0.05",
                        "--student_batch_size", "32", "--probe_epochs", "2", "--eval_draws", "2"], tmp_path, plugin_site)
     assert experiment.returncode == 0, experiment.stderr[-2000:]
     tune = cinv(["tune", "--method", "head_only", "--study_name", "plugin", "--n_trials", "2", "--reports", "1",
@@ -53,7 +53,9 @@ def test_a_plugins_corruption_loss_and_method_work_through_every_command(store, 
     runs = {r.data.tags.get("cinv.command"): r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
             if "mlflow.parentRunId" not in r.data.tags}
     config = mlflow.artifacts.load_dict(f"runs:/{runs['student'].info.run_id}/config.json")
-    assert config["corruption"] == "my_fog(level=2)" and config["train"]["loss"] == "cosine"
+    assert config["corruption"] == "my_fog(level=2)" and config["options"]["student"]["loss"] == "cosine"
+    options = mlflow.artifacts.load_dict(f"runs:/{runs['experiment'].info.run_id}/config.json")["options"]
+    assert options["head_only"]["lr"] == 0.05 and options["head_only"]["epochs"] == 1  # a plug-in's options, its presets
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{runs['experiment'].info.run_id}/fixed_corruption.csv"))
     assert set(table["method"]) == {"student (ours)", "head-only baseline"} and set(table["corruption"]) == {"my_fog(level=4)"}
     assert runs["tune"].data.metrics["trials_complete"] == 2

@@ -19,13 +19,14 @@ from cinv.commands.main import MainConfig
 from cinv.commands.probe import ProbeConfig
 from cinv.commands.rocl import RoCLConfig
 from cinv.commands.student import StudentConfig
-from cinv.config import build, flat_fields, paper_deviations, preset_keys
+from cinv.config import flat_fields, preset_keys
 from cinv.config.options import ProbeOptions
 from cinv.data.datasets import load_splits
 from cinv.evaluation.tables import across_seeds
-from cinv.methods.fcl import FCLOptions
+from cinv.methods import METHODS
 from cinv.probe import train_probe
 from cinv.runtime import FP32, Autocast, resolve_precision
+from cinv.settings import build, deviations
 from cinv.training.context import setup
 from conftest import ROOT, write_image_folder
 
@@ -54,7 +55,8 @@ def child_runs(run_id: str) -> pd.DataFrame:
 def test_loss_ablation_trains_on_the_mask_range_and_evaluates_at_90_to_99_percent(store):
     """Section 4.5: "the same random masking model described in Section 4.2 [50-95%], with a
     similar evaluation on fixed masking levels of 90-99%"; not trained and tested at 90%."""
-    run_id = cinv.run_command("experiment", name="loss_ablation", losses="mse", **TINY)
+    tiny = {k: v for k, v in TINY.items() if not k.startswith("baseline_")}  # the ablation trains students only
+    run_id = cinv.run_command("experiment", name="loss_ablation", losses="mse", **tiny)
     table = experiment_table(run_id, "loss_ablation")
     assert set(table["train_corruption"]) == {"random_mask(fraction=(0.5, 0.95))"}
     assert list(table["corruption"]) == [f"random_mask(fraction={v})" for v in (0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99)]
@@ -63,7 +65,7 @@ def test_loss_ablation_trains_on_the_mask_range_and_evaluates_at_90_to_99_percen
     assert len(students) == 1 and set(students["params.corruption"]) == {"random_mask(fraction=(0.5, 0.95))"}
     # train_corruption is honoured, no longer ignored
     other = cinv.run_command("experiment", name="loss_ablation", losses="mse", corruptions="random_mask(fraction=0.9)",
-                             train_corruption="random_mask(fraction=(0.8, 0.9))", **TINY)
+                             train_corruption="random_mask(fraction=(0.8, 0.9))", **tiny)
     assert set(experiment_table(other, "loss_ablation")["train_corruption"]) == {"random_mask(fraction=(0.8, 0.9))"}
 
 
@@ -113,7 +115,8 @@ def test_probe_features_keep_the_last_partial_batch(store):
 
 
 def test_pixel_baselines_classify_with_the_pretrained_backbone_and_its_clean_probe(store):
-    from cinv.experiments.lab import Lab
+    from cinv.experiments import EXPERIMENTS
+    from cinv.experiments.engine import Lab
     from cinv.experiments.paper import pixel_restorers
 
     cfg = build(ExperimentConfig, {"name": "pixel_baselines", "limit_per_class": 4, "image_size": 32, "probe_epochs": 1,
@@ -121,9 +124,11 @@ def test_pixel_baselines_classify_with_the_pretrained_backbone_and_its_clean_pro
     s = setup(cfg, "none")
     teacher = encoders.freeze(tiny_encoder(32))
     s = dataclasses.replace(s, teacher=teacher)
-    clean = Lab(cfg, s).clean_classifier()
-    assert clean.encoder.encoder.name == "cifar_resnet:resnet18"  # the paper's clean classifier: backbone + clean probe
-    as_teacher = Lab(cfg.model_copy(update={"clean_classifier": "teacher"}), s).clean_classifier()
+    recipe = EXPERIMENTS.get("pixel_baselines")
+    with mlflow.start_run():
+        clean = Lab(cfg, s, recipe).clean_classifier().model
+        assert clean.encoder.encoder.name == "cifar_resnet:resnet18"  # the paper's clean classifier: backbone + clean probe
+        as_teacher = Lab(cfg.model_copy(update={"clean_classifier": "teacher"}), s, recipe).clean_classifier().model
     assert as_teacher.encoder.encoder is teacher.encoder
     paper = build(ExperimentConfig, {"name": "pixel_baselines", "preset": "paper"})
     inpainting = pixel_restorers(paper)["random_mask"]
@@ -150,21 +155,24 @@ def test_attacked_images_are_a_seeded_class_balanced_sample(store):
 def test_fcl_term_is_summed_over_the_batch_so_lambda_is_the_papers():
     from cinv.methods.fcl import fcl_loss
 
-    loss = fcl_loss(FCLOptions())
+    loss = fcl_loss(FCL.configure("paper"))
     assert loss.reduction == "sum"
     z, z_pos, z_neg = torch.randn(3, 16, 8).unbind(0)
     summed = loss(z, z_pos, z_neg)
-    mean = fcl_loss(FCLOptions(reduction="mean"))(z, z_pos, z_neg)
+    mean = fcl_loss(FCL.configure("paper", reduction="mean"))(z, z_pos, z_neg)
     assert summed.item() == pytest.approx(16 * mean.item(), rel=1e-5)
 
 
 def test_patch_gaussian_fcl_keeps_the_patchs_sigma_apart_from_fcls():
     from cinv.methods.fcl import fcl_corruption
 
-    opts = FCLOptions(method="patch_gaussian_fcl", sigma=0.5, patch_sigma=0.1, patch_size=25)
+    opts = FCL.configure("paper", method="patch_gaussian_fcl", sigma=0.5, patch_sigma=0.1, patch_size=25)
     assert fcl_corruption(opts) == "patch_gaussian(patch_size=25, sigma=0.1)"
     assert opts.sigma == 0.5  # FCL's own noise on the utility-ranked features
-    assert fcl_corruption(FCLOptions(method="patch_gaussian")) == "patch_gaussian(patch_size=25, sigma=0.1)"
+    assert fcl_corruption(FCL.configure("paper", method="patch_gaussian")) == "patch_gaussian(patch_size=25, sigma=0.1)"
+
+
+FCL = METHODS.get("fcl")
 
 
 def write_cifar10(root, n: int = 60):
@@ -254,7 +262,7 @@ def test_the_baselines_resnet101_names_the_original_imagenet_weights():
 
     assert torchvision_weights("resnet101") == ResNet101_Weights.IMAGENET1K_V1  # the 2021 paper's, not V2
     assert torchvision_weights("resnet101", "IMAGENET1K_V2") == ResNet101_Weights.IMAGENET1K_V2
-    assert build(MainConfig, {"preset": "paper"}).baseline.backbone_weights == "IMAGENET1K_V1"
+    assert build(MainConfig, {"preset": "paper"}).options["baseline"].backbone_weights == "IMAGENET1K_V1"
 
 
 # ---- data and randomness ------------------------------------------------------------------
@@ -284,7 +292,7 @@ def test_precision_is_decided_once_and_fp32_turns_bf16_off_on_cuda_too():
 def test_fit_runs_the_objective_under_the_commands_training_precision():
     from cinv.data.datasets import TensorImages
     from cinv.data.stream import BatchStream
-    from cinv.training.loop import fit
+    from cinv.training.loop import Optim, fit
 
     data = TensorImages(torch.randint(0, 255, (16, 3, 8, 8), dtype=torch.uint8), torch.arange(16) % 2)
     stream = BatchStream(data, corruption=distortions.get("none"), batch_size=8, image_size=8, device=torch.device("cpu"),
@@ -296,8 +304,8 @@ def test_fit_runs_the_objective_under_the_commands_training_precision():
         seen.append(torch.is_autocast_enabled("cpu"))
         return nn.functional.cross_entropy(model(views.corrupted).float(), views.labels)
 
-    fit(model, objective, stream, epochs=1, lr=0.01, weight_decay=0.0, precision=Autocast("cpu", train=torch.bfloat16))
-    fit(model, objective, stream, epochs=1, lr=0.01, weight_decay=0.0, precision=FP32)
+    fit(model, objective, stream, Optim(epochs=1, lr=0.01, weight_decay=0.0), precision=Autocast("cpu", train=torch.bfloat16))
+    fit(model, objective, stream, Optim(epochs=1, lr=0.01, weight_decay=0.0), precision=FP32)
     assert seen == [True, True, False, False]
 
 
@@ -321,7 +329,7 @@ def test_main_trains_every_model_once_per_seed_and_reports_across_seeds(store):
     run_id = cinv.run_command("main", limit_per_class=8, image_size=32, student_epochs=1, baseline_epochs=1, probe_epochs=2,
                               eval_draws=2, seeds="0,1", student_registered_model_name="", baseline_registered_model_name="")
     children = child_runs(run_id)
-    assert len(children) == 10 and sorted(children["tags.cinv.seed"].unique()) == ["0", "1"]
+    assert len(children) == 12 and sorted(children["tags.cinv.seed"].unique()) == ["0", "1"]  # 4 cells and 2 trainings a seed
     per_seed = experiment_table(run_id, "results_per_seed")
     table = experiment_table(run_id, "results")
     assert (table["seeds"] == 2).all() and (table["se_kind"] == "seeds").all()
@@ -330,7 +338,7 @@ def test_main_trains_every_model_once_per_seed_and_reports_across_seeds(store):
         row = table[table["model"] == model].iloc[0]
         assert row["top1_mean"] == pytest.approx(part["top1_mean"].mean())
         assert row["top1_se"] == pytest.approx(part["top1_mean"].std(ddof=1) / math.sqrt(2))
-    student = children[children["tags.mlflow.runName"] == "student_probe · random_mask(fraction=0.9) · seed 1"]
+    student = children[children["tags.mlflow.runName"] == "student (ours) · random_mask(fraction=0.9) · seed 1"]
     assert student["metrics.test_top1_mean"].item() == pytest.approx(
         per_seed[(per_seed["model"] == "Student (contrastive inversion)") & (per_seed["seed"] == 1)]["top1_mean"].item())
 
@@ -371,20 +379,22 @@ def test_report_averages_only_over_seeds_of_one_recipe():
 
 def test_presets_set_the_papers_settings_and_explicit_parameters_win():
     paper = build(MainConfig, {"preset": "paper"})
-    assert (paper.teacher, paper.data.image_size, paper.baseline.backbone) == ("open_clip:RN101", 224, "torchvision:resnet101")
-    assert (paper.student.epochs, paper.student.batch_size, paper.student.lr) == (25, 256, 1e-4)
-    assert (paper.probe.feature_draws, paper.baseline.epochs) == (10, 25) and paper_deviations(paper) == {}
+    student, baseline = paper.options["student"], paper.options["baseline"]
+    assert (paper.teacher, paper.data.image_size, baseline.backbone) == ("open_clip:RN101", 224, "torchvision:resnet101")
+    assert (student.epochs, student.batch_size, student.lr) == (25, 256, 1e-4)
+    assert (paper.probe.feature_draws, baseline.epochs) == (10, 25)
+    assert set(deviations(paper)) == {"dataset", "class_list", "val_fraction", "precision"}  # the embedded data is not the paper's
     cpu = build(MainConfig, {})
-    assert cpu.preset == "cpu" and {"teacher", "student_epochs", "image_size"} <= set(paper_deviations(cpu))
-    assert build(MainConfig, {"preset": "paper", "student_epochs": "2"}).student.epochs == 2
-    assert build(MainConfig, {"preset": "paper", "student_epochs": ""}).student.epochs == 25  # '' from MLproject: the preset's
+    assert cpu.preset == "cpu" and {"teacher", "student_epochs", "image_size"} <= set(deviations(cpu))
+    assert build(MainConfig, {"preset": "paper", "student_epochs": "2"}).options["student"].epochs == 2
+    assert build(MainConfig, {"preset": "paper", "student_epochs": ""}).options["student"].epochs == 25  # '': the preset's
     rocl = build(RoCLConfig, {"preset": "paper"})
-    assert (rocl.train.encoder, rocl.data.image_size, rocl.train.epochs) == ("cifar_resnet:resnet18", 32, 1000)
-    for command in ("main", "experiment", "benchmark", "rocl", "fcl"):
-        assert set(COMMANDS[command].PRESETS) == {"cpu", "paper"}
+    assert (rocl.options["rocl"].encoder, rocl.data.image_size, rocl.options["rocl"].epochs) == ("cifar_resnet:resnet18", 32, 1000)
+    for command in ("main", "experiment", "benchmark", "rocl", "fcl", "student", "baseline", "tune"):
+        assert "preset" in COMMANDS[command].model_fields
         assert preset_keys(COMMANDS[command]) <= {f.key for f in flat_fields(COMMANDS[command])}
     text = (ROOT / "MLproject").read_text()
-    assert "      student_epochs: {type: string, default: ''}" in text
+    assert "default: ''" not in text and "student_epochs" not in text.split("parameters:")[1]  # passed through, never ''
 
 
 def write_imagenet100_folder(root, classes: int = 3, per_class: int = 3, size: int = 64):
@@ -405,13 +415,14 @@ def test_the_paper_preset_runs_end_to_end_on_a_cpu(store, tmp_path):
                               teacher_weights="none", baseline_backbone_weights="none", student_epochs=1, baseline_epochs=1,
                               probe_epochs=1, probe_feature_draws=1, eval_draws=1, num_workers=0, val_fraction=0.34)
     config = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
-    assert (config["teacher"], config["data"]["image_size"], config["student"]["batch_size"]) == ("open_clip:RN101", 224, 256)
-    assert config["baseline"]["backbone"] == "torchvision:resnet101" and config["preset"] == "paper"
-    deviations = mlflow.artifacts.load_dict(f"runs:/{run_id}/deviations.json")["differs_from_paper"]
-    assert set(deviations) == {"student_epochs", "baseline_epochs", "probe_epochs", "probe_feature_draws", "eval_draws",
-                               "baseline_backbone_weights"}
+    student, baseline = config["options"]["student"], config["options"]["baseline"]
+    assert (config["teacher"], config["data"]["image_size"], student["batch_size"]) == ("open_clip:RN101", 224, 256)
+    assert baseline["backbone"] == "torchvision:resnet101" and config["preset"] == "paper"
+    differs = mlflow.artifacts.load_dict(f"runs:/{run_id}/deviations.json")["differs_from_paper"]
+    assert set(differs) == {"student_epochs", "baseline_epochs", "probe_epochs", "probe_feature_draws", "eval_draws",
+                            "baseline_backbone_weights", "teacher_weights", "class_list", "val_fraction", "precision"}
     params = mlflow.get_run(run_id).data.params
     assert params["student_batch_size"] == "256" and params["preset"] == "paper"
     children = child_runs(run_id)
-    assert len(children) == 5 and (children["status"] == "FINISHED").all()
+    assert len(children) == 6 and (children["status"] == "FINISHED").all()
     assert mlflow.get_run(run_id).data.tags["cinv.preset"] == "paper"

@@ -16,12 +16,12 @@ from mlflow import MlflowClient
 from torch import nn
 
 from cinv import corruption as distortions
-from cinv.cli import latest_resumable
 from cinv.data.datasets import TensorImages
 from cinv.data.stream import BatchStream
 from cinv.errors import NonFiniteLossError
+from cinv.tracking.resume import latest_resumable
 from cinv.training.checkpoint import Checkpointer
-from cinv.training.loop import fit
+from cinv.training.loop import Optim, fit
 from conftest import ROOT, run_cli
 
 STUDENT = [str(ROOT / "entrypoints/student.py"), "--limit_per_class", "32", "--image_size", "32", "--epochs", "3",
@@ -48,7 +48,7 @@ def test_checkpoints_hold_the_model_and_resume_bit_for_bit_in_process(store):
     """Interrupt fit at step 9 of 18 (dropout and corruption draws included), resume, compare."""
     with mlflow.start_run() as reference:
         model = make_model()
-        fit(model, supervised(model), tiny_stream(), epochs=3, lr=0.01, weight_decay=1e-4,
+        fit(model, supervised(model), tiny_stream(), Optim(epochs=3, lr=0.01, weight_decay=1e-4),
             checkpointer=Checkpointer(reference.info.run_id, every_steps=2))
     expected = model.state_dict()
 
@@ -62,14 +62,14 @@ def test_checkpoints_hold_the_model_and_resume_bit_for_bit_in_process(store):
                 raise Crash
 
         with pytest.raises(Crash):
-            fit(model, supervised(model), tiny_stream(), epochs=3, lr=0.01, weight_decay=1e-4, on_step=crash,
+            fit(model, supervised(model), tiny_stream(), Optim(epochs=3, lr=0.01, weight_decay=1e-4), on_step=crash,
                 checkpointer=Checkpointer(crashed.info.run_id, every_steps=2))
         saved = Checkpointer(crashed.info.run_id).latest()
         # 6 steps per epoch, saves every 2 steps: the newest is mid-epoch 2, after 2 of its batches.
         assert (saved["step"], saved["epoch"], saved["epoch_state"]["position"]) == (8, 1, 2)
         assert set(saved["model"]) == set(expected)  # the trained model only: nothing else rides along
         model = make_model()  # a fresh process would start from scratch too
-        history = fit(model, supervised(model), tiny_stream(), epochs=3, lr=0.01, weight_decay=1e-4,
+        history = fit(model, supervised(model), tiny_stream(), Optim(epochs=3, lr=0.01, weight_decay=1e-4),
                       checkpointer=Checkpointer(crashed.info.run_id, every_steps=2))
     assert history.steps == 18
     for key, value in expected.items():
@@ -87,7 +87,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store):
             return loss * float("nan") if step["n"] == 5 else loss
 
         with pytest.raises(NonFiniteLossError, match="loss became nan at epoch 1, step 5"):
-            fit(model, objective, tiny_stream(), epochs=2, lr=0.01, weight_decay=0.0,
+            fit(model, objective, tiny_stream(), Optim(epochs=2, lr=0.01, weight_decay=0.0),
                 checkpointer=Checkpointer(run.info.run_id, every_steps=2))
         saved = Checkpointer(run.info.run_id).latest()
     assert saved["step"] == 4
@@ -98,7 +98,7 @@ def test_non_finite_gradient_stops_training():
     model = make_model()
     model[1].weight.register_hook(lambda grad: grad * float("inf"))  # a finite loss with an infinite gradient
     with pytest.raises(NonFiniteLossError, match="gradient norm became"):
-        fit(model, supervised(model), tiny_stream(), epochs=1, lr=0.01, weight_decay=0.0)
+        fit(model, supervised(model), tiny_stream(), Optim(epochs=1, lr=0.01, weight_decay=0.0))
     assert torch.isfinite(model[1].weight).all()  # the step was not taken
 
 
@@ -237,7 +237,7 @@ def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_unint
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     children = children_of(parent_id)
     names = [r.info.run_name for r in children]
-    assert len(names) == len(set(names)) == 5, names  # nothing ran twice
+    assert len(names) == len(set(names)) == 6, names  # nothing ran twice: 4 cells, 2 trainings
     assert all(r.info.status == "FINISHED" for r in children) and mlflow.get_run(parent_id).info.status == "FINISHED"
     ids = {r.info.run_name: r.info.run_id for r in children}
     assert all(ids[name] == run_id for name, run_id in finished.items())  # finished stages reused

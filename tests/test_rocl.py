@@ -24,7 +24,7 @@ from cinv.evaluation.robustness import (
 from cinv.losses import get as get_loss
 from cinv.losses.rocl import RoCLLoss
 from cinv.methods.rocl import instance_wise_pgd, rocl_objective
-from cinv.training.loop import fit
+from cinv.training.loop import Optim, fit
 
 
 @pytest.fixture(scope="module")
@@ -362,7 +362,7 @@ def test_rocl_objective_trains_through_fit(cifar):
     objective = rocl_objective(encoder, projector, RoCLLoss(), eps=8 / 255, alpha=0.007, steps=2,
                                generator=gen())
     before = [p.clone() for p in model.parameters()]
-    history = fit(model, objective, stream, epochs=1, lr=1e-3, weight_decay=0.0)
+    history = fit(model, objective, stream, Optim(epochs=1, lr=1e-3, weight_decay=0.0))
     assert history.steps == 2 and all(math.isfinite(v) for v in history.epoch_loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 

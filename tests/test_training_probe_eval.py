@@ -11,7 +11,7 @@ from cinv.encoders import Classifier
 from cinv.errors import NonFiniteLossError
 from cinv.evaluation.metrics import evaluate
 from cinv.probe import extract_features, fit_head
-from cinv.training.loop import fit
+from cinv.training.loop import Optim, Trainer, fit
 
 
 def colour_dataset(n_per_class=16, classes=4, size=8):
@@ -43,13 +43,39 @@ class Recorder:
         self.rows.append((epoch, metrics))
 
 
+def test_the_trainer_is_resume_step_and_end_of_epoch():
+    """``fit`` is a small trainer: its parts, driven by hand, train exactly what ``run`` trains."""
+
+    def trained(by_hand: bool) -> dict:
+        torch.manual_seed(0)
+        model = Classifier(MeanPixel(), 4, 3)
+        stream = make_stream(colour_dataset())
+        trainer = Trainer(model, lambda v: nn.functional.cross_entropy(model(v.corrupted), v.labels), stream,
+                          Optim(epochs=2, lr=0.1, weight_decay=1e-3))
+        if not by_hand:
+            trainer.run()
+            return model.state_dict()
+        trainer.resume()  # nothing to resume from: a no-op
+        for epoch in range(2):
+            trainer.current = stream.epoch(epoch)
+            trainer.running, trainer.batches = 0.0, 0
+            for views in trainer.current:
+                trainer.step(views, epoch)
+            trainer.end_epoch(epoch)
+        assert trainer.history.steps == 2 * len(stream) and len(trainer.history.epoch_loss) == 2
+        return model.state_dict()
+
+    for (key, a), b in zip(trained(False).items(), trained(True).values(), strict=True):
+        assert torch.equal(a, b), key
+
+
 def test_cosine_schedule_is_counted_and_stepped_in_optimizer_steps():
     data = colour_dataset()
     model = Classifier(MeanPixel(), 4, 3)
     stream = make_stream(data)
     log = Recorder()
     history = fit(model, lambda v: nn.functional.cross_entropy(model(v.corrupted), v.labels), stream,
-                  epochs=4, lr=0.1, weight_decay=0.0, on_epoch=log)
+                  Optim(epochs=4, lr=0.1, weight_decay=0.0), on_epoch=log)
     steps_per_epoch = len(stream)
     assert history.steps == 4 * steps_per_epoch
     # After epoch e the LR is the cosine at step (e+1)*steps_per_epoch of 4*steps_per_epoch: it reaches 0.
@@ -63,7 +89,7 @@ def test_weight_decay_is_honoured():
         torch.manual_seed(0)
         model = Classifier(MeanPixel(), 4, 3)
         fit(model, lambda v: nn.functional.cross_entropy(model(v.corrupted), v.labels), make_stream(colour_dataset()),
-            epochs=2, lr=0.01, weight_decay=weight_decay)
+            Optim(epochs=2, lr=0.01, weight_decay=weight_decay))
         return model.head.weight.detach().clone()
 
     plain, decayed = trained(0.0), trained(0.5)
@@ -75,7 +101,7 @@ def test_non_finite_loss_stops_training():
     model = Classifier(MeanPixel(), 4, 3)
     with pytest.raises(NonFiniteLossError, match="loss became nan"):
         fit(model, lambda v: model(v.corrupted).sum() * float("nan"), make_stream(colour_dataset()),
-            epochs=1, lr=0.1, weight_decay=0.0)
+            Optim(epochs=1, lr=0.1, weight_decay=0.0))
 
 
 def test_probe_keeps_features_and_labels_aligned_across_shuffled_draws():

@@ -2,44 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import mlflow
 
+from cinv import settings
 from cinv.commands.common import checkpointer, log_samples
-from cinv.config.base import Section
-from cinv.config.options import CORRUPTION, RESUME, Corruption, DataOptions, EvalOptions, RunOptions
+from cinv.config.base import Paper, Runtime, Section, Select
+from cinv.config.options import CORRUPTION, INVERSION_PAPER, RESUME, Corruption, DataOptions, EvalOptions, Trains
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model, link
-from cinv.experiments.lab import recipe_of
 from cinv.methods import METHODS
-from cinv.methods.supervised import BaselineOptions
+from cinv.runtime import FP32
 from cinv.tracking import schema
 from cinv.tracking.models import register
 from cinv.tracking.runs import evaluation_tags
 from cinv.training.context import setup
 
 
-class BaselineConfig(RunOptions):
+class BaselineConfig(Trains):
     """Fine-tune a pretrained backbone with a new head end to end on corrupted images."""
 
-    resume_run_id: str | None = RESUME
+    METHOD: ClassVar[str] = "baseline"
+    # The paper ran only its CLIP networks in 16-bit (appendix C): the ResNet-101 baseline in 32-bit.
+    PAPER = INVERSION_PAPER | {"precision": Paper(FP32.describe(), "appendix C: only the CLIP networks ran in 16-bit")}
+    resume_run_id: Annotated[str | None, Runtime()] = RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
-    corruption: Corruption = CORRUPTION
-    train: Annotated[BaselineOptions, Section()] = BaselineOptions()
+    corruption: Annotated[Corruption, Select()] = CORRUPTION
     eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
 
 
 def run(cfg: BaselineConfig) -> Evaluation:
     s = setup(cfg)
+    method, opts = METHODS.get("baseline"), cfg.options["baseline"]
     mlflow.set_tags({schema.STAGE: "baseline", **evaluation_tags(
-        "baseline", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=cfg.train.backbone,
-        dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg))})
+        "baseline", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=opts.backbone,
+        dataset=s.splits.name, seed=s.seed, recipe=settings.recipe_key(cfg))})
     log_samples(s)
-    method = METHODS.get("baseline")
-    model = method.train(s, cfg.train, checkpointer=checkpointer(cfg.train))
+    model = method.train(s, opts, checkpointer=checkpointer(opts))
     result = evaluate_model(s, model, cfg.eval)
-    infos = method.log(s, model, cfg.train, "")
+    infos = method.log(s, model, opts, "")
     link(list(infos.values()), result, s)
-    register(infos["encoder"], cfg.train.registered_model_name)
+    register(infos["encoder"], opts.registered_model_name)
     return result

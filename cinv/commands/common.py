@@ -45,12 +45,10 @@ def checkpointer(opts, enabled: bool = True) -> Checkpointer | None:
     return for_active_run(opts) if enabled else None
 
 
-def method_list(text: str, *, extra: tuple[str, ...] = ()) -> list[str]:
-    """Method names separated by ',', each registered in ``methods.METHODS`` (plug-ins included) or in ``extra``."""
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    for name in names:
-        if name not in extra:
-            METHODS.check(name)
+def method_list(text: str) -> list[str]:
+    """Method names separated by ',', each registered in ``methods.METHODS`` (plug-ins included), by
+    their one name (an old name, an alias, stands for it)."""
+    names = [METHODS.canonical(m.strip()) for m in text.split(",") if m.strip()]
     if len(set(names)) != len(names):
         raise ValueError(f"a method is named twice in {text!r}")
     return names

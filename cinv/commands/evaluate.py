@@ -12,7 +12,7 @@ from cinv.config.options import CORRUPTION, Corruption, DataOptions, EvalOptions
 from cinv.errors import ConfigError
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model
-from cinv.experiments.lab import recipe_of
+from cinv.settings import recipe_key
 from cinv.tracking import schema
 from cinv.tracking.runs import evaluation_tags, log_model_input
 from cinv.tracking.serving import load_encoder
@@ -36,7 +36,7 @@ def run(cfg: EvaluateConfig) -> Evaluation:
     log_model_input(cfg.model)
     mlflow.set_tags({schema.STAGE: "evaluate", schema.MODEL: cfg.model, **evaluation_tags(
         "classifier", eval_corruption=s.corruption.spec, train_corruption=str(model.metadata.get("corruption", "")),
-        teacher=cfg.model, dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg))})
+        teacher=cfg.model, dataset=s.splits.name, seed=s.seed, recipe=recipe_key(cfg))})
     classes = model.metadata.get("classes")
     if classes is None:
         raise ConfigError(f"model: {cfg.model} is an encoder, not a classifier; fit a probe on it with the probe command")

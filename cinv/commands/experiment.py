@@ -3,7 +3,7 @@ trainings and evaluations as child runs, one table and one figure."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import mlflow
 import pandas as pd
@@ -11,14 +11,12 @@ from pydantic import Field
 
 from cinv import losses
 from cinv.commands.common import MethodList, method_list, with_teacher
-from cinv.config.base import Section
+from cinv.config.base import Runtime, Section, Select
 from cinv.config.options import (
+    INVERSION_PAPER,
     RESUME,
-    TEACHER,
-    TEACHER_WEIGHTS,
     Comparison,
     DataOptions,
-    EncoderRef,
     EvalOptions,
     FractionList,
     LossList,
@@ -26,41 +24,49 @@ from cinv.config.options import (
     ProbeOptions,
     SpecList,
     TargetList,
+    WithTeacher,
     float_list,
     loss_list,
     spec_list,
     target_list,
 )
-from cinv.config.presets import EXPERIMENT_PAPER
 from cinv.experiments import EXPERIMENTS
-from cinv.experiments.lab import log_results, per_seed
-from cinv.methods.inversion import StudentOptions
-from cinv.methods.supervised import BaselineOptions
+from cinv.experiments.engine import log_results
+from cinv.experiments.engine import run as run_recipe
 from cinv.tracking import schema
 from cinv.training.context import setup
 
+# The paper's experiments; main and benchmark are recipes of the same engine with commands of their own.
 EXPERIMENT_NAMES = ("fixed_corruption", "label_efficiency", "severity_shift", "label_shift", "transfer", "loss_ablation",
                     "original_representations", "clean_probe_transfer", "pixel_baselines", "imagenet_c")
 
 
-class ExperimentConfig(Comparison):
+class ExperimentConfig(Comparison, WithTeacher):
     """One of the paper's experiments: trainings and evaluations as child runs, one table and one figure.
 
     Empty lists take the experiment's own defaults (the paper's protocol); see the README."""
 
-    PRESETS = {"cpu": {}, "paper": EXPERIMENT_PAPER}
+    PAPER = INVERSION_PAPER
+    # Tables 7/8 inpaint with a Deep Decoder (5000 steps, the default of deep_decoder_steps).
+    PRESETS = {"paper": {"inpainting": "deep_decoder"}}
 
-    name: Literal[EXPERIMENT_NAMES] = Field(description=f"experiment: {', '.join(EXPERIMENT_NAMES)}")
-    corruptions: SpecList = Field("", description="evaluation corruptions separated by ';' (default: the experiment's)")
-    train_corruption: OptionalCorruption = Field(None, description="severity_shift / imagenet_c: the corruption (range) the "
-                                                 "student trains on (default: the experiment's)")
-    label_fractions: FractionList = Field("", description="probe label fractions, e.g. 1,0.1 (default: the experiment's)")
-    losses: LossList = Field("", description=f"loss_ablation: losses to compare (default: all of {', '.join(losses.names())})")
-    targets: TargetList = Field("", description="transfer: datasets separated by ';': cifar10(root='/data'), cifar100(root=...), "
-                                "stl10(root=...), folder(root='/data/covid'), folder(root='/data/imagenet', class_list='imagenet100b'), "
-                                "embedded (default)")
-    label_shift_table: str | None = Field(None, description="label_shift: TSV of unseen -> seen classes (source_wnid, target_wnid "
-                                          "columns) or cifar10 / imagenet100 (default: cifar10 for embedded, else imagenet100)")
+    name: Annotated[Literal[EXPERIMENT_NAMES], Select()] = Field(
+        "fixed_corruption", description=f"experiment: {', '.join(EXPERIMENT_NAMES)}")
+    corruptions: Annotated[SpecList, Select()] = Field("", description="evaluation corruptions separated by ';' (default: "
+                                                      "the experiment's)")
+    train_corruption: Annotated[OptionalCorruption, Select()] = Field(
+        None, description="severity_shift / imagenet_c: the corruption (range) the student trains on (default: the "
+        "experiment's)")
+    label_fractions: Annotated[FractionList, Select()] = Field("", description="probe label fractions, e.g. 1,0.1 "
+                                                              "(default: the experiment's)")
+    losses: Annotated[LossList, Select()] = Field("", description=f"loss_ablation: losses to compare (default: all of "
+                                                 f"{', '.join(losses.names())})")
+    targets: Annotated[TargetList, Select()] = Field(
+        "", description="transfer: datasets separated by ';': cifar10(root='/data'), cifar100(root=...), stl10(root=...), "
+        "folder(root='/data/covid'), folder(root='/data/imagenet', class_list='imagenet100b'), embedded (default)")
+    label_shift_table: Annotated[str | None, Select()] = Field(
+        None, description="label_shift: TSV of unseen -> seen classes (source_wnid, target_wnid columns) or cifar10 / "
+        "imagenet100 (default: cifar10 for embedded, else imagenet100)")
     inpainting: Literal["inpaint_biharmonic", "deep_decoder"] = Field(
         "inpaint_biharmonic", description="pixel_baselines: restorer for masked pixels (the paper's Table 8: deep_decoder; "
         "nl_means restores noise)")
@@ -71,18 +77,28 @@ class ExperimentConfig(Comparison):
         "the pretrained baseline_backbone with a probe fitted on clean images (the paper's Tables 7/8), or the teacher's")
     baseline_fractions: bool = Field(False, description="fixed_corruption / label_efficiency: also fine-tune the baseline "
                                      "on each label fraction (not in the paper, whose baseline always sees all labels)")
-    reuse: bool = Field(True, description="reuse a model already logged with the same training configuration "
-                        "(fingerprint tag) instead of training it again")
-    resume_run_id: str | None = RESUME
+    reuse: Annotated[bool, Runtime()] = Field(True, description="reuse a model already logged with the same training "
+                                              "configuration (fingerprint tag) instead of training it again")
+    resume_run_id: Annotated[str | None, Runtime()] = RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
-    teacher: EncoderRef = TEACHER
-    teacher_weights: str | None = TEACHER_WEIGHTS
-    student: Annotated[StudentOptions, Section("student_")] = StudentOptions(epochs=3, batch_size=128, lr=2e-3)
-    baseline: Annotated[BaselineOptions, Section("baseline_")] = BaselineOptions(epochs=3)
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
     eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
-    methods: MethodList = Field("", description="methods to compare, separated by ',' (any registered method; default: "
-                                "the experiment's own, e.g. student, baseline)")
+    methods: Annotated[MethodList, Select()] = Field(
+        "", description="methods to compare, separated by ',' (any registered method, plug-ins included; default: the "
+        "experiment's own, e.g. student, baseline)")
+
+    # Settings that only some experiments read: the others' recipes leave them out.
+    READ_BY: ClassVar[dict[str, tuple[str, ...]]] = {"inpainting": ("pixel_baselines",), "deep_decoder_steps": ("pixel_baselines",),
+               "clean_classifier": ("pixel_baselines",), "baseline_fractions": ("fixed_corruption", "label_efficiency")}
+
+    def canonical(self, settings):
+        settings = super().canonical(settings)
+        return {k: v for k, v in settings.items() if self.name in self.READ_BY.get(k, (self.name,))}
+
+    def method_names(self) -> list[str]:
+        recipe = EXPERIMENTS.get(self.name)
+        compared = method_list(self.methods) or list(recipe.methods)
+        return list(dict.fromkeys(["teacher", *compared, *recipe.uses]))
 
     @property
     def corruption_list(self) -> list[str]:
@@ -100,13 +116,9 @@ class ExperimentConfig(Comparison):
     def loss_list(self) -> list[str]:
         return loss_list(self.losses)
 
-    @property
-    def method_list(self) -> list[str]:
-        return method_list(self.methods)
-
 
 def run(cfg: ExperimentConfig) -> pd.DataFrame:
     s = with_teacher(setup(cfg, "none"), cfg.teacher, cfg.teacher_weights)
     mlflow.set_tags({schema.STAGE: "experiment", schema.EXPERIMENT: cfg.name})
-    rows, plot = per_seed(cfg, s, lambda lab: EXPERIMENTS.get(cfg.name, lab=lab))
+    rows, plot, _ = run_recipe(cfg, s, EXPERIMENTS.get(cfg.name))
     return log_results(rows, cfg.name, plot)

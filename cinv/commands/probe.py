@@ -22,8 +22,8 @@ from cinv.config.options import (
 )
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model, link
-from cinv.experiments.lab import recipe_of
 from cinv.probe import train_probe
+from cinv.settings import recipe_key
 from cinv.tracking import schema
 from cinv.tracking.models import log_classifier
 from cinv.tracking.runs import evaluation_tags, log_model_input
@@ -45,7 +45,7 @@ def run(cfg: ProbeConfig) -> Evaluation:
     s = setup(cfg)
     mlflow.set_tags({schema.STAGE: "probe", schema.ENCODER: cfg.encoder, **evaluation_tags(
         "probe", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=cfg.encoder,
-        dataset=s.splits.name, seed=s.seed, recipe=recipe_of(cfg), label_fraction=cfg.probe.label_fraction)})
+        dataset=s.splits.name, seed=s.seed, recipe=recipe_key(cfg), label_fraction=cfg.probe.label_fraction)})
     encoder = load_encoder(cfg.encoder, cfg.encoder_weights, s.device)
     if cfg.encoder.startswith(MODEL_URI_SCHEMES):
         log_model_input(cfg.encoder)

@@ -4,42 +4,60 @@ transformation-smoothed inference."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import mlflow
 import pandas as pd
 import torch
 from pydantic import model_validator
 
-from cinv.config.base import Presets, Section
-from cinv.config.options import AttackOptions, DataOptions, EvalOptions, ProbeOptions, RunOptions, parse_budgets
-from cinv.config.presets import ROCL_PAPER
+from cinv.config.base import Paper, Section
+from cinv.config.options import AttackOptions, DataOptions, EvalOptions, ProbeOptions, Trains, parse_budgets
 from cinv.data.augment import simclr_augment
 from cinv.data.datasets import EMBEDDED
 from cinv.encoders.base import freeze
 from cinv.evaluation.protocol import evaluate_model
 from cinv.evaluation.robustness import attack_subset, robust_accuracy, smoothed_predict
 from cinv.methods import METHODS
-from cinv.methods.rocl import ROCL_CPU, RoCLOptions
 from cinv.probe import robust_linear_probe, train_probe
-from cinv.runtime import derive_seed
+from cinv.runtime import FP32, derive_seed
 from cinv.tracking import schema
 from cinv.tracking.models import register
 from cinv.tracking.runs import log_table
 from cinv.training.context import setup
 
+# Seed 003, section 4 and the released code: CIFAR-10 at 32 px, trained on the whole training set, in float32.
+ROCL_PAPER = {
+    "dataset": Paper("cifar10", "section 4: CIFAR-10"),
+    "class_list": Paper(None),
+    "image_size": Paper(32, "CIFAR-10's native size"),
+    "val_fraction": Paper(0.0, "rocl_train.py trains on the whole training split"),
+    "limit_per_class": Paper(None, "every image of each class"),
+    "precision": Paper(FP32.describe(), "src/rocl_train.py lines 85-164: plain float32 (no apex, no autocast)"),
+    # Linear evaluation in the released code (src/linear_eval.py, src/argument.py linear_parser): SGD, momentum 0.9,
+    # weight decay 5e-4, on augmented clean images every epoch; cinv's probe is Adam on cached features.
+    "probe_epochs": Paper(150, "src/argument.py linear_parser: --epoch 150"),
+    "probe_batch_size": Paper(128, "src/argument.py linear_parser: --batch-size 128"),
+    "probe_lr": Paper("SGD 0.2", "src/argument.py linear_parser: --lr 0.2; src/linear_eval.py: optim.SGD(momentum=0.9, "
+                      "weight_decay=5e-4)"),
+    "probe_feature_draws": Paper("a fresh augmented pass every epoch", "src/linear_eval.py"),
+}
 
-class RoCLConfig(RunOptions, Presets):
+
+class RoCLConfig(Trains):
     """RoCL (seed 003): adversarial self-supervised contrastive learning, then linear evaluation (LE),
     robust linear evaluation (r-LE), white-box PGD at several budgets and transformation-smoothed inference."""
 
-    PRESETS = {"cpu": {}, "paper": ROCL_PAPER}
+    METHOD: ClassVar[str] = "rocl"
+    PAPER = ROCL_PAPER
+    # The paper attacks the whole CIFAR-10 test set (PGD-20, l_inf 8/255 and 16/255, unseen l_2 and l_1), with r-LE and
+    # smoothing; the CPU budget 500 images, four budgets, 3 r-LE epochs, 8 smoothing samples.
+    PRESETS = {"cpu": {"attack_images": 500, "attack_budgets": "inf:8/255, inf:16/255, 2:0.5, 1:12", "attack_rle_epochs": 3,
+                       "attack_smoothing_samples": 8},
+               "paper": {"image_size": 32, "attack_images": 10_000}}
     data: Annotated[DataOptions, Section()] = DataOptions()
-    train: Annotated[RoCLOptions, Section()] = ROCL_CPU
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
-    attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions(
-        images=500, budgets="inf:8/255, inf:16/255, 2:0.5, 1:12", rle_epochs=3, smoothing_samples=8)
-
+    attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions()
 
     @model_validator(mode="before")
     @classmethod
@@ -53,13 +71,12 @@ class RoCLConfig(RunOptions, Presets):
                 values = {**values, "data": {**data, "image_size": 32}}
         return values
 
-
 def run(cfg: RoCLConfig) -> pd.DataFrame:
     s = setup(cfg, "none")
-    mlflow.set_tags({schema.STAGE: "rocl", schema.METHOD: "rocl" if cfg.train.adversarial else "simclr"})
-    method = METHODS.get("rocl")
-    encoder = method.train(s, cfg.train)
-    register(method.log(s, encoder, cfg.train, "")["encoder"], cfg.train.registered_model_name)
+    method, opts = METHODS.get("rocl"), cfg.options["rocl"]
+    mlflow.set_tags({schema.STAGE: "rocl", schema.METHOD: "rocl" if opts.adversarial else "simclr"})
+    encoder = method.train(s, opts)
+    register(method.log(s, encoder, opts, "")["encoder"], opts.registered_model_name)
 
     attackable = freeze(encoder, input_gradients=True)
     probes = {"LE": train_probe(s, encoder, cfg.probe, log=False).with_encoder(attackable)}

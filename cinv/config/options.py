@@ -1,21 +1,22 @@
 """Option groups and parameter types that several commands and methods share.
 
-A method's own options live next to it (``cinv.methods``); a command's config lives with the
-command (``cinv.commands``); what they have in common is here: data, optimiser budget, probe,
-evaluation and run options, and the validated parameter types (corruption specs, encoder names,
-model URIs, lists).
+A method's own options and presets live next to it (``cinv.methods``); a command's config lives
+with the command (``cinv.commands``); what they have in common is here: data, optimiser budget,
+probe, evaluation, teacher and run options with their presets, the base of every command that
+runs methods, and the validated parameter types (corruption specs, encoder names, model URIs,
+lists).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from cinv import corruption, encoders, losses
-from cinv.config.base import Presets, Strict
-from cinv.data.datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGE_SIZE, check_dataset
+from cinv.config.base import Paper, Presets, Runtime, Strict
+from cinv.data.datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGE_SIZE, DataFacts, check_dataset, facts
 from cinv.errors import DatasetError
 from cinv.registry import parse_spec
 from cinv.runtime import resolve_device
@@ -61,6 +62,12 @@ def no_password(value: str | None) -> str | None:
     return value
 
 
+def check_file(value: str) -> str:
+    if not Path(value).expanduser().is_file():
+        raise ValueError(f"file {value} not found")
+    return value
+
+
 def folder(value: str) -> str:
     if not Path(value).expanduser().is_dir():
         raise ValueError(f"folder {value} not found")
@@ -90,10 +97,12 @@ class DataOptions(Strict):
         "size for cifar10/cifar100/stl10 (32/32/96), 224 for folders"
     )
     val_fraction: float = Field(0.05, gt=0, lt=1, description="share of folder train images held out for validation")
-    num_workers: int = Field(4, ge=0, le=64, description="data-loader worker processes (folder datasets)")
+    num_workers: Annotated[int, Runtime()] = Field(4, ge=0, le=64, description="data-loader worker processes (folder datasets)")
     limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split (quick runs)")
-    skip_bad_images: bool = Field(False, description="leave out unreadable image files (counted in the metric skipped_images) "
+    skip_bad_images: Annotated[bool, Runtime()] = Field(False, description="leave out unreadable image files (counted in the metric skipped_images) "
                                   "instead of stopping; checks every file first")
+
+    PRESETS = {"paper": {"image_size": 224}}  # the contrastive-inversion paper's input size (RoCL, FCL: their commands')
 
     @model_validator(mode="after")
     def _class_list(self):
@@ -101,13 +110,20 @@ class DataOptions(Strict):
             _dataset(self.dataset, self.class_list)
         return self
 
+    def facts(self) -> DataFacts:
+        return facts(self.dataset, self.class_list, self.image_size)
+
 
 class OptimOptions(Strict):
-    epochs: int = Field(ge=1, le=10_000, description="training epochs")
+    """The optimiser budget every trained method has. No defaults: each method's ``PRESETS`` give
+    them for every preset, so no command ever trains with a value nobody chose."""
+
+    epochs: int = Field(ge=1, le=100_000, description="training epochs")
     batch_size: int = Field(ge=2, le=65_536, description="images per optimiser step")
-    lr: float = Field(gt=0, le=10, description="Adam learning rate (cosine schedule over all steps)")
-    weight_decay: float = Field(ge=0, le=1, description="Adam weight decay")
-    checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N optimiser steps (0: every epoch only)")
+    lr: float = Field(gt=0, le=10, description="learning rate (the method's optimiser and schedule)")
+    weight_decay: float = Field(ge=0, le=1, description="weight decay")
+    checkpoint_every_steps: Annotated[int, Runtime()] = Field(
+        0, ge=0, description="also checkpoint every N optimiser steps (0: every epoch only)")
 
 
 class ProbeOptions(Strict):
@@ -124,6 +140,9 @@ class ProbeOptions(Strict):
                                "benchmarks/throughput.py)")
     normalize: bool = Field(False, description="L2-normalise features before the linear layer")
 
+    # Appendix C: the paper's probe re-ran the encoder every epoch, a fresh corruption draw for each of its 10 epochs.
+    PRESETS = {"paper": {"feature_draws": 10}}
+
     def batch_size_for(self, label_fraction: float) -> int:
         """The paper's probe batch: 128 with all labels, 8 on a label fraction."""
         return self.batch_size if label_fraction >= 1 else self.fraction_batch_size
@@ -131,17 +150,17 @@ class ProbeOptions(Strict):
 
 class EvalOptions(Strict):
     draws: int = Field(10, ge=1, le=10_000, description="independent corruption draws of the evaluation set")
-    batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
+    batch_size: Annotated[int, Runtime()] = Field(256, ge=1, le=65_536, description="evaluation batch size")
     draw_seed: int = Field(0, ge=0, description="seed of the evaluation draws; equal seeds give every model the same draws")
 
 
 class RunOptions(Strict):
-    experiment_name: str = Field("", description="MLflow experiment of the run (default: $MLFLOW_EXPERIMENT_NAME, or cinv; "
+    experiment_name: Annotated[str, Runtime()] = Field("", description="MLflow experiment of the run (default: $MLFLOW_EXPERIMENT_NAME, or cinv; "
                                  "through mlflow run, give --experiment-name instead)")
     seed: int = Field(0, ge=0, description="seed for initialisation, shuffling, augmentation and training corruptions")
-    system_metrics: bool = Field(False, description="log CPU, memory, disk and network use (and GPU use with nvidia-ml-py "
+    system_metrics: Annotated[bool, Runtime()] = Field(False, description="log CPU, memory, disk and network use (and GPU use with nvidia-ml-py "
                                  "installed) as MLflow system metrics")
-    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N")
+    device: Annotated[Device, Runtime()] = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "
         "frozen encoders feeding training (teacher targets, probe features); fp32: float32 throughout")
@@ -160,7 +179,68 @@ def seed_list(text: str) -> list[int]:
 SeedList = Annotated[str, AfterValidator(lambda v: ",".join(map(str, seed_list(v))))]
 
 
-class Comparison(RunOptions, Presets):
+# Seed 000's data and precision (section 4, appendix C), the recipe of every contrastive-inversion command.
+INVERSION_PAPER: dict[str, Any] = {
+    "dataset": Paper("folder", "ImageNet-100: ImageNet's train and val folders with class_list=imagenet100 (section 4)"),
+    "class_list": Paper("imagenet100", "section 4 and appendix C"),
+    "image_size": Paper(224, "appendix C: RandomResizedCrop(224), Resize(256) + CenterCrop(224)"),
+    "val_fraction": Paper(0.0, "appendix C: 'we did not use a separate validation set'; ImageNet-100's val split is the "
+                          "evaluation set"),
+    "limit_per_class": Paper(None, "every image of each class"),
+    "precision": Paper("fp16 for CLIP networks", "appendix C: 'Experiments using CLIP networks were run using 16-bit "
+                       "floating point models and data'"),
+}
+
+
+class WithTeacher(Strict):
+    """The frozen pretrained teacher R (the paper's: CLIP RN101, seed 000 section 4)."""
+
+    teacher: EncoderRef = Field("efficientnet_lite0", description="teacher encoder: efficientnet_lite0, open_clip:RN101, "
+                                "torchvision:resnet101, ...")
+    teacher_weights: str | None = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; "
+                                        "default: the encoder's own (recorded as resolved)")
+
+    PRESETS = {"paper": {"teacher": "open_clip:RN101"}}
+
+
+class Trains(RunOptions, Presets):
+    """A command that runs methods: it takes every registered method's options as
+    ``<method>_<option>``, and ``cinv.settings`` resolves those of the methods it runs (and only
+    those) from each method's presets into ``options``.
+
+    ``PAPER``: the paper's recipe for what presets cannot set (its data, its precision), each
+    value a :class:`Paper` that says where the paper says so."""
+
+    METHOD: ClassVar[str | None] = None  # a single-method command: its method's options also go by their bare names
+    PAPER: ClassVar[dict[str, Any]] = {}
+    options: dict[str, Any] = Field(default_factory=dict, description="each run method's options, resolved",
+                                    json_schema_extra={"flat": False})
+
+    def method_names(self) -> list[str]:
+        """The registered methods this run trains or evaluates (their options are the ones it takes)."""
+        return [self.METHOD] if self.METHOD else []
+
+    def data_facts(self) -> DataFacts:
+        return self.data.facts()
+
+    def check_options(self) -> None:
+        """Raise ValueError where the command's own settings and its methods' options do not fit together."""
+
+    def paper_facts(self) -> DataFacts:
+        """The facts of the paper's data (``PAPER``), which each method's paper recipe is read on."""
+        paper = {k: v.value if isinstance(v, Paper) else v for k, v in self.PAPER.items()}
+        kind = paper.get("dataset", "folder")
+        return DataFacts(kind, paper.get("image_size", 224), 1 if "mnist" in kind else 3, paper.get("class_list"))
+
+    def canonical(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """Settings as they compare with the paper's: the dataset by its kind (embedded, folder,
+        cifar10, ...; the spec itself is in the config)."""
+        if "dataset" in settings and "data" in type(self).model_fields:
+            settings["dataset"] = self.data_facts().kind
+        return settings
+
+
+class Comparison(Trains):
     """Commands that compare methods: each model can be trained once per independent seed."""
 
     seeds: SeedList = Field("", description="independent training seeds, e.g. 0,1,2: every model is trained once per seed "
@@ -173,11 +253,9 @@ class Comparison(RunOptions, Presets):
 
 
 CORRUPTION = Field("random_mask(fraction=0.9)", description="corruption spec, e.g. random_mask(fraction=0.9), gaussian_noise(std=(0.1, 0.3)), gaussian_blur(kernel_size=21, sigma=5)")
-TEACHER = Field("efficientnet_lite0", description="teacher encoder: efficientnet_lite0, open_clip:RN101, torchvision:resnet101, ...")
-TEACHER_WEIGHTS = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; default: the encoder's own")
 
 
-RESUME = Field(None, description="continue this FAILED, KILLED or abandoned run from its latest checkpoint, with the "
+RESUME = Field(None, json_schema_extra={"runtime": True}, description="continue this FAILED, KILLED or abandoned run from its latest checkpoint, with the "
                "same parameters (finished child runs are reused); 'latest': the most recent unfinished run of this "
                "command that has something to resume from and no process still running it")
 
@@ -231,7 +309,7 @@ class AttackOptions(Strict):
                             "examples; 0: off")
     rle_eps: float = Field(8 / 255, gt=0, le=1, description="r-LE's class-wise PGD l_inf radius (RoCL's CIFAR 8/255)")
     rle_steps: int = Field(10, ge=1, le=1000, description="r-LE's PGD steps, each eps / 4 (RoCL's 2/255 at 8/255)")
-    batch_size: int = Field(256, ge=1, le=65_536, description="evaluation batch size")
+    batch_size: Annotated[int, Runtime()] = Field(256, ge=1, le=65_536, description="evaluation batch size")
 
 
 def parse_budgets(text: str) -> list[tuple[str, float]]:

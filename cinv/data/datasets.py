@@ -330,6 +330,29 @@ def dataset_spec(dataset: str, class_list: str | None = None) -> tuple[str, dict
     return name, params
 
 
+@dataclass(frozen=True)
+class DataFacts:
+    """What presets and recipes need to know about a dataset before it is loaded."""
+
+    kind: str  # embedded, folder, cifar10, cifar100, stl10, mnist, synthetic_mnist, or a plug-in's name
+    image_size: int  # the model's input size in pixels, as a run resolves it
+    channels: int = 3
+    class_list: str | None = None
+
+
+# Each dataset's input size when none is given: the embedded subset's 48 px (minutes on a CPU), a
+# folder's 224 (the paper's), the native size of torchvision's and MNIST's images.
+NATIVE_SIZE = {EMBEDDED: EMBEDDED_IMAGE_SIZE, "folder": FOLDER_IMAGE_SIZE, "cifar10": 32, "cifar100": 32, "stl10": 96,
+               "mnist": 28}
+
+
+def facts(dataset: str, class_list: str | None = None, image_size: int | None = None) -> DataFacts:
+    """The facts of a dataset spec, resolved without loading it."""
+    name, params = dataset_spec(dataset, class_list)
+    return DataFacts(name, image_size or NATIVE_SIZE.get(name, FOLDER_IMAGE_SIZE), 1 if name == "mnist" else 3,
+                     params.get("class_list"))
+
+
 def check_dataset(dataset: str, class_list: str | None = None) -> str:
     """Validate a dataset spec without loading it (configs call this)."""
     name, params = dataset_spec(dataset, class_list)

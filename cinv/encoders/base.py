@@ -106,3 +106,15 @@ def names() -> list[str]:
     return REGISTRY.names()
 
 
+def default_weights(name: str) -> str | None:
+    """The weights ``name`` loads when none are given, as a tag that names them again (``openai``,
+    ``IMAGENET1K_V1``, ``imagenet``, ``none``): what a run records as the weights it used. A factory
+    declares them as its ``default_weights`` attribute (a string, or a function of the variant);
+    None for a model URI or a factory that declares nothing."""
+    if ":/" in name:
+        return None
+    factory, args = REGISTRY.factory(name)
+    declared = getattr(factory, "default_weights", None)
+    return declared(*args) if callable(declared) else declared
+
+

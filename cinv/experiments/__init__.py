@@ -1,7 +1,9 @@
-"""Experiments: the lab that trains and evaluates models by method name for one seed (``lab``),
-the paper's experiments registered by name in :data:`EXPERIMENTS` (``paper``), and the
-cross-method benchmark (``benchmark``)."""
+"""Experiments: one engine (``engine``: the lab that trains and evaluates models by method name for
+one seed, and the run over seeds) and its recipes, registered by name in :data:`EXPERIMENTS`:
+the main job (``main``), the paper's experiments (``paper``) and the cross-method benchmark
+(``benchmark``)."""
 
-from cinv.experiments.paper import EXPERIMENTS
+from cinv.experiments import benchmark, main, paper  # noqa: F401  (register the recipes)
+from cinv.experiments.engine import EXPERIMENTS, Recipe
 
-__all__ = ["EXPERIMENTS"]
+__all__ = ["EXPERIMENTS", "Recipe"]

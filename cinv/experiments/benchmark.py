@@ -1,7 +1,7 @@
-"""Every method on one dataset, evaluated on one suite: the paper's corruptions, ImageNet-C style
-corruptions and white-box PGD, one table. Methods come by name from ``methods.METHODS``: each
-trains on the benchmark's training corruption, or on clean images when it trains clean (RoCL,
-FCL); ``teacher`` is a probe on the teacher's clean features."""
+"""The benchmark as a recipe of the engine: every compared method on one dataset, evaluated on one
+suite (the paper's corruptions, ImageNet-C style corruptions and white-box PGD), one table. Each
+method trains on the benchmark's training corruption, or on clean images when it trains clean
+(RoCL, FCL); the teacher's probe on clean features is the reference row."""
 
 from __future__ import annotations
 
@@ -16,24 +16,23 @@ from cinv.corruption import from_spec
 from cinv.corruption import get as get_corruption
 from cinv.corruption.base import Distortion
 from cinv.encoders.heads import Classifier
-from cinv.evaluation.robustness import robust_accuracy
-from cinv.experiments.lab import Lab
+from cinv.evaluation.robustness import attack_subset, robust_accuracy
+from cinv.experiments.engine import Lab, Plot, Trained, recipe
+from cinv.experiments.paper import grouped_bars
 from cinv.methods import METHODS, label
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
 from cinv.tracking.runs import child_named, child_run, evaluation_tags
 
-__all__ = ["benchmark_cells", "method_models"]
+__all__ = ["benchmark", "method_models"]
 
 
-def method_models(lab: Lab, cfg) -> dict[str, tuple[Distortion, Callable[[], torch.nn.Module]]]:
-    """Each method's cell key, what it trains on, and its classifier (trained or reused on first use)."""
-    train, clean = from_spec(cfg.train_corruption), get_corruption("none")
-    out = {}
-    for name in cfg.method_list:
-        if name == "teacher":  # the reference: a probe on the teacher's clean features
-            out["teacher_clean_probe"] = (clean, lab.clean_probe)
-            continue
+def method_models(lab: Lab) -> dict[str, tuple[Distortion, Callable[[], Trained]]]:
+    """Each cell key, what it trains on, and its classifier (trained or reused on first use): the
+    teacher's clean probe (the reference), then each compared method."""
+    train, clean = from_spec(lab.cfg.train_corruption), get_corruption("none")
+    out = {"teacher_clean_probe": (clean, lab.clean_probe)}
+    for name in lab.compared:
         trained_on = clean if METHODS.get(name).clean_training else train
         out[name] = (trained_on, lambda n=name, c=trained_on: lab.classifier(n, c))
     return out
@@ -46,28 +45,36 @@ def _attackable(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def benchmark_cells(lab: Lab, cfg, images: torch.Tensor, labels: torch.Tensor) -> None:
-    """The suite's cells for one seed, then PGD at each budget on the shared attacked images."""
-    fitted: dict[str, torch.nn.Module] = {}
-    models = method_models(lab, cfg)
+@recipe("benchmark", methods=("student", "baseline", "rocl", "fcl"))
+def benchmark(lab: Lab) -> Plot:
+    """The suite's cells for one seed, then PGD at each budget on the same seeded, class-balanced
+    test images for every method and seed (paired)."""
+    cfg = lab.cfg
+    fitted: dict[str, Trained] = {}
+    models = method_models(lab)
     for key, (trained_on, build) in models.items():
         for corruption in [from_spec(spec) for spec in spec_list(cfg.corruptions)]:
             lab.cell(key, lambda k=key, b=build: fitted.setdefault(k, b()), corruption, trained_on=trained_on)
+    images, labels = attack_subset(lab.s, cfg.attack.images, cfg.eval.draw_seed)
     for key, (trained_on, build) in models.items():
         for norm, eps in parse_budgets(cfg.attack.budgets):
             spec = f"pgd(norm='{norm}', eps={eps:.4g}, steps={cfg.attack.steps})"
-            tags = {schema.STAGE: "evaluation", schema.EXPERIMENT: "benchmark", **evaluation_tags(
-                key, eval_corruption=spec, train_corruption=trained_on.spec, teacher=lab.source(key),
-                dataset=lab.s.splits.name, seed=lab.seed, recipe=lab.recipe, loss=cfg.student.loss if key == "student" else "")}
+            method = METHODS.find(key)
+            tags = {schema.STAGE: "evaluation", schema.EXPERIMENT: lab.name, **evaluation_tags(
+                method.name if method else key, eval_corruption=spec, train_corruption=trained_on.spec,
+                teacher=lab.source(key), dataset=lab.s.splits.name, seed=lab.seed, recipe=lab.recipe,
+                loss=getattr(lab.options(method.name), "loss", "") if method else "")}
             name = f"{label(key)} · {spec} · seed {lab.seed}"
-            if done := child_named(name, finished=True, tags=tags):  # attacked before a resumed run was interrupted
+            if done := child_named(name, finished=True, tags=tags, parent=lab.root):  # attacked before an interruption
                 accuracy = done.data.metrics["test_top1_mean"]
             else:
-                model = fitted.setdefault(key, build())
-                with child_run(name, **tags):
+                with child_run(name, parent=lab.root, **tags):
+                    model = fitted.setdefault(key, build()).model
                     accuracy = robust_accuracy(_attackable(model), images, labels, norm=norm, eps=eps, steps=cfg.attack.steps,
                                                seed=derive_seed(lab.seed, "eval attack"), batch_size=cfg.attack.batch_size)
                     mlflow.log_metrics({"test_top1_mean": accuracy, "test_top1_se": 0.0, "test_draws": 1.0,
                                         "attack_images": len(labels)})
-            lab.rows.append({"method": label(key), "corruption": spec, "train_corruption": models[key][0].spec,
+            lab.keys.append(key)
+            lab.rows.append({"method": label(key), "corruption": spec, "train_corruption": trained_on.spec,
                              "seed": lab.seed, "draws": 1, "top1_mean": accuracy, "top1_se": 0.0})
+    return lambda table: grouped_bars(table, by="corruption", hue=["method"])

@@ -1,16 +1,16 @@
 """The paper's experiments (seed 000), each one command: ``mlflow run . -e experiment -P name=...``.
 
-An experiment is a grid of *cells*: a method (the student's probe, the supervised baseline, the
-teacher's probe, ...) trained on one corruption and evaluated on another, in a :class:`Lab`.
-Each experiment follows its table's protocol by default (the docstrings quote it); the lists
-(``corruptions``, ``label_fractions``, ``methods``, ...) override it. Experiments register by
-name in :data:`EXPERIMENTS`; the ``experiment`` command runs one per training seed.
+An experiment is a recipe of the one engine (``experiments.engine``): a grid of *cells*, a method
+(the student's probe, the supervised baseline, the teacher's probe, ...) trained on one
+corruption and evaluated on another, in a :class:`Lab`. Each experiment follows its table's
+protocol by default (the docstrings quote it); the lists (``corruptions``, ``label_fractions``,
+``methods``, ...) override it. Experiments register by name in :data:`EXPERIMENTS`, with the
+methods they compare by default.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import mlflow
 import pandas as pd
@@ -24,13 +24,10 @@ from cinv.corruption.restoration import get as restorer
 from cinv.data.datasets import EMBEDDED, load_target, read_label_shift
 from cinv.data.datasets import label_shift as shift
 from cinv.evaluation.tables import statistic_note
-from cinv.experiments.lab import Lab, Plot
+from cinv.experiments.engine import Lab, Plot, recipe
 from cinv.methods import METHODS
-from cinv.registry import Registry
 
-__all__ = ["EXPERIMENTS", "SEVERITY_LEVELS", "ABLATION_LEVELS", "PAPER_CORRUPTIONS", "pixel_restorers", "grouped_bars", "lines"]
-
-EXPERIMENTS: Registry[Callable[[Lab], Plot]] = Registry("experiment")
+__all__ = [ "SEVERITY_LEVELS", "ABLATION_LEVELS", "PAPER_CORRUPTIONS", "pixel_restorers", "grouped_bars", "lines"]
 
 PAPER_CORRUPTIONS = [
     "random_mask(fraction=0.5)", "random_mask(fraction=0.75)", "random_mask(fraction=0.9)",
@@ -70,51 +67,46 @@ def _fractions(lab: Lab, name: str, fractions: list[float]) -> list[float]:
     return fractions if "classifier" not in METHODS.get(name).produces or lab.cfg.baseline_fractions else [1.0]
 
 
-def _methods(lab: Lab, default: list[str]) -> list[str]:
-    """The methods an experiment compares: ``methods`` when given, else the paper's."""
-    return lab.cfg.method_list or default
-
-
-@EXPERIMENTS.register("fixed_corruption")
+@recipe("fixed_corruption", methods=("student", "baseline"))
 def fixed_corruption(lab: Lab) -> Plot:
     """Table 1/4: per corruption, the student's probe on 100% and 10% of the labels (batch 8 on the
     fraction, appendix C) and the supervised baseline fine-tuned on all labels."""
     fractions = lab.cfg.fraction_list or [1.0, 0.1]
     for corruption in _specs(lab.cfg.corruption_list, PAPER_CORRUPTIONS):
-        for name in _methods(lab, ["student", "baseline"]):
+        for name in lab.compared:
             for fraction in _fractions(lab, name, fractions):
                 lab.cell(name, lambda n=name, c=corruption, f=fraction: lab.classifier(n, c, f), corruption,
                          trained_on=corruption, label_fraction=fraction)
     return lambda table: grouped_bars(table, by="corruption", hue=["method", "label_fraction"])
 
 
-@EXPERIMENTS.register("label_efficiency")
+@recipe("label_efficiency", methods=("student", "baseline"))
 def label_efficiency(lab: Lab) -> Plot:
     """Fig. 3: "robust encoders on images with 90% random pixel masking and additive Gaussian noise
     with standard deviation 0.5", a probe on each fraction of the labels (batch 8), "compared to a
     supervised baseline that uses all of the labeled training samples"."""
     fractions = lab.cfg.fraction_list or LABEL_FRACTIONS
     for corruption in _specs(lab.cfg.corruption_list, ["random_mask(fraction=0.9)", "gaussian_noise(std=0.5)"]):
-        for name in _methods(lab, ["student", "baseline"]):
+        for name in lab.compared:
             for fraction in _fractions(lab, name, fractions):
                 lab.cell(name, lambda n=name, c=corruption, f=fraction: lab.classifier(n, c, f), corruption,
                          trained_on=corruption, label_fraction=fraction)
     return lambda table: lines(table, x="label_fraction", xlabel="fraction of labels", series=["method", "corruption"], log_x=True)
 
 
-@EXPERIMENTS.register("severity_shift")
+@recipe("severity_shift", methods=("student", "baseline"))
 def severity_shift(lab: Lab) -> Plot:
     """Fig. 4 / Tables 10, 12: trained (and the probe fitted) on a severity range, evaluated at
     fixed levels below, inside and beyond it (masks to 96-99%, noise 0.35-0.5)."""
     train, tests = _severity_grid(lab, "severity_shift")
     for corruption in tests:
         severity = next(iter(corruption.params.values()), None)
-        for name in _methods(lab, ["student", "baseline"]):
+        for name in lab.compared:
             lab.cell(name, lambda n=name: lab.classifier(n, train), corruption, trained_on=train, severity=severity)
     return lambda table: lines(table, x="severity", xlabel=f"test severity (trained on {train.spec})")
 
 
-@EXPERIMENTS.register("label_shift")
+@recipe("label_shift", methods=("student", "baseline"))
 def label_shift(lab: Lab) -> Plot:
     """Table 3 / Fig. 5: models trained on the seen classes, evaluated on images of unseen, similar
     classes labelled as their seen counterparts, across severities."""
@@ -129,12 +121,12 @@ def label_shift(lab: Lab) -> Plot:
     for corruption in tests:
         severity = next(iter(corruption.params.values()), None)
         labels = {"severity": severity, "label_shift": table}
-        for name in _methods(lab, ["student", "baseline"]):
+        for name in lab.compared:
             lab.cell(name, lambda n=name: lab.classifier(n, train), corruption, trained_on=train, setup=evaluation, **labels)
     return lambda rows: lines(rows, x="severity", xlabel=f"test severity on unseen classes (trained on {train.spec})")
 
 
-@EXPERIMENTS.register("transfer")
+@recipe("transfer", methods=("student", "baseline", "teacher"))
 def transfer(lab: Lab) -> Plot:
     """Table 2/5/6: encoders trained on the experiment's dataset under a corruption, frozen, with
     a new linear probe per target dataset fitted and evaluated under the same corruption. A
@@ -149,13 +141,13 @@ def transfer(lab: Lab) -> Plot:
                 return lab.probe(encoder, c, s=there)
 
             labels = {"target": target}
-            for name in _methods(lab, ["student", "baseline", "teacher"]):
+            for name in lab.compared:
                 lab.cell(name, lambda n=name, c=corruption, f=on_target: f(lab.encoder(n, c)), corruption,
                          trained_on=corruption, setup=there, **labels)
     return lambda table: grouped_bars(table, by="target", hue=["method", "train_corruption"])
 
 
-@EXPERIMENTS.register("loss_ablation")
+@recipe("loss_ablation", methods=("student",))
 def loss_ablation(lab: Lab) -> Plot:
     """Fig. 6 (section 4.5): every loss trains "the same random masking model described in Section
     4.2" (masks of 50-95%, ``train_corruption``), its probe is fitted on that range, and each is
@@ -172,21 +164,21 @@ def loss_ablation(lab: Lab) -> Plot:
     return lambda table: lines(table, x="severity", xlabel=f"test mask fraction (trained on {train.spec})", series=["loss"])
 
 
-@EXPERIMENTS.register("original_representations")
+@recipe("original_representations", methods=("teacher", "student"))
 def original_representations(lab: Lab) -> Plot:
     """Table 13: a probe on the teacher's original features of corrupted images, next to the student's."""
     for corruption in _specs(lab.cfg.corruption_list, PAPER_CORRUPTIONS):
-        for name in _methods(lab, ["teacher", "student"]):
+        for name in lab.compared:
             lab.cell(name, lambda n=name, c=corruption: lab.classifier(n, c), corruption, trained_on=corruption)
     return lambda table: grouped_bars(table, by="corruption", hue=["method"])
 
 
-@EXPERIMENTS.register("clean_probe_transfer")
+@recipe("clean_probe_transfer", methods=("student", "teacher"))
 def clean_probe_transfer(lab: Lab) -> Plot:
     """Table 9: the probe fitted on clean teacher features, moved unchanged onto the student."""
     clean = corruption_get("none")
     for corruption in _specs(lab.cfg.corruption_list, PAPER_CORRUPTIONS):
-        lab.cell("student_clean_probe", lambda c=corruption: lab.clean_probe().with_encoder(lab.trained("student", c)), corruption,
+        lab.cell("student_clean_probe", lambda c=corruption: lab.clean_probe().model.with_encoder(lab.trained("student", c).model), corruption,
                  trained_on=corruption)
         lab.cell("teacher_clean_probe", lab.clean_probe, corruption, trained_on=clean)
         lab.cell("student", lambda c=corruption: lab.classifier("student", c), corruption, trained_on=corruption)
@@ -204,7 +196,7 @@ def pixel_restorers(cfg) -> dict[str, Restorer]:
     return {"gaussian_noise": restorer("nl_means"), "random_mask": inpainting}
 
 
-@EXPERIMENTS.register("pixel_baselines")
+@recipe("pixel_baselines", methods=("student",), uses=("baseline", "teacher"))
 def pixel_baselines(lab: Lab) -> Plot:
     """Tables 7/8: restore in pixel space (non-local means for noise; inpainting with the very mask
     that removed the pixels: Deep Decoder with ``deep_decoder_steps``, 5000 in the paper), then
@@ -219,12 +211,12 @@ def pixel_baselines(lab: Lab) -> Plot:
         restored = Restored(corruption, restorers[corruption.name])
         lab.cell(f"{restored.restorer.spec} + clean_classifier", lab.clean_classifier, restored, trained_on=clean)
         lab.cell("clean_classifier", lab.clean_classifier, corruption, trained_on=clean)
-        for name in _methods(lab, ["student"]):
+        for name in lab.compared:
             lab.cell(name, lambda n=name, c=corruption: lab.classifier(n, c), corruption, trained_on=corruption)
     return lambda table: grouped_bars(table, by="corruption", hue=["method"])
 
 
-@EXPERIMENTS.register("imagenet_c")
+@recipe("imagenet_c", methods=("student", "baseline"))
 def imagenet_c(lab: Lab) -> Plot:
     """Table 14: ImageNet-C's 19 corruptions x 5 severities; a student trained on random blur and
     noise against a baseline fine-tuned on clean images, mean top-1 over the severities."""

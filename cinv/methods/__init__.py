@@ -1,10 +1,20 @@
 """Methods as peers: one :class:`~cinv.methods.base.Method` class per module, registered in
-:data:`METHODS`, the only dispatch every command uses. ``inversion`` (the student), ``supervised``
-(the baseline), ``rocl``, ``fcl``, ``trades`` and ``teacher`` (original representations) register
-when this package is imported; a plug-in registers its own the same way."""
+:data:`METHODS` under the module's name, the only dispatch every command uses. ``student``
+(contrastive inversion), ``baseline`` (supervised), ``rocl``, ``fcl``, ``trades`` and ``teacher``
+(original representations) register when this package is imported (each module here is one
+method); a plug-in registers its own the same way. Old names (``contrastive_inversion``,
+``supervised_baseline``) stay as aliases."""
 
-from cinv.methods import fcl, inversion, rocl, supervised, teacher, trades  # noqa: F401  (register the methods)
+from importlib import import_module
+from pkgutil import iter_modules
+
 from cinv.methods.base import CELL_LABELS, METHODS, Method, Range
+
+# Every module of this package is a method (but base): importing it registers it, so a new method
+# is one module here and nothing else.
+for _module in sorted(m.name for m in iter_modules(__path__)):
+    if _module != "base":
+        import_module(f"{__name__}.{_module}")
 
 __all__ = ["METHODS", "Method", "Range", "CELL_LABELS", "label", "title"]
 

@@ -1,49 +1,58 @@
 """One interface for every robust-training method, so that methods are peers.
 
-A method is one class over :class:`Method` and one registry entry, the way solo-learn adds a
-method: its name and row label, its typed options (next to it), its Optuna search space, what it
-produces (an encoder, a classifier, or both), how it builds its model and the objective the one
-training loop (:func:`cinv.training.loop.fit`) calls per batch. ``main``, ``experiment``,
+A method is one module holding one class over :class:`Method` and its registry entry, the way
+solo-learn adds a method, and one name everywhere: the registry name is the module's name, the
+class's name (lower-cased), the prefix of its options on every command (``<name>_<option>``) and
+the ``method`` tag of the models it logs. Beside the class sit its typed ``Options`` and its
+``PRESETS`` (``cpu`` and ``paper``), the way timm keeps ``default_cfgs`` next to
+``@register_model``: the only place a method's settings are declared. ``main``, ``experiment``,
 ``benchmark``, ``tune``, ``report`` and the tables find methods by name in
 :data:`cinv.methods.METHODS` and ask them for nothing else.
 
-Example, a method as a plug-in would write it::
+Example, a method as a plug-in would write it (``my_method.py``)::
+
+    class MyMethodOptions(OptimOptions):
+        backbone: EncoderRef = Field("efficientnet_lite0", description="pretrained backbone")
 
     @METHODS.register("my_method")
     class MyMethod(Method):
         name, display = "my_method", "my method"
-        Options = MyOptions              # an OptimOptions subclass
+        Options = MyMethodOptions
+        PRESETS = {"cpu": {"epochs": 3, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},
+                   "paper": {"epochs": 25, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0}}
         space = {"lr": Range(1e-4, 1e-2, log=True)}
         produces = frozenset({"classifier", "encoder"})
 
         def build(self, ctx, opts):
-            backbone = encoders.get(opts.backbone, opts.backbone_weights)
+            backbone = encoders.get(opts.backbone)
             return Classifier(backbone, ctx.splits.num_classes, backbone.embed_dim).to(ctx.device)
 
         def objective(self, model, ctx, opts, stream):
             return lambda views: F.cross_entropy(model(views.corrupted).float(), views.labels)
+
+Then ``-P methods=student,my_method -P my_method_lr=0.01`` works in every command that runs methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from mlflow.models.model import ModelInfo
 from torch import nn
 
-from cinv.config.base import Strict
+from cinv.config.base import PRESET_NAMES, Strict, validate
 from cinv.context import Setup
-from cinv.data.datasets import label_subset
+from cinv.data.datasets import DataFacts, label_subset
 from cinv.data.stream import BatchStream
 from cinv.registry import Registry
 from cinv.runtime import derive_seed
 from cinv.tracking.models import log_classifier, log_encoder
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.training.checkpoint import Checkpointer
-from cinv.training.loop import Objective, fit
+from cinv.training.loop import Objective, Optim, Trainer
 
 __all__ = ["Method", "Range", "METHODS", "CELL_LABELS", "ModelStepHook"]
 
@@ -63,28 +72,52 @@ class Method:
     """A robust-training method: what it trains, on what, with which objective.
 
     Attributes:
-        name: the registry name users type (``student``, ``baseline``, ``rocl``, ...).
+        name: the one name users type and cinv records (registry, module, option prefix, model tag).
         display: its row label in every table; ``title``: the longer label of the main job's table.
-        Options: its typed options (validated like every config; a command holds them under ``name``).
+        Options: its typed options; ``PRESETS``: per preset (``cpu``, ``paper``), the values of
+            the options that have no default or whose value depends on the preset. The ``paper``
+            preset is what the method's paper ran, unless :meth:`paper` says otherwise.
         space: what ``tune`` searches, by option name.
         produces: ``{"encoder"}`` (a linear probe makes it a classifier), or ``{"classifier",
             "encoder"}`` (it trains its own head; its encoder is the fine-tuned backbone).
         clean_training: trains on clean images (RoCL, FCL); otherwise on the command's corruption.
         needs_teacher: uses the frozen teacher of the run context (``ctx.teacher``).
-        model_tag: the ``method`` tag of the models it logs.
+        trains: False for a method that only evaluates an existing network (the teacher's representations).
     """
 
     name: ClassVar[str] = ""
     display: ClassVar[str] = ""
     title: ClassVar[str] = ""
     Options: ClassVar[type[Strict]] = Strict
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"cpu": {}, "paper": {}}
     space: ClassVar[dict[str, Range]] = {}
     produces: ClassVar[frozenset[str]] = frozenset({"encoder"})
     clean_training: ClassVar[bool] = False
     needs_teacher: ClassVar[bool] = False
-    model_tag: ClassVar[str] = ""
+    trains: ClassVar[bool] = True
 
-    # ---- what a method defines -------------------------------------------------------------
+    # ---- its settings ------------------------------------------------------------------------
+
+    def preset(self, name: str, data: DataFacts) -> dict[str, Any]:
+        """The option values preset ``name`` sets on this data (a method whose settings depend on
+        the dataset overrides this)."""
+        if name not in PRESET_NAMES:
+            raise ValueError(f"unknown preset {name!r}; presets are {', '.join(PRESET_NAMES)}")
+        return dict(self.PRESETS.get(name, {}))
+
+    def paper(self, data: DataFacts) -> dict[str, Any]:
+        """What the method's paper ran on the paper's data, option by option (a value may be a
+        :class:`cinv.config.base.Paper` that says where): by default its options' plain defaults
+        and its ``paper`` preset. A method leaves out what its paper does not state."""
+        defaults = {k: f.default for k, f in self.Options.model_fields.items() if not f.is_required()}
+        return defaults | self.preset("paper", data)
+
+    def configure(self, preset: str = "cpu", data: DataFacts | None = None, **values) -> Strict:
+        """Validated options: preset ``preset`` on ``data`` (default: the embedded dataset), then ``values``."""
+        data = data or DataFacts("embedded", 48)
+        return validate(self.Options, self.preset(preset, data) | values, lambda loc: f"{self.name}_{'.'.join(loc)}")
+
+    # ---- what a method defines ---------------------------------------------------------------
 
     def build(self, ctx: Setup, opts) -> nn.Module:
         """The model to train, on ``ctx.device``."""
@@ -102,9 +135,9 @@ class Method:
         """The training batches (default: the command's corruption, augmented, shuffled)."""
         return ctx.stream("train", batch_size=opts.batch_size, purpose="train", dataset=dataset)
 
-    def fit_options(self, opts) -> dict:
-        """Optimiser and schedule for :func:`fit` (default: Adam with a cosine schedule)."""
-        return {}
+    def optim(self, opts) -> Optim:
+        """Optimiser and schedule (default: Adam with a cosine schedule over every step)."""
+        return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay)
 
     def source(self, opts, teacher: str) -> str:
         """The pretrained network it starts from (the report's ``teacher`` column)."""
@@ -113,12 +146,7 @@ class Method:
                 return str(getattr(opts, field))
         return teacher
 
-    # ---- what every method shares ----------------------------------------------------------
-
-    def options(self, cfg) -> Strict:
-        """This method's options in a command's config (its group named after the method), or its defaults."""
-        opts = getattr(cfg, self.name, None)
-        return opts if isinstance(opts, self.Options) else self.Options()
+    # ---- what every method shares ------------------------------------------------------------
 
     def train(self, ctx: Setup, opts, *, label_fraction: float = 1.0, on_step: ModelStepHook | None = None,
               checkpointer: Checkpointer | None = None, log: bool = True) -> nn.Module:
@@ -133,9 +161,8 @@ class Method:
         stream = self.stream(ctx, opts, data)
         objective = self.objective(model, ctx, opts, stream)
         hook = (lambda step, total: on_step(self.output(model), step, total)) if on_step else None
-        fit(model, objective, stream, epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay,
-            on_epoch=log_epoch_metrics if log else None, on_step=hook, checkpointer=checkpointer, desc=self.name,
-            precision=ctx.precision, **self.fit_options(opts))
+        Trainer(model, objective, stream, self.optim(opts), precision=ctx.precision, checkpointer=checkpointer,
+                desc=self.name, on_step=hook, on_epoch=log_epoch_metrics if log else None).run()
         return self.output(model).eval()
 
     def encoder(self, trained: nn.Module) -> nn.Module:
@@ -149,7 +176,7 @@ class Method:
 
     def log(self, ctx: Setup, trained: nn.Module, opts, teacher: str, **produced_by) -> dict[str, ModelInfo]:
         """Log what the method produced: ``encoder`` always, ``classifier`` when it trains its own head."""
-        tags = {"method": self.model_tag or self.name, **self.provenance(opts, teacher), **produced_by}
+        tags = {"method": self.name, **self.provenance(opts, teacher), **produced_by}
         step = opts.epochs - 1 if hasattr(opts, "epochs") else None  # its final epoch's metrics go with the model
         infos = {"encoder": log_encoder(ctx, self.encoder(trained), name=f"{self.name}_encoder", step=step, **tags)}
         if "classifier" in self.produces:

@@ -8,13 +8,14 @@ positives, so the representation learns to ignore perturbations without any labe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 
 from cinv import encoders, losses
+from cinv.config.base import Runtime, Select
 from cinv.config.options import EncoderRef, OptimOptions
 from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.stream import Views
@@ -22,39 +23,32 @@ from cinv.encoders.heads import Projector
 from cinv.losses.rocl import RoCLLoss
 from cinv.methods.base import METHODS, Method, Range
 from cinv.runtime import derive_seed, eval_mode, uniform
-from cinv.training.loop import Objective
+from cinv.training.loop import Objective, Optim
 
-__all__ = ["RoCLOptions", "ROCL_CPU", "RoCL", "instance_wise_pgd", "rocl_objective", "rocl_stream"]
+__all__ = ["RoCLOptions", "RoCL", "instance_wise_pgd", "rocl_objective", "rocl_stream"]
 
 
 class RoCLOptions(OptimOptions):
-    """Paper (CIFAR-10, ResNet-18 from scratch): SGD/LARS lr 0.1 with warm-up and cosine, 1000 epochs,
-    batch 256, tau 0.5, lambda 1/256, instance-wise l_inf attack eps 8/255, step 0.007, 7 steps."""
+    """SimCLR's optimiser (SGD or LARS with warm-up and cosine), its projector and temperature, and
+    the instance-wise l_inf attack whose example joins the positives."""
 
-    encoder: EncoderRef = Field("torchvision:resnet18", description="encoder trained by RoCL (the paper: ResNet-18)")
-    encoder_weights: str | None = Field("none", description="encoder weights ('none': from scratch, as the paper)")
-    epochs: int = Field(1000, ge=1, le=100_000, description="training epochs")
-    batch_size: int = Field(256, ge=2, le=65_536, description="batch size")
-    lr: float = Field(0.1, gt=0, le=10, description="learning rate")
-    weight_decay: float = Field(1e-6, ge=0, le=1, description="weight decay")
+    encoder: EncoderRef = Field("cifar_resnet:resnet18", description="encoder trained by RoCL (the paper: ResNet-18 with a "
+                                "32-px stem, cifar_resnet:resnet18)")
+    encoder_weights: str | None = Field(None, description="encoder weights ('none': from scratch, as the paper); default: "
+                                        "the encoder's own (recorded as resolved)")
     optimizer: Literal["sgd", "lars", "adam"] = Field("lars", description="optimizer (LARS from timm: runs on CPU and GPU)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD / LARS momentum")
     warmup_epochs: int = Field(10, ge=0, description="linear learning-rate warm-up before the cosine decay")
     temperature: float = Field(0.5, gt=0, le=100, description="NT-Xent temperature")
     lam: float = Field(1 / 256, ge=0, le=100, description="weight of NT-Xent(x_adv, t'(x))")
-    adversarial: bool = Field(True, description="the instance-wise attack; false: plain SimCLR (the same pipeline and "
+    adversarial: Annotated[bool, Select()] = Field(True, description="the instance-wise attack; false: plain SimCLR (the same pipeline and "
                               "budget without the attack, RoCL's own baseline)")
     eps: float = Field(8 / 255, ge=0, le=1, description="instance-wise attack l_inf radius")
     alpha: float = Field(0.007, gt=0, le=1, description="instance-wise attack step")
     instance_steps: int = Field(7, ge=1, le=1000, description="instance-wise attack steps")
     projector_hidden: int = Field(2048, ge=1, description="projector hidden width")
     projector_dim: int = Field(128, ge=1, description="projector output width")
-    registered_model_name: str | None = Field(None, description="register the RoCL encoder under this name")
-
-
-# A CPU budget: the EfficientNet-Lite0 architecture from scratch (fast at 32 px), Adam, 3 epochs.
-ROCL_CPU = RoCLOptions(encoder="efficientnet_lite0", encoder_weights="none", epochs=3, batch_size=128, lr=1e-3,
-                       optimizer="adam", warmup_epochs=0, projector_hidden=512)
+    registered_model_name: Annotated[str | None, Runtime()] = Field(None, description="register the RoCL encoder under this name")
 
 
 def instance_wise_pgd(
@@ -145,9 +139,30 @@ class RoCL(Method):
 
     name, display, title = "rocl", "RoCL (linear evaluation)", "RoCL (linear evaluation)"
     Options = RoCLOptions
+    PRESETS = {
+        # Seed 003, section 4 and the released code (CIFAR-10): ResNet-18 from scratch, LARS lr 0.1 with 10 warm-up
+        # epochs and a cosine decay, 1000 epochs, batch 256, weight decay 1e-6, tau 0.5, lambda 1/256, eps 8/255,
+        # step 0.007, 7 steps, projector 2048-128.
+        "paper": {"encoder": "cifar_resnet:resnet18", "encoder_weights": "none", "epochs": 1000, "batch_size": 256,
+                  "lr": 0.1, "weight_decay": 1e-6, "optimizer": "lars", "warmup_epochs": 10, "projector_hidden": 2048},
+        # A CPU budget: EfficientNet-Lite0 from its ImageNet weights (the teacher's network, as every method of the
+        # benchmark starts from), Adam, 3 epochs, a 512-wide projector.
+        "cpu": {"encoder": "efficientnet_lite0", "encoder_weights": None, "epochs": 3, "batch_size": 128, "lr": 1e-3,
+                "weight_decay": 1e-6, "optimizer": "adam", "warmup_epochs": 0, "projector_hidden": 512},
+    }
     space = {"lr": Range(1e-4, 1.0, log=True), "temperature": Range(0.1, 1.0)}
     produces = frozenset({"encoder"})
     clean_training = True
+
+    def preset(self, name, data):
+        values = super().preset(name, data)
+        if name == "paper" and data.image_size > 64:
+            # The paper's ResNet-18 has a 32-px stem for CIFAR; on larger images, torchvision's ImageNet stem.
+            values["encoder"] = "torchvision:resnet18"
+        return values
+
+    def paper(self, data):
+        return super().paper(data) | {"encoder": "cifar_resnet:resnet18"}  # what the paper ran, whatever the data
 
     def build(self, ctx, opts):
         encoder = encoders.get(opts.encoder, opts.encoder_weights).to(ctx.device)
@@ -164,8 +179,9 @@ class RoCL(Method):
                               augmentation=simclr_augment(ctx.splits.channels, ctx.splits.flip),
                               generator=torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "rocl")))
 
-    def fit_options(self, opts):
-        return {"optimizer": opts.optimizer, "momentum": opts.momentum, "warmup_epochs": opts.warmup_epochs}
+    def optim(self, opts):
+        return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, optimizer=opts.optimizer,
+                     momentum=opts.momentum, warmup_epochs=opts.warmup_epochs)
 
     def output(self, model):
         return model[0]

@@ -18,6 +18,7 @@ class Teacher(Method):
     Options = TeacherOptions
     produces = frozenset({"encoder"})
     needs_teacher = True
+    trains = False
 
     def train(self, ctx, opts, *, label_fraction=1.0, on_step=None, checkpointer=None, log=True):
         if ctx.teacher is None:

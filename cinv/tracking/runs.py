@@ -86,17 +86,28 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
 
 
 @contextmanager
-def child_run(name: str, **tags: str):
-    """A nested run under the active one. When the active run is being resumed, its unfinished
-    child of the same name is reopened instead (its checkpoints continue where they stopped).
-    A body that raises leaves the child FAILED, or KILLED when interrupted, with ``cinv.error``."""
+def child_run(name: str, *, parent: str | None = None, **tags: str):
+    """A child run of ``parent`` (default: the active run), made the active run for the block.
+
+    The child is parented explicitly, so a training opened while an evaluation's run is active is
+    still a child of the command's run (a sibling of the evaluation), not of the evaluation. When
+    the parent is being resumed, its unfinished child of the same name is reopened instead (its
+    checkpoints continue where they stopped). A body that raises leaves the child FAILED, or
+    KILLED when interrupted, with ``cinv.error``."""
+    from mlflow.tracking.context.registry import resolve_tags
+
     tags = {k: str(v) for k, v in tags.items()}
-    previous = child_named(name, finished=False, tags=tags)
+    parent = parent or mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    previous = child_named(name, parent=parent, finished=False, tags=tags)
     if previous is not None:
         run = with_retries(mlflow.start_run, "reopening a child run")(run_id=previous.info.run_id, nested=True)
         mlflow.set_tags(tags)
     else:
-        run = with_retries(mlflow.start_run, "starting a child run")(run_name=name, nested=True, tags=tags)
+        experiment = with_retries(client.get_run, "reading a run")(parent).info.experiment_id
+        created = with_retries(client.create_run, "starting a child run")(
+            experiment, run_name=name, tags=resolve_tags({schema.PARENT: parent, **tags}))
+        run = with_retries(mlflow.start_run, "starting a child run")(run_id=created.info.run_id, nested=True)
     try:
         yield run
     except KeyboardInterrupt as exc:
@@ -108,7 +119,7 @@ def child_run(name: str, **tags: str):
         mlflow.end_run(status="FAILED")
         raise
     if previous is not None and schema.ERROR in previous.data.tags:
-        mlflow.MlflowClient().delete_tag(run.info.run_id, schema.ERROR)
+        client.delete_tag(run.info.run_id, schema.ERROR)
     mlflow.end_run()
 
 
@@ -117,26 +128,27 @@ def interrupted(exc: BaseException) -> str:
     return str(exc) if str(exc) else "interrupted (SIGINT)"
 
 
-def resuming() -> bool:
-    """Whether the active (parent) run is a resumed one: its finished children can be reused."""
-    run = mlflow.active_run()
-    return run is not None and schema.RESUMED in with_retries(mlflow.get_run, "reading tags")(run.info.run_id).data.tags
+def resuming(run_id: str | None = None) -> bool:
+    """Whether a (parent) run, default the active one, is a resumed one: its finished children can be reused."""
+    run_id = run_id or (mlflow.active_run().info.run_id if mlflow.active_run() else None)
+    return run_id is not None and schema.RESUMED in with_retries(mlflow.get_run, "reading tags")(run_id).data.tags
 
 
-def children() -> list:
-    """The child runs of the active run, newest first."""
-    parent = mlflow.active_run().info
+def children(parent: str | None = None) -> list:
+    """The child runs of a run (default: the active one), newest first."""
+    parent_run = with_retries(mlflow.get_run, "reading a run")(parent or mlflow.active_run().info.run_id).info
     return with_retries(mlflow.search_runs, "reading child runs")(
-        [parent.experiment_id], filter_string=f"tags.`{schema.PARENT}` = '{parent.run_id}'",
+        [parent_run.experiment_id], filter_string=f"tags.`{schema.PARENT}` = '{parent_run.run_id}'",
         order_by=["attributes.start_time DESC"], output_format="list")
 
 
-def child_named(name: str, *, finished: bool, tags: dict[str, str] | None = None):
-    """In a resumed run: its newest child called ``name`` (and carrying ``tags``) that is FINISHED
-    (``finished``) or not; else None."""
-    if not resuming():
+def child_named(name: str, *, finished: bool, tags: dict[str, str] | None = None, parent: str | None = None):
+    """In a resumed run (default: the active one): its newest child called ``name`` (and carrying
+    ``tags``) that is FINISHED (``finished``) or not; else None."""
+    parent = parent or mlflow.active_run().info.run_id
+    if not resuming(parent):
         return None
-    for run in children():
+    for run in children(parent):
         if (run.info.run_name == name and (run.info.status == "FINISHED") == finished
                 and all(run.data.tags.get(k) == str(v) for k, v in (tags or {}).items())):
             return run
@@ -152,18 +164,16 @@ def read_draws(run_id: str, prefix: str = "test") -> list[dict[str, float]]:
 
 
 def log_params(params: dict[str, Any]) -> None:
-    """Log params the run does not have yet.
+    """Log the params the run does not have yet, as the values used.
 
-    ``mlflow run`` logs the MLproject parameters itself (shell-quoted) before the entry point
-    starts, and MLflow forbids changing a param, so those keep MLflow's values (a preset's
-    parameter left at '' gets its resolved value as ``<key>.resolved``); the resolved config is
-    always complete in the run's ``config.json``.
+    ``mlflow run`` logs the parameters it passed itself before the entry point starts (MLproject
+    declares only parameters with a fixed default), and MLflow forbids changing a param, so those
+    keep MLflow's text. A value that is None or '' (nothing set) is left out rather than logged as
+    ''; the resolved config is always complete in the run's ``config.json``.
     """
     run = mlflow.active_run()
     existing = with_retries(mlflow.get_run, "reading params")(run.info.run_id).data.params if run else {}
-    new = {k: "" if v is None else redact(str(v)) for k, v in params.items() if k not in existing}
-    # A preset's parameter that `mlflow run` logged as '' (its MLproject default): the resolved value beside it.
-    new |= {f"{k}.resolved": v for k, v in params.items() if existing.get(k, "x").strip("'") == "" and v not in (None, "")}
+    new = {k: redact(str(v)) for k, v in params.items() if k not in existing and v not in (None, "")}
     if new:
         with_retries(mlflow.log_params, "logging params")(new)
 

@@ -36,106 +36,131 @@ class History:
     steps: int = 0
 
 
-def fit(
-    model: nn.Module,
-    objective: Objective,
-    stream: BatchStream,
-    *,
-    epochs: int,
-    lr: float,
-    weight_decay: float,
-    on_epoch: EpochLogger | None = None,
-    on_step: StepHook | None = None,
-    checkpointer: Checkpointer | None = None,
-    desc: str = "train",
-    optimizer: str = "adam",
-    momentum: float = 0.9,
-    warmup_epochs: int = 0,
-    schedule: str = "cosine",
-    decay: float = 0.89,
-    precision: Autocast = FP32,
-) -> History:
-    """Train ``model`` on ``objective``; with a checkpointer, save every epoch (and every N steps)
-    and continue from the run's latest checkpoint, bit for bit, when there is one.
+@dataclass(frozen=True)
+class Optim:
+    """How a method's parameters are updated over a run.
 
-    ``optimizer``: adam (cinv's methods), sgd or lars (with ``momentum``; RoCL); ``schedule``: cosine over
-    all steps after a linear warm-up of ``warmup_epochs``, or the learning rate times ``decay``
-    once per epoch (FCL's Adam, 0.89). ``precision``: the command's decision (runtime.resolve_precision);
-    the objective runs under its ``train`` autocast.
-    """
-    channels_last(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("fit: the model has no trainable parameters")
-    opt = make_optimizer(optimizer, params, lr, weight_decay, momentum)
-    total_steps = epochs * len(stream)
-    scheduler = make_schedule(opt, schedule, total_steps, warmup_epochs * len(stream), len(stream), decay)
-    history = History()
-    first_epoch, epoch_state, running, batches = 0, None, 0.0, 0
-    # In a distributed run only rank 0 reads checkpoints; the others start from its copy.
-    saved = distributed.from_main(checkpointer.latest() if checkpointer else None)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+    ``optimizer``: adam (cinv's methods), sgd or lars (with ``momentum``; RoCL); ``schedule``:
+    cosine over all steps after a linear warm-up of ``warmup_epochs``, or the learning rate times
+    ``decay`` once per epoch (FCL's Adam, 0.89)."""
+
+    epochs: int
+    lr: float
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    warmup_epochs: int = 0
+    schedule: str = "cosine"
+    decay: float = 0.89
+
+
+class Trainer:
+    """Trains ``model`` on ``objective`` over ``stream``: :meth:`resume` (from the run's latest
+    checkpoint, bit for bit), :meth:`step` per batch, :meth:`end_epoch`; :meth:`run` does all three.
+
+    With a checkpointer it saves at every epoch end (and every N steps, or when a SIGTERM asks to
+    stop). ``precision``: the command's decision (``runtime.resolve_precision``); the objective runs
+    under its ``train`` autocast. ``on_step(steps, total)`` after each step; ``on_epoch(epoch,
+    metrics)`` at each epoch end (loggers are idempotent per epoch)."""
+
+    def __init__(self, model: nn.Module, objective: Objective, stream: BatchStream, optim: Optim, *,
+                 precision: Autocast = FP32, checkpointer: Checkpointer | None = None, desc: str = "train",
+                 on_step: StepHook | None = None, on_epoch: EpochLogger | None = None):
+        self.model, self.objective, self.stream, self.optim = model, objective, stream, optim
+        self.precision, self.checkpointer, self.desc = precision, checkpointer, desc
+        self.on_step, self.on_epoch = on_step, on_epoch
+        channels_last(model)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("fit: the model has no trainable parameters")
+        self.opt = make_optimizer(optim.optimizer, self.params, optim.lr, optim.weight_decay, optim.momentum)
+        self.total_steps = optim.epochs * len(stream)
+        self.scheduler = make_schedule(self.opt, optim.schedule, self.total_steps, optim.warmup_epochs * len(stream),
+                                       len(stream), optim.decay)
+        self.history = History()
+        self.first_epoch, self.epoch_state = 0, None
+        self.running, self.batches = 0.0, 0
+        self.current = None  # the epoch in progress
+
+    def resume(self) -> None:
+        """Continue from the latest checkpoint when there is one (in a distributed run, rank 0 reads it)."""
+        saved = distributed.from_main(self.checkpointer.latest() if self.checkpointer else None)
+        if saved is None:
+            return
+        self.model.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
         set_rng_state(saved["rng"])
-        history = History(list(saved["history"]["epoch_loss"]), list(saved["history"]["lr"]), saved["step"])
-        first_epoch, epoch_state = saved["epoch"], saved["epoch_state"]
-        running, batches = saved["running"], saved["batches"]
+        self.history = History(list(saved["history"]["epoch_loss"]), list(saved["history"]["lr"]), saved["step"])
+        self.first_epoch, self.epoch_state = saved["epoch"], saved["epoch_state"]
+        self.running, self.batches = saved["running"], saved["batches"]
 
-    def state(epoch: int, current) -> dict:
-        return {"step": history.steps, "epoch": epoch, "epoch_state": current.state(), "running": running,
-                "batches": batches, "history": {"epoch_loss": history.epoch_loss, "lr": history.lr},
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    def state(self, epoch: int) -> dict:
+        return {"step": self.history.steps, "epoch": epoch, "epoch_state": self.current.state(), "running": self.running,
+                "batches": self.batches, "history": {"epoch_loss": self.history.epoch_loss, "lr": self.history.lr},
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": rng_state()}
 
-    for epoch in range(first_epoch, epochs):
-        model.train()
-        current = stream.epoch(epoch, epoch_state if epoch == first_epoch else None)
-        if epoch != first_epoch or epoch_state is None:
-            running, batches = 0.0, 0
-        already_closed = len(history.epoch_loss) > epoch  # resumed from this epoch's final checkpoint
-        bar = tqdm(current, total=len(current), desc=f"{desc} {epoch + 1}/{epochs}", leave=False)
-        for views in bar:
-            with termination.deferred():  # a SIGTERM waits for the step (and its checkpoint) to end
-                with precision.context("train"):
-                    loss = objective(views)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at epoch {epoch + 1}, step {history.steps + 1}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-                if not torch.isfinite(grad_norm):
-                    raise NonFiniteLossError(f"{desc}: gradient norm became {grad_norm.item()} at epoch {epoch + 1}, "
-                                             f"step {history.steps + 1}")
-                opt.step()
-                scheduler.step()
-                history.steps += 1
-                running += loss.item()
-                batches += 1
-                bar.set_postfix(loss=f"{running / batches:.4f}")
-                if on_step:
-                    on_step(history.steps, total_steps)
-                    model.train()  # a hook may have evaluated the model
-                if checkpointer and checkpointer.due(history.steps) and len(current) > 0:
-                    checkpointer.save(state(epoch, current))
-                elif checkpointer and termination.pending():  # stopping: save where it stands, resume from here
-                    checkpointer.save(state(epoch, current))
+    def step(self, views: Views, epoch: int) -> float:
+        """One optimiser step on one batch; a SIGTERM waits for it (and its checkpoint) to end."""
+        with termination.deferred():
+            with self.precision.context("train"):
+                loss = self.objective(views)
+            where = f"epoch {epoch + 1}, step {self.history.steps + 1}"
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"{self.desc}: loss became {loss.item()} at {where}")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+            if not torch.isfinite(grad_norm):
+                raise NonFiniteLossError(f"{self.desc}: gradient norm became {grad_norm.item()} at {where}")
+            self.opt.step()
+            self.scheduler.step()
+            self.history.steps += 1
+            self.running += loss.item()
+            self.batches += 1
+            if self.on_step:
+                self.on_step(self.history.steps, self.total_steps)
+                self.model.train()  # a hook may have evaluated the model
+            if self.checkpointer and (self.checkpointer.due(self.history.steps) and len(self.current) > 0
+                                      or termination.pending()):  # stopping: save where it stands, resume from here
+                self.checkpointer.save(self.state(epoch))
+        return self.running / self.batches
+
+    def end_epoch(self, epoch: int) -> None:
+        """Record the epoch's mean loss and last learning rate, checkpoint, log."""
+        with termination.deferred():
+            if len(self.history.epoch_loss) <= epoch:  # not when resumed from this epoch's final checkpoint
+                self.history.epoch_loss.append(self.running / max(self.batches, 1))
+                self.history.lr.append(self.opt.param_groups[0]["lr"])
+                if self.checkpointer:
+                    self.checkpointer.save(self.state(epoch))
+                log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", self.desc, epoch + 1, self.optim.epochs,
+                         self.history.epoch_loss[epoch], self.history.lr[epoch], self.history.steps)
+            if self.on_epoch:
+                self.on_epoch(epoch, {"train_loss": self.history.epoch_loss[epoch], "lr": self.history.lr[epoch]})
+
+    def run(self) -> History:
+        self.resume()
+        for epoch in range(self.first_epoch, self.optim.epochs):
+            self.model.train()
+            self.current = self.stream.epoch(epoch, self.epoch_state if epoch == self.first_epoch else None)
+            if epoch != self.first_epoch or self.epoch_state is None:
+                self.running, self.batches = 0.0, 0
+            bar = tqdm(self.current, total=len(self.current), desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", leave=False)
+            for views in bar:
+                bar.set_postfix(loss=f"{self.step(views, epoch):.4f}")
+                if termination.pending():
+                    termination.stop()
+            self.end_epoch(epoch)
             if termination.pending():
                 termination.stop()
-        with termination.deferred():
-            if not already_closed:
-                history.epoch_loss.append(running / max(batches, 1))
-                history.lr.append(opt.param_groups[0]["lr"])
-                if checkpointer:
-                    checkpointer.save(state(epoch, current))
-                log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", desc, epoch + 1, epochs, history.epoch_loss[epoch],
-                         history.lr[epoch], history.steps)
-            if on_epoch:  # loggers are idempotent per epoch, so a resumed epoch end is not logged twice
-                on_epoch(epoch, {"train_loss": history.epoch_loss[epoch], "lr": history.lr[epoch]})
-        if termination.pending():
-            termination.stop()
-    return history
+        return self.history
+
+
+def fit(model: nn.Module, objective: Objective, stream: BatchStream, optim: Optim, **options) -> History:
+    """``Trainer(model, objective, stream, optim, **options).run()``."""
+    return Trainer(model, objective, stream, optim, **options).run()
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:

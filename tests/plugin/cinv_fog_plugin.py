@@ -44,10 +44,6 @@ class CosineLoss(InversionLoss):
 class HeadOnlyOptions(OptimOptions):
     backbone: EncoderRef = Field("efficientnet_lite0", description="frozen pretrained backbone")
     backbone_weights: str | None = Field(None, description="backbone weights")
-    epochs: int = Field(1, ge=1, description="epochs")
-    batch_size: int = Field(64, ge=2, description="batch size")
-    lr: float = Field(1e-2, gt=0, description="Adam learning rate")
-    weight_decay: float = Field(0.0, ge=0, description="weight decay")
 
 
 @METHODS.register("head_only")
@@ -56,6 +52,8 @@ class HeadOnly(Method):
 
     name, display = "head_only", "head-only baseline"
     Options = HeadOnlyOptions
+    PRESETS = {"cpu": {"epochs": 1, "batch_size": 64, "lr": 1e-2, "weight_decay": 0.0},
+               "paper": {"epochs": 10, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0}}
     space = {"lr": Range(1e-3, 1e-1, log=True)}
     produces = frozenset({"classifier", "encoder"})
 

@@ -1,34 +1,35 @@
-"""Contrastive inversion (seed 000): a student S, a trainable copy of the frozen teacher R, learns
+"""``student``: contrastive inversion (seed 000): a student S, a trainable copy of the frozen teacher R, learns
 S(A(x)) ~ R(x) for a known corruption A, with a contrastive loss against the batch."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from cinv import distributed, losses
+from cinv.config.base import Runtime
 from cinv.config.options import LossName, OptimOptions
 from cinv.data.stream import Views
 from cinv.encoders.base import student_from
 from cinv.methods.base import METHODS, Method, Range
 from cinv.runtime import FP32, Autocast, channels_last
+from cinv.tracking.models import STUDENT_MODEL
 from cinv.training.loop import Objective
 
-__all__ = ["StudentOptions", "ContrastiveInversion", "inversion_objective"]
-
+__all__ = ["StudentOptions", "Student", "inversion_objective"]
 
 class StudentOptions(OptimOptions):
-    """Paper defaults: Adam lr 1e-4, weight decay 1e-4, batch 256, 25 epochs, tau 0.1."""
+    """Adam with a cosine schedule; the batch is the contrastive negatives."""
 
-    epochs: int = Field(25, ge=1, le=10_000, description="student training epochs")
-    batch_size: int = Field(256, ge=2, le=65_536, description="student batch size (contrastive negatives)")
-    lr: float = Field(1e-4, gt=0, le=10, description="student Adam learning rate")
-    weight_decay: float = Field(1e-4, ge=0, le=1, description="student Adam weight decay")
     loss: LossName = Field("student_teacher", description=f"inversion loss: {', '.join(losses.names())}")
     temperature: float = Field(0.1, gt=0, le=100, description="contrastive temperature tau")
-    registered_model_name: str | None = Field(None, description="register the student encoder under this name")
-    compile: bool = Field(False, description="torch.compile the student for training (worth it for long GPU runs)")
+    registered_model_name: Annotated[str | None, Runtime()] = Field(
+        STUDENT_MODEL, description="register the student encoder under this name once the run has succeeded ('': do not)")
+    compile: Annotated[bool, Runtime()] = Field(
+        False, description="torch.compile the student for training (worth it for long GPU runs)")
 
 
 def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module, precision: Autocast = FP32) -> Objective:
@@ -47,13 +48,18 @@ def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module,
     return objective
 
 
-@METHODS.register("student")
-class ContrastiveInversion(Method):
-    """The paper's method: the student starts as an exact copy of the teacher (``ctx.teacher``)."""
+@METHODS.register("student", aliases=("contrastive_inversion", "inversion"))
+class Student(Method):
+    """Contrastive inversion, the paper's method: the student starts as an exact copy of the teacher (``ctx.teacher``)."""
 
     name, display, title = "student", "student (ours)", "Student (contrastive inversion)"
-    model_tag = "contrastive_inversion"
     Options = StudentOptions
+    PRESETS = {
+        # Seed 000, section 4 and appendix C: Adam lr 1e-4, weight decay 1e-4, batch 256, 25 epochs, tau 0.1.
+        "paper": {"epochs": 25, "batch_size": 256, "lr": 1e-4, "weight_decay": 1e-4},
+        # The main job's budget on 2 CPU cores: 3 epochs of batch 128 at lr 2e-3.
+        "cpu": {"epochs": 3, "batch_size": 128, "lr": 2e-3, "weight_decay": 1e-4},
+    }
     space = {"lr": Range(1e-4, 1e-2, log=True), "weight_decay": Range(1e-4, 1e-3, log=True), "temperature": Range(0.1, 1.0)}
     produces = frozenset({"encoder"})
     needs_teacher = True

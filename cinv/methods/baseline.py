@@ -1,34 +1,35 @@
-"""The supervised baseline (seed 000): a pretrained backbone with a new head, fine-tuned end to
+"""``baseline``: the supervised baseline (seed 000): a pretrained backbone with a new head, fine-tuned end to
 end with cross-entropy on corrupted images."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from cinv import encoders
+from cinv.config.base import Runtime
 from cinv.config.options import EncoderRef, OptimOptions
 from cinv.data.stream import Views
 from cinv.encoders.heads import Classifier
 from cinv.methods.base import METHODS, Method, Range
+from cinv.tracking.models import BASELINE_MODEL
 from cinv.training.loop import Objective
 
-__all__ = ["BaselineOptions", "SupervisedBaseline", "supervised_objective", "backbone_classifier"]
-
+__all__ = ["BaselineOptions", "Baseline", "supervised_objective", "backbone_classifier"]
 
 class BaselineOptions(OptimOptions):
-    """Paper defaults: Adam lr 1e-3, batch 64, 25 epochs, cross-entropy, end to end."""
+    """Adam with a cosine schedule, cross-entropy, end to end."""
 
     backbone: EncoderRef = Field("efficientnet_lite0", description="pretrained backbone (the paper: torchvision:resnet101)")
     backbone_weights: str | None = Field(None, description="backbone weights: tag (torchvision: IMAGENET1K_V1, the paper's "
                                          "original weights, or IMAGENET1K_V2), file path, or 'none'; default: the backbone's "
-                                         "own (torchvision: IMAGENET1K_V1)")
-    epochs: int = Field(25, ge=1, le=10_000, description="baseline fine-tuning epochs")
-    batch_size: int = Field(64, ge=2, le=65_536, description="baseline batch size")
-    lr: float = Field(1e-3, gt=0, le=10, description="baseline Adam learning rate")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="baseline Adam weight decay")
-    registered_model_name: str | None = Field(None, description="register the fine-tuned backbone (an encoder) under this name")
+                                         "own (torchvision: IMAGENET1K_V1; recorded as resolved)")
+    registered_model_name: Annotated[str | None, Runtime()] = Field(
+        BASELINE_MODEL, description="register the fine-tuned backbone (an encoder) under this name once the run has "
+        "succeeded ('': do not)")
 
 
 def supervised_objective(classifier: nn.Module) -> Objective:
@@ -47,11 +48,18 @@ def backbone_classifier(ctx, backbone: str, weights: str | None) -> Classifier:
     return Classifier(encoder, ctx.splits.num_classes, encoder.embed_dim).to(ctx.device)
 
 
-@METHODS.register("baseline")
-class SupervisedBaseline(Method):
+@METHODS.register("baseline", aliases=("supervised_baseline", "supervised"))
+class Baseline(Method):
+    """The supervised baseline: a pretrained backbone fine-tuned end to end on corrupted images."""
+
     name, display, title = "baseline", "supervised baseline", "Supervised baseline (end to end)"
-    model_tag = "supervised_baseline"
     Options = BaselineOptions
+    PRESETS = {
+        # Seed 000, section 4 and appendix C: ImageNet ResNet-101, Adam lr 1e-3, batch 64, 25 epochs, no weight decay.
+        "paper": {"backbone": "torchvision:resnet101", "epochs": 25, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},
+        # The main job's budget: the embedded teacher's EfficientNet-Lite0, 3 epochs.
+        "cpu": {"backbone": "efficientnet_lite0", "epochs": 3, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},
+    }
     space = {"lr": Range(1e-5, 5e-1, log=True)}
     produces = frozenset({"classifier", "encoder"})
 

@@ -1,0 +1,95 @@
+"""Finding and reopening a run to resume: an explicit run id or ``latest``, checked (the same
+command, not finished, no live process on it, the same parameters) before anything is reopened."""
+
+from __future__ import annotations
+
+import os
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from cinv.errors import ResumeError
+from cinv.secrets import redacted
+from cinv.tracking import schema
+from cinv.tracking.lease import still_alive
+
+__all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
+
+
+def resume_run(command: str, run_id: str, experiment_name: str | None = None):
+    """Reopen a FAILED, KILLED or abandoned (still RUNNING) run of ``command``; 'latest' finds one."""
+    client = mlflow.MlflowClient()
+    if run_id == "latest":
+        run_id = latest_resumable(command, experiment_name)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise ResumeError(f"resume_run_id: {exc.message}") from None
+    if run.info.status == "FINISHED":
+        raise ResumeError(f"resume_run_id: run {run_id} already FINISHED; nothing to resume")
+    if run.data.tags.get(schema.COMMAND) != command:
+        raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get(schema.COMMAND, 'non-cinv')} run, not {command}")
+    if reason := still_alive(run):
+        raise ResumeError(f"resume_run_id: run {run_id} is still RUNNING: {reason}; stop that process first")
+    launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
+    if launched and launched != run_id:
+        client.set_tag(launched, schema.RESUMED_INTO, run_id)
+    mlflow.set_experiment(experiment_id=run.info.experiment_id)  # children and tables go where the run is
+    active = mlflow.start_run(run_id=run_id)
+    mlflow.set_tag(schema.RESUMED, str(int(run.data.tags.get(schema.RESUMED, "0")) + 1))
+    return active
+
+
+def experiment_of_new_runs(name: str | None) -> str | None:
+    """The id of the experiment new runs go to (``experiment_name``, $MLFLOW_EXPERIMENT_ID / _NAME
+    or cinv's default), without creating it."""
+    if not name and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    experiment = mlflow.get_experiment_by_name(name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT)
+    return experiment.experiment_id if experiment else None
+
+
+def latest_resumable(command: str, experiment_name: str | None = None) -> str:
+    """The newest unfinished run of ``command`` in the experiment new runs go to that has something
+    to resume from (a checkpoint, or finished child runs) and no process still running it."""
+    experiment = experiment_of_new_runs(experiment_name)
+    if experiment is None:
+        raise ResumeError(f"resume_run_id: no experiment {experiment_name or schema.DEFAULT_EXPERIMENT!r}; nothing to resume")
+    unfinished = mlflow.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
+                                    "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
+                                    output_format="list", max_results=50)
+    for run in unfinished:
+        if still_alive(run):
+            continue
+        if schema.CHECKPOINT_STEP in run.data.tags or mlflow.search_runs(
+                [experiment], filter_string=f"tags.`{schema.PARENT}` = '{run.info.run_id}'", output_format="list", max_results=1):
+            return run.info.run_id
+    raise ResumeError(f"resume_run_id: no {command} run in experiment {experiment} to resume (unfinished, with a checkpoint "
+                      "or finished stages, and not still running)")
+
+
+def check_same_config(run_id: str, config: dict) -> None:
+    """A resumed run must continue with the parameters it started with (``config``: the new run's
+    resolved configuration, as ``config.json`` holds it)."""
+    try:
+        before = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
+    except Exception:
+        raise ResumeError(f"resume_run_id: run {run_id} has no config.json to compare with") from None
+    now = redacted(config)  # config.json was written redacted
+    before.pop("resume_run_id", None)
+    now.pop("resume_run_id", None)
+    if before != now:
+        before, now = _flatten(before), _flatten(now)
+        changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+        raise ResumeError(f"resume_run_id: parameters differ from run {run_id} ({', '.join(changed)}); "
+                          "resume with the same parameters")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
