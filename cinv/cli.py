@@ -148,11 +148,11 @@ def build(command: str, params: dict[str, Any]):
 def dry_run(command: str, params: dict[str, Any]) -> int:
     """Print the resolved configuration and its deviations as one JSON object on stdout."""
     try:
-        config = build(command, params)
+        described = settings.describe(build(command, params))
     except EXPECTED as exc:
         print(f"cinv {command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    print(json.dumps(redacted(settings.describe(config)), indent=2, default=str))
+    print(json.dumps(redacted(described), indent=2, default=str))
     return 0
 
 
@@ -162,7 +162,14 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     args, unknown = parser_for(command, cls).parse_known_args(argv)
     params = vars(args)
     set_verbosity(params.pop("verbose", 0) - params.pop("quiet", 0))
-    if asked(params.pop("dry_run", False)):
+    given = params.pop("dry_run", False)
+    try:
+        dry = TypeAdapter(bool).validate_python(given)
+    except ValueError:
+        print(f"cinv {command}: error: invalid parameter dry_run: true or false (got {given!r}); nothing was started",
+              file=sys.stderr)
+        return 2, None
+    if dry:
         if unknown:
             print(f"cinv {command}: error: unknown argument(s) {' '.join(unknown)}; see --help", file=sys.stderr)
             return 2, None

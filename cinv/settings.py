@@ -128,7 +128,9 @@ def _with_weights(opts: Strict) -> Strict:
 def _resolved(config: Trains, data: DataFacts) -> Trains:
     """The image size in pixels and every encoder's weights, as the run will use them, in the config itself."""
     update: dict[str, Any] = {"options": {name: _with_weights(opts) for name, opts in config.options.items()}}
-    if "data" in type(config).model_fields:
+    if data.image_size is None:  # a dataset whose default size cinv does not know: its own loader decides
+        pass
+    elif "data" in type(config).model_fields:
         update["data"] = config.data.model_copy(update={"image_size": data.image_size})
     elif "image_size" in type(config).model_fields:
         update["image_size"] = data.image_size
@@ -159,10 +161,13 @@ def precision_of(config: Strict) -> str:
 
 def settings(config: Strict, *, selection: bool = True) -> dict[str, Any]:
     """Every setting of a resolved config by flat key: no runtime knob, no seed; precision as it
-    resolves on the device; the dataset as its kind (see :func:`describe` for the full spec)."""
+    resolves on the device; the dataset as its kind (see :func:`describe` for the full spec).
+    ``selection=False`` leaves out what the command selects (its corruptions, methods, experiment);
+    a method's own variant (``fcl_method``, ``rocl_adversarial``) changes what it trains and stays."""
     fields = _kinds(config)
+    own = {f.key for f in flat_fields(type(config))}
     out = {k: v for k, v in to_flat(config).items()
-           if not fields[k].runtime and k not in NOT_SETTINGS and (selection or not fields[k].select)}
+           if not fields[k].runtime and k not in NOT_SETTINGS and (selection or not (fields[k].select and k in own))}
     if "precision" in out:
         out["precision"] = precision_of(config)
     if isinstance(config, Trains):
@@ -229,12 +234,17 @@ def _digest(payload: Any, length: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
-def recipe_key(config: Strict) -> str:
+def recipe_key(config: Strict, methods: list[str] | None = None) -> str:
     """A hash of every resolved setting but the seed, the runtime knobs and the selection (which
     corruptions, methods or experiment a run covers: each evaluation records its own cell in its
     recipe tags): the report averages two evaluations over seeds only when this and their cell are
-    equal. Precision counts."""
-    return _digest(settings(config, selection=False), 12)
+    equal. Precision counts. ``methods``: the cell's own methods, whose options count (another
+    method's options, which the cell never reads, do not); default every method the run uses."""
+    kept = settings(config, selection=False)
+    if methods is not None:
+        others = {f.key for name in getattr(config, "options", {}) if name not in methods for f in method_fields(name)}
+        kept = {k: v for k, v in kept.items() if k not in others}
+    return _digest(kept, 12)
 
 
 def training_settings(opts: Strict, name: str) -> dict[str, Any]:
@@ -246,12 +256,13 @@ def training_settings(opts: Strict, name: str) -> dict[str, Any]:
 def fingerprint(config: Strict, name: str, opts: Strict, *, corruption: str, seed: int, classes: list[str],
                 label_fraction: float | None = None, kind: str | None = None) -> str:
     """What a trained model is reused by: its data (the dataset spec, its classes and split, the
-    image size), the resolved precision, the teacher when the method starts from it, the method's
+    image size, the seed of the split), the resolved precision, the teacher when the method starts from it, the method's
     options but runtime knobs, the corruption it trained on, its seed and (for a method with its
     own head) its label fraction. Reuse never crosses precisions."""
     method = METHODS.get(name)
     data = {k: v for k, v in config.data.model_dump(mode="json").items() if k not in ("num_workers", "skip_bad_images")}
-    payload = {"kind": kind or name, "data": data, "classes": classes, "precision": precision_of(config),
+    payload = {"kind": kind or name, "data": data, "split_seed": config.seed, "classes": classes,
+               "precision": precision_of(config),
                "options": training_settings(opts, name), "corruption": corruption, "seed": seed}
     if method.needs_teacher:
         payload |= {"teacher": config.teacher, "teacher_weights": config.teacher_weights}

@@ -59,6 +59,11 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
     trained = children(run_a)
     assert (trained["tags.cinv.stage"] == "student").sum() == 1  # one student, shared by both label fractions
     assert (trained["tags.cinv.stage"] == "baseline").sum() == 2  # the baseline trains on the labelled fraction
+    # The student encoder's page shows the probe on all labels; the 50% probe's evaluation is on its own model.
+    (student_encoder,) = mlflow.search_logged_models(filter_string="name = 'student_encoder'", output_format="list")
+    linked = {m.key: m.value for m in student_encoder.metrics}["test_top1_mean"]
+    all_labels = table[(table["method"] == "student (ours)") & (table["label_fraction"] == 1)]["top1_mean"].item()
+    assert linked == pytest.approx(all_labels)
 
     # Same configuration: the logged models are reused; the evaluations are recomputed identically.
     run_b = cinv.run_command("experiment", name="fixed_corruption", corruptions="gaussian_noise(std=0.3)", label_fractions="1",

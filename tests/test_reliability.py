@@ -76,6 +76,33 @@ def test_checkpoints_hold_the_model_and_resume_bit_for_bit_in_process(store):
         assert torch.equal(model.state_dict()[key], value), key
 
 
+def test_an_objective_that_follows_the_step_continues_its_schedule_after_a_resume(store):
+    """FCL's warm-up follows the optimiser step: a resumed training is told the step it resumes at
+    (it used to count from 0 again, restarting the warm-up)."""
+    told = []
+
+    def objective_of(model):
+        objective = supervised(model)
+        objective.at_step = told.append
+        return objective
+
+    with mlflow.start_run() as run:
+        model = make_model()
+
+        def crash(step, total):
+            if step == 9:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            fit(model, objective_of(model), tiny_stream(), Optim(epochs=3, lr=0.01), on_step=crash,
+                checkpointer=Checkpointer(run.info.run_id, every_steps=2))
+        assert told == list(range(9))
+        told.clear()
+        model = make_model()
+        fit(model, objective_of(model), tiny_stream(), Optim(epochs=3, lr=0.01), checkpointer=Checkpointer(run.info.run_id))
+    assert told == list(range(8, 18))  # from the checkpoint at step 8, not from 0
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store):
     with mlflow.start_run() as run:
         model = make_model()
@@ -244,6 +271,8 @@ def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_unint
     assert ids[student.info.run_name] == student_id  # the student continued in place from its checkpoint
     got = mlflow.load_table("results_per_seed.json", run_ids=[parent_id])
     pd.testing.assert_frame_equal(got, expected)  # exactly the uninterrupted run's numbers
+    registered = {v.run_id for v in MlflowClient().search_model_versions("name = 'cinv-student'")}
+    assert ids["student · random_mask(fraction=0.9) · seed 0"] in registered  # the resumed run registered its student
 
 
 def test_a_table_is_overwritten_never_read_so_two_writers_cannot_double_or_break_it(store):

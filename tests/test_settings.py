@@ -57,6 +57,16 @@ def test_a_methods_options_come_from_its_presets_beside_it():
     assert len({opts.model_dump_json() for opts in rocl.values()}) == 1  # one CPU budget for RoCL, whatever the command
 
 
+def test_the_methods_a_run_compares_are_the_ones_whose_options_it_takes():
+    experiment = COMMANDS["experiment"]
+    assert build(experiment, {"name": "imagenet_c", "methods": "student"}).compared() == ["student"]
+    assert set(build(experiment, {"name": "loss_ablation"}).options) == {"teacher", "student"}
+    with pytest.raises(ConfigError, match="methods: loss_ablation has fixed cells"):
+        build(experiment, {"name": "loss_ablation", "methods": "baseline"})  # never silently ignored
+    main = build(COMMANDS["main"], {"methods": ""})  # the teacher's rows alone
+    assert main.compared() == [] and set(main.options) == {"teacher"}
+
+
 def test_old_method_names_stay_as_aliases():
     assert type(METHODS.get("contrastive_inversion")) is type(METHODS.get("student"))
     assert type(METHODS.get("supervised_baseline")) is type(METHODS.get("baseline"))
@@ -148,6 +158,13 @@ def test_recipe_key_and_fingerprint_hash_the_whole_resolved_configuration_but_ru
     prints = [settings.fingerprint(cfg, "student", cfg.options["student"], corruption="none", seed=0, classes=["a", "b"])
               for cfg in (auto, fp32)]
     assert prints[0] != prints[1]
+    # A cell's key holds only its own method's options: the student's cell of a run that also trains the
+    # baseline pools with a run of the student alone; a method's own variant (FCL or its XE baseline) counts.
+    alone, both = build(main, {"methods": "student"}), build(main, {"methods": "student, baseline"})
+    assert settings.recipe_key(alone, ["student"]) == settings.recipe_key(both, ["student"])
+    assert settings.recipe_key(alone) != settings.recipe_key(both)
+    bench = COMMANDS["benchmark"]
+    assert settings.recipe_key(build(bench, {"fcl_method": "xe"}), ["fcl"]) != settings.recipe_key(build(bench, {}), ["fcl"])
     other_probe = build(main, {"probe_epochs": "3"})
     assert settings.fingerprint(other_probe, "student", other_probe.options["student"], corruption="none", seed=0,
                                 classes=["a", "b"]) == prints[0]  # a training does not depend on its probe
@@ -175,6 +192,8 @@ def test_dry_run_prints_the_resolved_configuration_and_its_deviations(tmp_path):
     assert dry(["experiment", "--methods", "rocl", "--rocl_epochs", "2"], work)["config"]["options"]["rocl"]["epochs"] == 2
     bad = run_cli(["-m", "cinv.cli", "main", "--student_lr", "-1", "--dry_run", "true"], work)
     assert bad.returncode == 2 and "student_lr" in bad.stderr and not list(work.iterdir())
+    typo = run_cli(["-m", "cinv.cli", "main", "--dry_run", "ture"], work)  # never taken for "no" and a real run
+    assert typo.returncode == 2 and "dry_run" in typo.stderr and not list(work.iterdir())
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

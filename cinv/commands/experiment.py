@@ -95,10 +95,17 @@ class ExperimentConfig(Comparison, WithTeacher):
         settings = super().canonical(settings)
         return {k: v for k, v in settings.items() if self.name in self.READ_BY.get(k, (self.name,))}
 
+    def compared(self) -> list[str]:
+        """The methods the experiment compares: ``methods`` when given, else the experiment's own."""
+        return method_list(self.methods) or list(EXPERIMENTS.get(self.name).methods)
+
     def method_names(self) -> list[str]:
-        recipe = EXPERIMENTS.get(self.name)
-        compared = method_list(self.methods) or list(recipe.methods)
-        return list(dict.fromkeys(["teacher", *compared, *recipe.uses]))
+        return list(dict.fromkeys(["teacher", *self.compared(), *EXPERIMENTS.get(self.name).uses]))
+
+    def check_options(self) -> None:
+        if self.methods and not EXPERIMENTS.get(self.name).compares:
+            raise ValueError(f"methods: {self.name} has fixed cells ({EXPERIMENTS.get(self.name).doc.splitlines()[0]}); "
+                             "it does not compare methods")
 
     @property
     def corruption_list(self) -> list[str]:

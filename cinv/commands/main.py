@@ -49,8 +49,12 @@ class MainConfig(Comparison, WithTeacher):
                                               "configuration (fingerprint tag) instead of training it again")
     resume_run_id: Annotated[str | None, Runtime()] = RESUME
 
+    def compared(self) -> list[str]:
+        """The methods evaluated beside the teacher's two rows (the teacher's always run)."""
+        return [m for m in method_list(self.methods) if m != "teacher"]
+
     def method_names(self) -> list[str]:
-        return ["teacher", *(m for m in method_list(self.methods) if m != "teacher")]
+        return ["teacher", *self.compared()]
 
 
 def run(cfg: MainConfig) -> pd.DataFrame:
@@ -70,8 +74,11 @@ def run(cfg: MainConfig) -> pd.DataFrame:
         name = PARENT_METRICS.get(key, key)
         mlflow.log_metrics({f"{name}_top1_mean": row.top1_mean, f"{name}_top1_se": row.top1_se})
     mlflow.set_tags({schema.SE_KIND: table["se_kind"].iloc[0], schema.STATISTIC: statistic_note(table)})
-    for name, info in labs[0].logged.items():  # registered only now that every stage has succeeded
-        register(info, getattr(cfg.options[name], "registered_model_name", None))
+    first = labs[0]  # the first seed's models are registered, only now that every stage has succeeded
+    for name in cfg.compared():
+        first.trained(name, s.corruption)  # held, reused or (a resumed run's) replayed from its final checkpoint
+        if name in first.logged:
+            register(first.logged[name], getattr(cfg.options[name], "registered_model_name", None))
     mlflow.log_metric("wall_time_s", time.time() - started)
     return table
 

@@ -309,7 +309,8 @@ class AttackOptions(Strict):
                             "examples; 0: off")
     rle_eps: float = Field(8 / 255, gt=0, le=1, description="r-LE's class-wise PGD l_inf radius (RoCL's CIFAR 8/255)")
     rle_steps: int = Field(10, ge=1, le=1000, description="r-LE's PGD steps, each eps / 4 (RoCL's 2/255 at 8/255)")
-    batch_size: Annotated[int, Runtime()] = Field(256, ge=1, le=65_536, description="evaluation batch size")
+    # Not a runtime knob: each batch's random start is seeded from its first image's index.
+    batch_size: int = Field(256, ge=1, le=65_536, description="attack batch size")
 
 
 def parse_budgets(text: str) -> list[tuple[str, float]]:

@@ -335,7 +335,7 @@ class DataFacts:
     """What presets and recipes need to know about a dataset before it is loaded."""
 
     kind: str  # embedded, folder, cifar10, cifar100, stl10, mnist, synthetic_mnist, or a plug-in's name
-    image_size: int  # the model's input size in pixels, as a run resolves it
+    image_size: int | None  # the model's input size in pixels as a run resolves it (None: a plug-in dataset's own)
     channels: int = 3
     class_list: str | None = None
 
@@ -349,8 +349,7 @@ NATIVE_SIZE = {EMBEDDED: EMBEDDED_IMAGE_SIZE, "folder": FOLDER_IMAGE_SIZE, "cifa
 def facts(dataset: str, class_list: str | None = None, image_size: int | None = None) -> DataFacts:
     """The facts of a dataset spec, resolved without loading it."""
     name, params = dataset_spec(dataset, class_list)
-    return DataFacts(name, image_size or NATIVE_SIZE.get(name, FOLDER_IMAGE_SIZE), 1 if name == "mnist" else 3,
-                     params.get("class_list"))
+    return DataFacts(name, image_size or NATIVE_SIZE.get(name), 1 if name == "mnist" else 3, params.get("class_list"))
 
 
 def check_dataset(dataset: str, class_list: str | None = None) -> str:

@@ -62,7 +62,7 @@ def benchmark(lab: Lab) -> Plot:
             method = METHODS.find(key)
             tags = {schema.STAGE: "evaluation", schema.EXPERIMENT: lab.name, **evaluation_tags(
                 method.name if method else key, eval_corruption=spec, train_corruption=trained_on.spec,
-                teacher=lab.source(key), dataset=lab.s.splits.name, seed=lab.seed, recipe=lab.recipe,
+                teacher=lab.source(key), dataset=lab.s.splits.name, seed=lab.seed, recipe=lab.recipe(key),
                 loss=getattr(lab.options(method.name), "loss", "") if method else "")}
             name = f"{label(key)} · {spec} · seed {lab.seed}"
             if done := child_named(name, finished=True, tags=tags, parent=lab.root):  # attacked before an interruption

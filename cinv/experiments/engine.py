@@ -60,12 +60,15 @@ Plot = Callable[[pd.DataFrame], object]  # a recipe's figure, drawn from its fin
 class Recipe:
     """A grid of cells: ``cells(lab)`` evaluates what one seed's lab trains and returns the plot of
     the final table. ``methods``: what it compares unless ``methods`` is given; ``uses``: methods
-    whose options it needs besides those (e.g. the baseline's backbone for a clean classifier)."""
+    whose options it needs besides those (e.g. the baseline's backbone for a clean classifier);
+    ``compares``: False for a recipe whose cells are fixed (the loss ablation), where ``methods``
+    does not apply."""
 
     name: str
     cells: Callable[[Lab], Plot]
     methods: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
+    compares: bool = True
 
     @property
     def doc(self) -> str:
@@ -75,11 +78,11 @@ class Recipe:
 EXPERIMENTS: Registry[Recipe] = Registry("experiment")
 
 
-def recipe(name: str, *, methods: tuple[str, ...] = (), uses: tuple[str, ...] = ()):
+def recipe(name: str, *, methods: tuple[str, ...] = (), uses: tuple[str, ...] = (), compares: bool = True):
     """Register ``cells`` as the recipe ``name`` (``@recipe("fixed_corruption", methods=("student", "baseline"))``)."""
 
     def decorator(cells: Callable[[Lab], Plot]) -> Callable[[Lab], Plot]:
-        EXPERIMENTS.register(name)(lambda: Recipe(name, cells, methods, uses))
+        EXPERIMENTS.register(name)(lambda: Recipe(name, cells, methods, uses, compares))
         return cells
 
     return decorator
@@ -92,23 +95,22 @@ class Trained:
     model: torch.nn.Module
     logged: list[ModelInfo] = dataclasses.field(default_factory=list)
     trained_on: str = ""
+    fraction: float = 1.0  # a probe's label fraction: its encoder's page shows only the all-labels probe's evaluation
 
 
 class Lab:
     """One training seed's models (``s.seed``) and evaluated cells; ``rows`` holds one row per cell.
 
     ``cfg`` is a resolved config (``settings.build``): each method's options are ``cfg.options[name]``.
-    ``s.teacher`` is the frozen teacher. ``compared``: the methods the recipe compares (``methods``
-    when given, else the recipe's own)."""
+    ``s.teacher`` is the frozen teacher. ``compared``: the methods the recipe compares (the
+    config's ``compared()``: ``methods`` when given, else the recipe's own)."""
 
     def __init__(self, cfg, s: Setup, recipe: Recipe):
         self.cfg, self.s, self.name = cfg, s, recipe.name
-        given = [m.strip() for m in getattr(cfg, "methods", "").split(",") if m.strip()]
-        self.compared = [METHODS.canonical(m) for m in given] or list(recipe.methods)
+        self.compared = [METHODS.canonical(m) for m in cfg.compared()]
         self.root = mlflow.active_run().info.run_id
         self.rows: list[dict] = []
         self.keys: list[str] = []  # each row's cell key (a method's name or a cell variant)
-        self.recipe = settings.recipe_key(cfg)
         self.logged: dict[str, ModelInfo] = {}  # each method's logged encoder (what main registers)
         self._models: dict[str, Trained] = {}
         self._probes: dict[tuple, Trained] = {}
@@ -120,6 +122,15 @@ class Lab:
     @property
     def teacher(self) -> encoders.FrozenEncoder:
         return self.s.teacher
+
+    def recipe(self, key: str) -> str:
+        """A cell's recipe key: the run's settings with only the options of the methods the cell reads."""
+        base = key.rpartition(" + ")[2]  # a restorer + the clean classifier reads what the classifier reads
+        method = METHODS.find(base.removesuffix("_clean_probe"))
+        if method is not None:
+            return settings.recipe_key(self.cfg, [method.name])
+        backbone = base == "clean_classifier" and self.cfg.clean_classifier == "backbone"
+        return settings.recipe_key(self.cfg, ["baseline"] if backbone else ["teacher"])
 
     def options(self, name: str, **overrides):
         """Method ``name``'s options in this run, never registering what the lab trains."""
@@ -172,7 +183,7 @@ class Lab:
         run_name = f"{name} · {corruption.spec} · seed {self.seed}"
         tags = {schema.STAGE: name, schema.METHOD: name, "fingerprint": key, schema.SEED: str(self.seed),
                 schema.TEACHER: method.source(opts, self.cfg.teacher), schema.DATASET: self.s.splits.name,
-                schema.TRAIN_CORRUPTION: corruption.spec, schema.RECIPE_HASH: self.recipe}
+                schema.TRAIN_CORRUPTION: corruption.spec, schema.RECIPE_HASH: self.recipe(name)}
         here = dataclasses.replace(self.s, corruption=corruption)
         done = child_named(run_name, finished=True, tags=tags, parent=self.root)
         found = None if done else self.reusable(key)
@@ -185,6 +196,7 @@ class Lab:
         elif found is not None:
             mlflow.MlflowClient().set_tag(self.root, schema.reused(name, key), found.model_uri)
             held = Trained(found, [mlflow.models.get_model_info(found.model_uri)], corruption.spec)
+            self.logged.setdefault(name, held.logged[0])
         else:
             with child_run(run_name, parent=self.root, **tags):
                 log_datasets(self.s.splits, "train")
@@ -267,7 +279,7 @@ class Lab:
             probe = train_probe(here, held.model, opts)
             uri = held.logged[0].model_uri if held.logged else getattr(held.model, "name", "teacher")
             info = log_classifier(here, probe, corruption, name="probe_classifier", method="linear_probe", encoder=uri)
-            self._probes[key] = Trained(probe, [*held.logged[:1], info], corruption.spec)
+            self._probes[key] = Trained(probe, [*held.logged[:1], info], corruption.spec, fraction)
         return self._probes[key]
 
     def source(self, key: str) -> str:
@@ -297,7 +309,7 @@ class Lab:
         fraction = labels.get("label_fraction", self.cfg.probe.label_fraction)
         tags = {schema.STAGE: "evaluation", schema.EXPERIMENT: self.name, **evaluation_tags(
                     key if not method else method.name, eval_corruption=evaluated_on.spec, train_corruption=trained_on.spec,
-                    teacher=self.source(key), dataset=s.splits.name, seed=self.seed, recipe=self.recipe, loss=loss,
+                    teacher=self.source(key), dataset=s.splits.name, seed=self.seed, recipe=self.recipe(key), loss=loss,
                     label_fraction=fraction, condition=condition)}
         name = " · ".join([label(key), evaluated_on.spec, *(f"{k}={v}" for k, v in labels.items()),
                            *([f"trained on {trained_on.spec}"] if trained_on.spec != evaluated_on.spec else []),
@@ -313,7 +325,7 @@ class Lab:
                 held = built if isinstance(built, Trained) else Trained(built)
                 result = evaluate_model(s, held.model, self.cfg.eval, corruption=evaluated_on)
                 if held.logged and held.trained_on == evaluated_on.spec and s is self.s:
-                    link(held.logged, result, s)
+                    link(held.logged if held.fraction >= 1 else held.logged[-1:], result, s)
         self.keys.append(key)
         self.rows.append({"method": label(key), "corruption": shown.spec, "train_corruption": trained_on.spec, **labels,
                           "seed": self.seed, "draws": len(result.draws),

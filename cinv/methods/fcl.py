@@ -263,7 +263,7 @@ class FCL(Method):
             return super().preset(name, data)
         if name == "cpu":
             return dict(self.RGB_CPU)
-        return CIFAR_PAPER | {"encoder": "cifar_resnet:resnet18" if data.image_size <= 64 else "torchvision:resnet18"}
+        return CIFAR_PAPER | {"encoder": "cifar_resnet:resnet18" if (data.image_size or 224) <= 64 else "torchvision:resnet18"}
 
     UNSTATED = ("batch_size", "weight_decay", "gamma")  # the paper does not give them
 
@@ -287,7 +287,7 @@ class FCL(Method):
                           dataset=dataset)
 
     def objective(self, model, ctx, opts, stream):
-        steps = [0]
+        steps = [0]  # optimiser steps taken before this batch: the Trainer says (``at_step``), resumed runs included
 
         def progress() -> float:  # the fractional epoch of the batch being trained
             return steps[0] / len(stream)
@@ -307,10 +307,12 @@ class FCL(Method):
             inner = supervised_objective(model)
 
         def objective(views: Views) -> Tensor:
-            loss = inner(views)
-            steps[0] += 1
-            return loss
+            return inner(views)
 
+        def at_step(step: int) -> None:
+            steps[0] = step
+
+        objective.at_step = at_step
         return objective
 
     def optim(self, opts):

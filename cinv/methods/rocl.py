@@ -156,7 +156,7 @@ class RoCL(Method):
 
     def preset(self, name, data):
         values = super().preset(name, data)
-        if name == "paper" and data.image_size > 64:
+        if name == "paper" and (data.image_size or 224) > 64:
             # The paper's ResNet-18 has a 32-px stem for CIFAR; on larger images, torchvision's ImageNet stem.
             values["encoder"] = "torchvision:resnet18"
         return values

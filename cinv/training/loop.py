@@ -60,7 +60,9 @@ class Trainer:
 
     With a checkpointer it saves at every epoch end (and every N steps, or when a SIGTERM asks to
     stop). ``precision``: the command's decision (``runtime.resolve_precision``); the objective runs
-    under its ``train`` autocast. ``on_step(steps, total)`` after each step; ``on_epoch(epoch,
+    under its ``train`` autocast. An objective whose schedule depends on the step (FCL's warm-up)
+    has an ``at_step(steps)`` attribute, told the optimiser steps taken before each batch, so a
+    resumed run continues its schedule. ``on_step(steps, total)`` after each step; ``on_epoch(epoch,
     metrics)`` at each epoch end (loggers are idempotent per epoch)."""
 
     def __init__(self, model: nn.Module, objective: Objective, stream: BatchStream, optim: Optim, *,
@@ -104,6 +106,8 @@ class Trainer:
     def step(self, views: Views, epoch: int) -> float:
         """One optimiser step on one batch; a SIGTERM waits for it (and its checkpoint) to end."""
         with termination.deferred():
+            if hasattr(self.objective, "at_step"):
+                self.objective.at_step(self.history.steps)
             with self.precision.context("train"):
                 loss = self.objective(views)
             where = f"epoch {epoch + 1}, step {self.history.steps + 1}"
