@@ -39,8 +39,9 @@ EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
 
 def metavar(annotation: Any, key: str) -> str:
     """What a parameter takes, for --help: INT, FLOAT, BOOL, {a,b}, SPEC, PATH, URI, LIST or TEXT."""
-    inner = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
-    kind = inner[0]
+    kind = annotation
+    if get_origin(kind) is not Literal and type(None) in get_args(kind):  # Optional[X]: X
+        kind = next(a for a in get_args(kind) if a is not type(None))
     if get_origin(kind) is Literal:
         return "{" + ",".join(map(str, get_args(kind))) + "}"
     if kind is bool:
@@ -70,6 +71,7 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     with its type and its default (per preset where the preset decides it)."""
     parser = argparse.ArgumentParser(
         prog=f"cinv {command}",
+        usage=f"cinv {command} [--key value ...] [--dry_run]",
         description=(cls.__doc__ or "").strip(),
         epilog=f"Through MLflow: mlflow run . -e {command} -P key=value ... ; tracking store: $MLFLOW_TRACKING_URI "
         f"or sqlite:///mlflow.db in the working directory; experiment: experiment_name, $MLFLOW_EXPERIMENT_NAME or "
@@ -85,7 +87,7 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     fields = settings.parameters(cls)
     own = {f.key for f in fields}
     for f in fields:
-        title = f.group or "options"
+        title = f.group or f"{command} options"
         if f.group in methods:
             title = f"method {f.group}" + (" (also by the bare option name)" if f.group == single else
                                            " (used when the run runs it)")
@@ -101,8 +103,9 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         group.add_argument(f"--{f.key}", metavar=metavar(f.annotation, f.key), help=f"{f.description} ({default})")
         if f.group == single and f.path[-1] not in own:  # the single method's options by their bare names too
             group.add_argument(f"--{f.path[-1]}", help=argparse.SUPPRESS)
-    parser.add_argument("--dry_run", metavar="BOOL", help="resolve the configuration and print it and its deviations from "
-                        "the paper as JSON, then exit: no run, no file, no store (default: false)")
+    parser.add_argument("--dry_run", metavar="BOOL", nargs="?", const="true",
+                        help="resolve the configuration and print it and its deviations from the paper as JSON, then "
+                        "exit: no run, no file, no store (--dry_run alone: true; default: false)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (debug)")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="warnings and errors only")
     return parser

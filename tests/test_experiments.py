@@ -14,7 +14,7 @@ from cinv.corruption.restoration import Restored
 from cinv.evaluation.report import evaluations, method_by_corruption
 
 TINY = {"limit_per_class": 8, "image_size": 32, "student_epochs": 1, "student_batch_size": 32, "baseline_epochs": 1,
-        "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2}
+        "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2, "probe_log_model": False}
 
 
 def parent_outputs(run_id: str, name: str) -> pd.DataFrame:

@@ -76,7 +76,7 @@ def test_rocl_and_plain_simclr_on_mnist_digits(store, adversarial):
 def test_benchmark_evaluates_every_method_on_one_suite(store):
     run_id = cinv.run_command(
         "benchmark", limit_per_class=8, image_size=32, student_epochs=1, student_batch_size=32, baseline_epochs=1,
-        baseline_batch_size=32, probe_epochs=2, eval_draws=1, rocl_epochs=1, rocl_batch_size=32, fcl_epochs=1,
+        baseline_batch_size=32, probe_epochs=2, probe_log_model=False, eval_draws=1, rocl_epochs=1, rocl_batch_size=32, fcl_epochs=1,
         fcl_batch_size=32, corruptions="random_mask(fraction=0.5); imagenet_c(corruption='fog', severity=3)",
         attack_images=16, attack_steps=2, attack_budgets="inf:4/255")
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/benchmark.csv"))
@@ -186,7 +186,7 @@ def test_trades_adds_the_kl_to_an_adversary_inside_the_budget():
 @pytest.mark.slow
 def test_a_new_method_is_taken_by_name_by_every_command(store):
     """TRADES was added as one module: main, experiment, benchmark, tune and report all run it by name."""
-    tiny = {"limit_per_class": 8, "image_size": 32, "eval_draws": 1, "probe_epochs": 1}
+    tiny = {"limit_per_class": 8, "image_size": 32, "eval_draws": 1, "probe_epochs": 1, "probe_log_model": False}
     trades = {"trades_epochs": 1, "trades_batch_size": 32, "trades_steps": 1}
     main = cinv.run_command("main", methods="trades", **tiny)
     rows = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{main}/results.csv"))

@@ -31,7 +31,7 @@ from cinv.training.context import setup
 from conftest import ROOT, write_image_folder
 
 TINY = {"limit_per_class": 8, "image_size": 32, "student_epochs": 1, "student_batch_size": 32, "baseline_epochs": 1,
-        "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2}
+        "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2, "probe_log_model": False}
 
 
 def tiny_encoder(size: int = 16) -> encoders.Encoder:
@@ -327,7 +327,8 @@ def test_across_seeds_says_what_its_error_bar_is():
 @pytest.mark.slow
 def test_main_trains_every_model_once_per_seed_and_reports_across_seeds(store):
     run_id = cinv.run_command("main", limit_per_class=8, image_size=32, student_epochs=1, baseline_epochs=1, probe_epochs=2,
-                              eval_draws=2, seeds="0,1", student_registered_model_name="", baseline_registered_model_name="")
+                              eval_draws=2, seeds="0,1", student_registered_model_name="", baseline_registered_model_name="",
+                              probe_log_model=False)
     children = child_runs(run_id)
     assert len(children) == 12 and sorted(children["tags.cinv.seed"].unique()) == ["0", "1"]  # 4 cells and 2 trainings a seed
     per_seed = experiment_table(run_id, "results_per_seed")
@@ -413,7 +414,8 @@ def test_the_paper_preset_runs_end_to_end_on_a_cpu(store, tmp_path):
     root = write_imagenet100_folder(tmp_path / "imagenet")
     run_id = cinv.run_command("main", preset="paper", dataset=str(root), class_list=str(root / "classes.txt"),
                               teacher_weights="none", baseline_backbone_weights="none", student_epochs=1, baseline_epochs=1,
-                              probe_epochs=1, probe_feature_draws=1, eval_draws=1, num_workers=0, val_fraction=0.34)
+                              probe_epochs=1, probe_feature_draws=1, eval_draws=1, num_workers=0, val_fraction=0.34,
+                              probe_log_model=False)
     config = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
     student, baseline = config["options"]["student"], config["options"]["baseline"]
     assert (config["teacher"], config["data"]["image_size"], student["batch_size"]) == ("open_clip:RN101", 224, 256)

@@ -223,7 +223,8 @@ def test_a_run_still_training_cannot_be_resumed_by_another_process(store, tmp_pa
 
 
 MAIN = [str(ROOT / "entrypoints/main.py"), "--limit_per_class", "12", "--image_size", "32", "--student_epochs", "2",
-        "--student_batch_size", "16", "--student_checkpoint_every_steps", "1", "--baseline_epochs", "1", "--probe_epochs", "2"]
+        "--student_batch_size", "16", "--student_checkpoint_every_steps", "1", "--baseline_epochs", "1", "--probe_epochs", "2",
+        "--probe_log_model", "false"]
 
 
 def children_of(parent_id):

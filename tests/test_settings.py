@@ -175,7 +175,7 @@ def test_recipe_key_and_fingerprint_hash_the_whole_resolved_configuration_but_ru
 
 def dry(args: list[str], tmp_path) -> dict:
     store = tmp_path / "store.db"
-    proc = run_cli(["-m", "cinv.cli", *args, "--dry_run", "true"], tmp_path, {"MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
+    proc = run_cli(["-m", "cinv.cli", *args, "--dry_run"], tmp_path, {"MLFLOW_TRACKING_URI": f"sqlite:///{store}"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "a dry run creates no run, file or store"
     return json.loads(proc.stdout)

@@ -139,6 +139,9 @@ class ProbeOptions(Strict):
                                "epochs reuse them in turn (3: within 0.3 top-1 points of a fresh draw every epoch, "
                                "benchmarks/throughput.py)")
     normalize: bool = Field(False, description="L2-normalise features before the linear layer")
+    log_model: Annotated[bool, Runtime()] = Field(
+        True, description="log each probe an experiment fits as a model (probe_classifier; on a CPU about 3 s and 1 MB a "
+        "probe at 48 px)")
 
     # Appendix C: the paper's probe re-ran the encoder every epoch, a fresh corruption draw for each of its 10 epochs.
     PRESETS = {"paper": {"feature_draws": 10}}

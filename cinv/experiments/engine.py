@@ -93,9 +93,14 @@ class Trained:
     """A model the lab holds, and the logged models it is made of (linked to its evaluations)."""
 
     model: torch.nn.Module
-    logged: list[ModelInfo] = dataclasses.field(default_factory=list)
+    logged: list[ModelInfo] = dataclasses.field(default_factory=list)  # its own logged models
     trained_on: str = ""
     fraction: float = 1.0  # a probe's label fraction: its encoder's page shows only the all-labels probe's evaluation
+    encoder: list[ModelInfo] = dataclasses.field(default_factory=list)  # a probe's encoder, when logged
+
+    def linked(self) -> list[ModelInfo]:
+        """The logged models an evaluation of this model on its own training corruption describes."""
+        return self.logged + (self.encoder if self.fraction >= 1 else [])
 
 
 class Lab:
@@ -278,8 +283,9 @@ class Lab:
                 log_model_input(info.model_uri)
             probe = train_probe(here, held.model, opts)
             uri = held.logged[0].model_uri if held.logged else getattr(held.model, "name", "teacher")
-            info = log_classifier(here, probe, corruption, name="probe_classifier", method="linear_probe", encoder=uri)
-            self._probes[key] = Trained(probe, [*held.logged[:1], info], corruption.spec, fraction)
+            logged = [log_classifier(here, probe, corruption, name="probe_classifier", method="linear_probe", encoder=uri)
+                      ] if opts.log_model else []
+            self._probes[key] = Trained(probe, logged, corruption.spec, fraction, held.logged[:1])
         return self._probes[key]
 
     def source(self, key: str) -> str:
@@ -324,8 +330,8 @@ class Lab:
                 built = model()
                 held = built if isinstance(built, Trained) else Trained(built)
                 result = evaluate_model(s, held.model, self.cfg.eval, corruption=evaluated_on)
-                if held.logged and held.trained_on == evaluated_on.spec and s is self.s:
-                    link(held.logged if held.fraction >= 1 else held.logged[-1:], result, s)
+                if held.linked() and held.trained_on == evaluated_on.spec and s is self.s:
+                    link(held.linked(), result, s)
         self.keys.append(key)
         self.rows.append({"method": label(key), "corruption": shown.spec, "train_corruption": trained_on.spec, **labels,
                           "seed": self.seed, "draws": len(result.draws),
