@@ -291,3 +291,34 @@ def test_a_table_is_overwritten_never_read_so_two_writers_cannot_double_or_break
     loaded = client.load_table(client.get_run(run_id).info.experiment_id, "trials.json", run_ids=[run_id])
     pd.testing.assert_frame_equal(loaded, table)
     assert client.get_run(run_id).data.tags["mlflow.loggedArtifacts"].count('"trials.json"') == 1
+
+
+def test_workers_starting_together_survive_the_race_to_insert_a_dataset(store, monkeypatch):
+    """Three tune workers log the same datasets at once; MLflow looks a dataset up, then inserts it,
+    and the losers of that race get a unique-key error (a CI flake): it is tried again."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import BAD_REQUEST, INVALID_PARAMETER_VALUE
+
+    from cinv.data.datasets import load_splits
+    from cinv.tracking import runs
+
+    splits = load_splits("embedded", None, 32, 0.05, 0, limit_per_class=2)
+    real, raced = mlflow.log_input, []
+
+    def losing_once(dataset, context=None, **kwargs):
+        if dataset.name not in raced:
+            raced.append(dataset.name)
+            real(dataset, context=context, **kwargs)  # the winner's insert...
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                  "datasets.name, datasets.digest", error_code=BAD_REQUEST)  # ...this process's, as MLflow says
+        return real(dataset, context=context, **kwargs)
+
+    monkeypatch.setattr(runs.mlflow, "log_input", losing_once)
+    with mlflow.start_run() as run:
+        runs.log_datasets(splits, "train", "test")
+    inputs = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    assert sorted(d.dataset.name for d in inputs) == ["embedded-test", "embedded-train"] and raced
+    refused = MlflowException("the dataset is malformed", error_code=INVALID_PARAMETER_VALUE)
+    monkeypatch.setattr(runs.mlflow, "log_input", lambda *a, **k: (_ for _ in ()).throw(refused))
+    with mlflow.start_run(), pytest.raises(MlflowException, match="malformed"):
+        runs.log_datasets(splits, "val")  # anything else is not retried as a race

@@ -310,9 +310,26 @@ def log_model_input(model_uri: str) -> None:
 
 
 def log_datasets(splits, *names: str) -> None:
-    """The splits a run reads, as its MLflow inputs (context training / validation / testing)."""
+    """The splits a run reads, as its MLflow inputs (context training / validation / testing).
+
+    MLflow stores a dataset once per experiment, inserting it when a lookup finds none: processes
+    starting together (tune workers) race on that insert and the losers get a unique-key error.
+    The dataset the winner wrote is the one wanted, so a lost race is tried again."""
+    log = with_retries(mlflow.log_input, "logging datasets")
     for name in names:
-        with_retries(mlflow.log_input, "logging datasets")(dataset(splits, name), context=CONTEXTS[name])
+        for attempt in range(3):
+            try:
+                log(dataset(splits, name), context=CONTEXTS[name])
+                break
+            except Exception as exc:
+                if attempt == 2 or not lost_insert_race(exc):
+                    raise
+
+
+def lost_insert_race(exc: BaseException) -> bool:
+    """An insert that another process made first (a unique key, in SQLite's or PostgreSQL's words)."""
+    text = str(exc)
+    return "UNIQUE constraint failed" in text or "duplicate key value" in text or type(exc).__name__ == "IntegrityError"
 
 
 def _active_run_id(run_id: str | None) -> str:
