@@ -120,13 +120,38 @@ def resolve_precision(device: torch.device, precision: Precision = "auto") -> Au
     """``auto``: bf16 autocast everywhere on CUDA (the paper ran CLIP in 16-bit). On a CPU with
     native bf16, only for frozen encoders feeding training: about 3x faster, and top-1 holds
     (benchmarks/throughput.py); CPU training and evaluation stay fp32, so a logged (fp32) model
-    re-evaluated later gives the run's own numbers. ``fp32``: no autocast anywhere."""
+    re-evaluated later gives the run's own numbers. ``fp32``: no autocast anywhere, and no TF32
+    either (see :func:`full_fp32`)."""
+    if precision == "fp32":
+        full_fp32()
     if precision == "fp32" or not native_bf16(device):
         return Autocast(device.type)
     bf16 = torch.bfloat16
     if device.type == "cuda":
         return Autocast(device.type, train=bf16, frozen=bf16, eval=bf16)
     return Autocast(device.type, frozen=bf16)
+
+
+def full_fp32() -> None:
+    """float32 means float32: on Ampere and newer GPUs, cuDNN convolutions use TF32 (10-bit
+    mantissa) by default and matmuls may too; both are switched off for the process (a CPU
+    ignores the flags, so a CPU run sets them as well and a test can see it)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # PyTorch 2.9+: one setting per backend and operation
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        conv.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+
+
+def tf32_allowed() -> bool:
+    """Whether float32 matmuls or cuDNN convolutions may run in TF32 (what :func:`full_fp32` turns off)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        return torch.backends.cuda.matmul.fp32_precision != "ieee" or conv.fp32_precision != "ieee"
+    return bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
 
 
 def channels_last(model: torch.nn.Module) -> torch.nn.Module:

@@ -22,6 +22,7 @@ from cinv.commands.student import StudentConfig
 from cinv.config import flat_fields, preset_keys
 from cinv.config.options import ProbeOptions
 from cinv.data.datasets import load_splits
+from cinv.errors import ConfigError
 from cinv.evaluation.tables import across_seeds
 from cinv.methods import METHODS
 from cinv.probe import train_probe
@@ -114,6 +115,80 @@ def test_probe_features_keep_the_last_partial_batch(store):
     assert mlflow.get_run(run.info.run_id).data.metrics["probe_train_images"] == 600
 
 
+def test_released_rocl_linear_evaluation_sgd_milestones_and_unaugmented_features(store, monkeypatch):
+    import cinv.probe as probe
+
+    cfg = build(ProbeConfig, {"limit_per_class": 10, "image_size": 16, "epochs": 4, "feature_draws": 2, "augment": "false",
+                              "corruption": "none",
+                              "optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "milestones": "1,2"})
+    s = setup(cfg)
+    seen = {}
+    fit_head = probe.fit_head
+
+    def spy(classifier, cache, **kw):
+        seen["cache"], seen["kw"] = cache, kw
+        return fit_head(classifier, cache, **kw)
+
+    lrs = []
+    step = torch.optim.SGD.step
+
+    def record(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "fit_head", spy)
+    monkeypatch.setattr(torch.optim.SGD, "step", record)
+    with mlflow.start_run():
+        train_probe(s, tiny_encoder(), cfg.probe)
+    # Unaugmented: every cached draw is the same images' features (the released --trans false).
+    assert torch.equal(seen["cache"].features[0].sort(0).values, seen["cache"].features[1].sort(0).values)
+    assert seen["kw"]["optimizer"] == "sgd" and seen["kw"]["milestones"] == (1, 2)
+    per_epoch = len(lrs) // 4
+    assert [lrs[e * per_epoch] for e in range(4)] == pytest.approx([0.1, 0.1, 0.01, 0.001])  # / 10 after epochs 1, 2
+
+
+def test_robust_linear_evaluation_steps_with_the_released_alpha(store, monkeypatch):
+    import cinv.probe as probe
+
+    cfg = build(ProbeConfig, {"limit_per_class": 4, "image_size": 16, "epochs": 1})
+    s = setup(cfg)
+    alphas = []
+
+    def attack(model, images, labels, *, eps, alpha, steps, generator):
+        alphas.append((eps, alpha, steps))
+        return images
+
+    monkeypatch.setattr(probe, "classwise_pgd", attack)
+    probe.robust_linear_probe(s, tiny_encoder(), 1, cfg.probe, eps=0.0314, steps=10, alpha=0.007)
+    probe.robust_linear_probe(s, tiny_encoder(), 1, cfg.probe, eps=0.0314, steps=10)
+    assert alphas[0] == (0.0314, 0.007, 10) and alphas[-1] == (0.0314, 0.0314 / 4, 10)
+
+
+def test_fp32_switches_tf32_off_when_a_run_starts(store):
+    from cinv.runtime import tf32_allowed
+
+    conv = torch.backends.cudnn.conv
+    saved = (torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision)
+    try:
+        torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = "tf32", "tf32"  # what an Ampere GPU may use
+        setup(build(ProbeConfig, {"limit_per_class": 2, "image_size": 16, "precision": "auto"}))
+        assert tf32_allowed()  # auto leaves PyTorch's settings
+        setup(build(ProbeConfig, {"limit_per_class": 2, "image_size": 16, "precision": "fp32"}))
+        assert not tf32_allowed()
+        assert (torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = saved
+
+
+def test_paper_presets_train_on_the_whole_training_split(tmp_path):
+    root = write_image_folder(tmp_path / "imagenet", {"n01440764": 6, "n01443537": 6})
+    splits = load_splits(str(root), None, 32, val_fraction=0.0, seed=0)
+    assert len(splits.train) == 12 and len(splits.val) == 0  # "we did not use a separate validation set"
+    paper = build(MainConfig, {"preset": "paper", "dataset": str(root)})
+    assert paper.data.val_fraction == 0.0 and "val_fraction" not in deviations(paper)
+    assert build(RoCLConfig, {"preset": "paper"}).data.val_fraction == 0.0
+
+
 def test_pixel_baselines_classify_with_the_pretrained_backbone_and_its_clean_probe(store):
     from cinv.experiments import EXPERIMENTS
     from cinv.experiments.engine import Lab
@@ -131,9 +206,18 @@ def test_pixel_baselines_classify_with_the_pretrained_backbone_and_its_clean_pro
         as_teacher = Lab(cfg.model_copy(update={"clean_classifier": "teacher"}), s, recipe).clean_classifier().model
     assert as_teacher.encoder.encoder is teacher.encoder
     paper = build(ExperimentConfig, {"name": "pixel_baselines", "preset": "paper"})
-    inpainting = pixel_restorers(paper)["random_mask"]
-    assert (inpainting.name, inpainting.steps) == ("deep_decoder", 5000)  # Table 8: Deep Decoder, 5000 steps
-    assert pixel_restorers(paper.model_copy(update={"deep_decoder_steps": 50}))["random_mask"].steps == 50
+    restorers = pixel_restorers(paper)
+    inpainting, denoising = restorers["random_mask"], restorers["gaussian_noise"]
+    # The authors' inpainting_test.py (lines 91-94, 119, 124-136) and denoising_baselines.py (lines 56, 59)
+    assert (inpainting.name, inpainting.steps, inpainting.channels, inpainting.layers, inpainting.flat_blocks) == (
+        "deep_decoder", 5000, 256, 5, 1)
+    assert (inpainting.lr, inpainting.reg_noise, inpainting.find_best, inpainting.keep_observed) == (0.0025, 0.005, True, False)
+    assert (denoising.h, denoising.patch_size, denoising.patch_distance, denoising.clamp) == (0.1, 7, 11, False)
+    assert pixel_restorers(paper.model_copy(update={"inpainting": "deep_decoder(steps=50)"}))["random_mask"].steps == 50
+    cpu = pixel_restorers(build(ExperimentConfig, {"name": "pixel_baselines"}))
+    assert cpu["random_mask"].name == "inpaint_biharmonic" and cpu["gaussian_noise"].h is None
+    with pytest.raises(ConfigError, match="inpainting"):
+        build(ExperimentConfig, {"name": "pixel_baselines", "inpainting": "deep_decoder(depth=3)"})
 
 
 def test_attacked_images_are_a_seeded_class_balanced_sample(store):
@@ -384,7 +468,7 @@ def test_presets_set_the_papers_settings_and_explicit_parameters_win():
     assert (paper.teacher, paper.data.image_size, baseline.backbone) == ("open_clip:RN101", 224, "torchvision:resnet101")
     assert (student.epochs, student.batch_size, student.lr) == (25, 256, 1e-4)
     assert (paper.probe.feature_draws, baseline.epochs) == (10, 25)
-    assert set(deviations(paper)) == {"dataset", "class_list", "val_fraction", "precision"}  # the embedded data is not the paper's
+    assert set(deviations(paper)) == {"dataset", "class_list", "precision"}  # the embedded data is not the paper's
     cpu = build(MainConfig, {})
     assert cpu.preset == "cpu" and {"teacher", "student_epochs", "image_size"} <= set(deviations(cpu))
     assert build(MainConfig, {"preset": "paper", "student_epochs": "2"}).options["student"].epochs == 2

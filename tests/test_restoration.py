@@ -144,6 +144,38 @@ def test_bad_names_params_and_images():
 
 def test_spec_round_trips():
     dd = restoration.from_spec("deep_decoder(steps=10, seed=3)")
-    assert dd.spec == "deep_decoder(steps=10, channels=64, layers=4, lr=0.01, seed=3)"
+    assert dd.spec == ("deep_decoder(steps=10, channels=64, layers=4, lr=0.01, seed=3, flat_blocks=0, reg_noise=0.0, "
+                       "find_best=False, keep_observed=True)")
     assert restoration.from_spec(dd.spec).params == dd.params
     assert restoration.get("none").spec == "none"
+
+
+def test_the_authors_deep_decoder_returns_its_whole_output_and_its_best_fit():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    keep = torch.rand(2, 1, 32, 32) > 0.5
+    released = restoration.from_spec(restoration.DeepDecoder.RELEASED.replace("steps=5000", "steps=12")
+                                     .replace("channels=256", "channels=8"))
+    whole = released(x, keep)
+    assert not torch.equal(torch.where(keep, whole, 0), torch.where(keep, x, 0))  # kept pixels are the network's too
+    fitted = restoration.get("deep_decoder", steps=12, channels=8, layers=5, flat_blocks=1, lr=0.0025, reg_noise=0.005,
+                             find_best=True)(x, keep)
+    assert torch.equal(torch.where(keep, fitted, 0), torch.where(keep, x, 0))  # keep_observed: kept pixels stay
+
+    # find_best (fit.py line 132): per image, the weights after some earlier step, not the last one's.
+    wild = {"channels": 8, "layers": 2, "lr": 2.0, "keep_observed": False}
+    best = restoration.get("deep_decoder", steps=12, find_best=True, **wild)(x, keep)
+    plain = [restoration.get("deep_decoder", steps=k, **wild)(x, keep) for k in range(1, 13)]
+    for i in range(2):
+        matches = [k + 1 for k, out in enumerate(plain) if torch.allclose(out[i], best[i])]
+        assert matches and matches[0] < 12
+    with pytest.raises(ValueError, match="reg_noise"):
+        restoration.get("deep_decoder", reg_noise=-1.0)
+
+
+def test_the_authors_non_local_means_denoises_the_unclipped_image():
+    torch.manual_seed(0)
+    noisy = torch.rand(1, 3, 24, 24) + 0.3 * torch.randn(1, 3, 24, 24)
+    released = restoration.from_spec(restoration.NLMeans.RELEASED)
+    assert (released.h, released.patch_size, released.patch_distance, released.clamp) == (0.1, 7, 11, False)
+    assert not torch.equal(released(noisy), restoration.from_spec("nl_means(h=0.1, patch_size=7, patch_distance=11)")(noisy))

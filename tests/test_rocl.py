@@ -378,3 +378,60 @@ def test_rocl_objective_with_the_attack_off_is_simclr(cifar):
     view, other = simclr_views(batch.clean, gen(3))  # the same draws: the objective's first use of gen(3)
     model = nn.Sequential(encoder, projector)
     assert simclr.item() == pytest.approx(loss(*model(torch.cat([view, other])).chunk(2)).item(), abs=1e-5)
+
+
+# ---- the released code where the paper is silent ------------------------------------------------
+
+
+def _released_nt_xent(outputs, temperature, views):
+    """src/loss.py lines 54-83 (pairwise_similarity, then NT_xent), on the CPU, verbatim in form."""
+    b = outputs.shape[0]
+    outputs_norm = outputs / (outputs.norm(dim=1).view(b, 1) + 1e-8)
+    similarity = (1.0 / temperature) * torch.mm(outputs_norm, outputs_norm.transpose(0, 1).detach())
+    n2 = len(similarity)
+    n = n2 // views
+    exp = torch.exp(similarity) * (1 - torch.eye(n2, n2))
+    loss = -torch.log(exp / (torch.sum(exp, dim=1).view(n2, 1) + 1e-8) + 1e-8)
+    blocks = [(i, j) for i in range(views) for j in range(views) if i != j]
+    return (1.0 / n2) * sum(torch.sum(torch.diag(loss[i * n:(i + 1) * n, j * n:(j + 1) * n])) for i, j in blocks)
+
+
+def test_rocl_loss_with_detach_is_the_released_loss_in_value_and_gradient():
+    torch.manual_seed(0)
+    views = [torch.randn(6, 8, requires_grad=True) for _ in range(3)]
+    ours = RoCLLoss(0.5, 1 / 256, detach=True)(*views)
+    ours_grads = torch.autograd.grad(ours, views)
+    z_view, z_other, z_adv = views
+    released = (_released_nt_xent(torch.cat([z_view, z_other, z_adv]), 0.5, 3)
+                + (1 / 256) * _released_nt_xent(torch.cat([z_adv, z_other]), 0.5, 2))
+    released_grads = torch.autograd.grad(released, views)
+    assert ours.item() == pytest.approx(released.item(), rel=1e-5)
+    for a, b in zip(ours_grads, released_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # Without the detach the value is the same and the gradients are not (columns carry gradient too).
+    textbook = RoCLLoss(0.5, 1 / 256, detach=False)(*views)
+    assert textbook.item() == pytest.approx(ours.item(), rel=1e-6)
+    assert not torch.allclose(torch.autograd.grad(textbook, views)[0], ours_grads[0])
+
+
+def test_rocl_presets_follow_the_released_code_and_the_cpu_preset_says_where_it_does_not():
+    from cinv.commands.rocl import RoCLConfig
+    from cinv.methods import METHODS
+    from cinv.settings import build, deviations
+
+    paper = METHODS.get("rocl").configure("paper")
+    assert (paper.batch_size, paper.warmup_multiplier, paper.detach_similarity) == (512, 15.0, True)
+    optim = METHODS.get("rocl").optim(paper)
+    assert (optim.schedule, optim.warmup_multiplier, optim.warmup_epochs) == ("gradual_warmup", 15.0, 10)
+    cfg = build(RoCLConfig, {"preset": "paper"})
+    probe, attack = cfg.probe, cfg.attack
+    assert (probe.epochs, probe.batch_size, probe.lr, probe.optimizer, probe.momentum, probe.weight_decay) == (
+        150, 1024, 0.1, "sgd", 0.9, 5e-4)
+    assert (probe.milestone_list, probe.augment, probe.feature_draws) == ((30, 50, 100), False, 1)
+    assert (attack.rle_epochs, attack.rle_alpha, attack.rle_steps, attack.steps) == (150, 0.007, 10, 20)
+    assert attack.step_size(0.0314) == pytest.approx(0.00314)  # total_process.sh: --epsilon=0.0314 --alpha=0.00314
+    assert cfg.data.val_fraction == 0.0
+    cpu = deviations(build(RoCLConfig, {}))
+    assert {"rocl_warmup_multiplier", "rocl_detach_similarity", "rocl_batch_size", "probe_optimizer", "probe_epochs",
+            "attack_step_fraction", "attack_rle_alpha"} <= set(cpu)
+    assert cpu["rocl_detach_similarity"] == {"value": False, "paper": True}

@@ -96,6 +96,9 @@ def other_value(key: str, value):
              "rocl_encoder": "cifar_resnet:resnet34", "rocl_encoder_weights": "/weights/rocl.pt", "fcl_encoder_weights": "/w.pt", "rocl_optimizer": "sgd",
              "fcl_encoder": "efficientnet_lite0", "fcl_loss": "margin", "fcl_reduction": "mean", "image_size": 40,
              "limit_per_class": 5, "attack_budgets": "inf:8/255", "dataset": "embedded", "mnist": ""}
+    table |= {"probe_optimizer": "adam" if value == "sgd" else "sgd", "probe_milestones": "7",
+              "rocl_warmup_multiplier": None if value else 15.0, "attack_step_fraction": None if value else 0.1,
+              "attack_rle_alpha": None if value else 0.007}
     if key in table:
         return table[key]
     if isinstance(value, bool):

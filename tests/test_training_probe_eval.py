@@ -145,11 +145,12 @@ def test_binary_tasks_report_roc_auc():
 
 
 def test_schedules_warm_up_then_cosine_and_decay_per_epoch():
-    from cinv.training.loop import make_schedule
+    from cinv.training.loop import Optim, make_schedule
 
-    def lrs(name, warmup, total=10, per_epoch=2):
+    def lrs(name, warmup, total=10, per_epoch=2, **more):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-        schedule = make_schedule(opt, name, total, warmup, per_epoch, 0.5)
+        schedule = make_schedule(opt, Optim(epochs=total // per_epoch, lr=1.0, schedule=name, decay=0.5,
+                                            warmup_epochs=warmup // per_epoch, **more), per_epoch)
         out = []
         for _ in range(total):
             out.append(opt.param_groups[0]["lr"])
@@ -161,5 +162,26 @@ def test_schedules_warm_up_then_cosine_and_decay_per_epoch():
     assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and warm[4] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(warm[3:], warm[4:], strict=False)) and warm[-1] < 0.1
     assert lrs("exponential", warmup=0) == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625])
+    # RoCL's linear evaluation: lr / 10 after epochs 30, 50 and 100 (src/linear_eval.py adjust_lr, run after each epoch)
+    assert lrs("multistep", warmup=0, total=8, per_epoch=1, milestones=(2, 5)) == pytest.approx([1, 1, 1, .1, .1, .1, .01, .01])
     with pytest.raises(ValueError, match="schedule must be one of"):
         lrs("step", warmup=0)
+
+
+def test_gradual_warmup_is_the_released_rocl_schedule_from_lr_to_15_lr_then_cosine():
+    from cinv.training.loop import Optim, gradual_warmup, make_schedule
+
+    # GradualWarmupScheduler(multiplier=15, total_epoch=10), stepped before each epoch: 0.1 -> 1.5 (src/rocl_train.py:116, 126)
+    factors = [gradual_warmup(e, 15, 10, 1000) for e in range(12)]
+    assert [0.1 * f for f in factors[:10]] == pytest.approx([0.1 * (1 + 14 * (e + 1) / 10) for e in range(10)])
+    assert 0.1 * factors[9] == pytest.approx(1.5) and factors[10] < factors[9] and factors[10] == pytest.approx(15, rel=1e-4)
+    assert gradual_warmup(999, 15, 10, 1000) == pytest.approx(15 * 0.5 * (1 + math.cos(math.pi * 990 / 1000)))
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    schedule = make_schedule(opt, Optim(epochs=20, lr=0.1, schedule="gradual_warmup", warmup_epochs=10,
+                                        warmup_multiplier=15), steps_per_epoch=3)
+    seen = []
+    for _ in range(3 * 12):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert seen[0] == seen[2] == pytest.approx(0.24) and seen[27] == pytest.approx(1.5)  # per epoch, not per step

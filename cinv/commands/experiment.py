@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 import mlflow
 import pandas as pd
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from cinv import losses
 from cinv.commands.common import MethodList, method_list, with_teacher
@@ -30,6 +30,8 @@ from cinv.config.options import (
     spec_list,
     target_list,
 )
+from cinv.corruption.restoration import DeepDecoder, NLMeans
+from cinv.corruption.restoration import from_spec as restorer_from_spec
 from cinv.experiments import EXPERIMENTS
 from cinv.experiments.engine import log_results
 from cinv.experiments.engine import run as run_recipe
@@ -41,14 +43,21 @@ EXPERIMENT_NAMES = ("fixed_corruption", "label_efficiency", "severity_shift", "l
                     "original_representations", "clean_probe_transfer", "pixel_baselines", "imagenet_c")
 
 
+def restorer_spec(spec: str) -> str:
+    """A restorer spec that builds (registered name, known parameters)."""
+    restorer_from_spec(spec)
+    return spec
+
+
 class ExperimentConfig(Comparison, WithTeacher):
     """One of the paper's experiments: trainings and evaluations as child runs, one table and one figure.
 
     Empty lists take the experiment's own defaults (the paper's protocol); see the README."""
 
     PAPER = INVERSION_PAPER
-    # Tables 7/8 inpaint with a Deep Decoder (5000 steps, the default of deep_decoder_steps).
-    PRESETS = {"paper": {"inpainting": "deep_decoder"}}
+    # Tables 7/8 restore with what the authors' scripts ran: inpainting_test.py's Deep Decoder and
+    # denoising_baselines.py's non-local means (cinv.corruption.restoration, RELEASED beside each).
+    PRESETS = {"paper": {"inpainting": DeepDecoder.RELEASED, "denoising": NLMeans.RELEASED}}
 
     name: Annotated[Literal[EXPERIMENT_NAMES], Select()] = Field(
         "fixed_corruption", description=f"experiment: {', '.join(EXPERIMENT_NAMES)}")
@@ -67,11 +76,12 @@ class ExperimentConfig(Comparison, WithTeacher):
     label_shift_table: Annotated[str | None, Select()] = Field(
         None, description="label_shift: TSV of unseen -> seen classes (source_wnid, target_wnid columns) or cifar10 / "
         "imagenet100 (default: cifar10 for embedded, else imagenet100)")
-    inpainting: Literal["inpaint_biharmonic", "deep_decoder"] = Field(
-        "inpaint_biharmonic", description="pixel_baselines: restorer for masked pixels (the paper's Table 8: deep_decoder; "
-        "nl_means restores noise)")
-    deep_decoder_steps: int = Field(5000, ge=1, le=1_000_000, description="pixel_baselines: Deep Decoder optimisation steps "
-                                    "per image (the paper: 5000)")
+    inpainting: Annotated[str, AfterValidator(restorer_spec)] = Field(
+        "inpaint_biharmonic", description="pixel_baselines: restorer spec for masked pixels, e.g. inpaint_biharmonic or "
+        "deep_decoder(steps=5000) (preset paper: the authors' inpainting_test.py Deep Decoder)")
+    denoising: Annotated[str, AfterValidator(restorer_spec)] = Field(
+        "nl_means", description="pixel_baselines: restorer spec for Gaussian noise, e.g. nl_means or nl_means(h=0.1) "
+        "(preset paper: the authors' denoising_baselines.py non-local means)")
     clean_classifier: Literal["backbone", "teacher"] = Field(
         "backbone", description="pixel_baselines: the classifier trained on clean images that classifies restored ones: "
         "the pretrained baseline_backbone with a probe fitted on clean images (the paper's Tables 7/8), or the teacher's")
@@ -88,7 +98,7 @@ class ExperimentConfig(Comparison, WithTeacher):
         "experiment's own, e.g. student, baseline)")
 
     # Settings that only some experiments read: the others' recipes leave them out.
-    READ_BY: ClassVar[dict[str, tuple[str, ...]]] = {"inpainting": ("pixel_baselines",), "deep_decoder_steps": ("pixel_baselines",),
+    READ_BY: ClassVar[dict[str, tuple[str, ...]]] = {"inpainting": ("pixel_baselines",), "denoising": ("pixel_baselines",),
                "clean_classifier": ("pixel_baselines",), "baseline_fractions": ("fixed_corruption", "label_efficiency")}
 
     def canonical(self, settings):

@@ -34,13 +34,18 @@ ROCL_PAPER = {
     "val_fraction": Paper(0.0, "rocl_train.py trains on the whole training split"),
     "limit_per_class": Paper(None, "every image of each class"),
     "precision": Paper(FP32.describe(), "src/rocl_train.py lines 85-164: plain float32 (no apex, no autocast)"),
-    # Linear evaluation in the released code (src/linear_eval.py, src/argument.py linear_parser): SGD, momentum 0.9,
-    # weight decay 5e-4, on augmented clean images every epoch; cinv's probe is Adam on cached features.
-    "probe_epochs": Paper(150, "src/argument.py linear_parser: --epoch 150"),
-    "probe_batch_size": Paper(128, "src/argument.py linear_parser: --batch-size 128"),
-    "probe_lr": Paper("SGD 0.2", "src/argument.py linear_parser: --lr 0.2; src/linear_eval.py: optim.SGD(momentum=0.9, "
-                      "weight_decay=5e-4)"),
-    "probe_feature_draws": Paper("a fresh augmented pass every epoch", "src/linear_eval.py"),
+}
+
+# Linear evaluation (LE and r-LE) as the released code runs it, where the paper is silent: total_process.sh line 17
+# (test: --epoch 150 --batch-size=1024 --lr $5, the README's learning rate 0.1) and line 23 (advtest: r-LE on PGD
+# examples only); src/linear_eval.py: SGD(momentum=0.9, weight_decay=5e-4) on the linear layer, lr / 10 after epochs
+# 30, 50 and 100 (adjust_lr), trained on the images as they are (inputs = ori unless --trans; src/argument.py:
+# --trans default False); the r-LE attack eps 0.0314, alpha 0.007, 10 steps (src/argument.py linear_parser); the test
+# attack PGD-20 with step eps / 10 (total_process.sh lines 19-20: --alpha=0.00314 at --epsilon=0.0314).
+RELEASED_LINEAR_EVALUATION = {
+    "probe_epochs": 150, "probe_batch_size": 1024, "probe_lr": 0.1, "probe_optimizer": "sgd", "probe_momentum": 0.9,
+    "probe_weight_decay": 5e-4, "probe_milestones": "30,50,100", "probe_augment": False, "probe_feature_draws": 1,
+    "attack_rle_epochs": 150, "attack_rle_alpha": 0.007, "attack_step_fraction": 0.1,
 }
 
 
@@ -54,7 +59,7 @@ class RoCLConfig(Trains):
     # smoothing; the CPU budget 500 images, four budgets, 3 r-LE epochs, 8 smoothing samples.
     PRESETS = {"cpu": {"attack_images": 500, "attack_budgets": "inf:8/255, inf:16/255, 2:0.5, 1:12", "attack_rle_epochs": 3,
                        "attack_smoothing_samples": 8},
-               "paper": {"image_size": 32, "attack_images": 10_000}}
+               "paper": {"image_size": 32, "attack_images": 10_000, **RELEASED_LINEAR_EVALUATION}}
     data: Annotated[DataOptions, Section()] = DataOptions()
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
     attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions()
@@ -81,8 +86,8 @@ def run(cfg: RoCLConfig) -> pd.DataFrame:
     attackable = freeze(encoder, input_gradients=True)
     probes = {"LE": train_probe(s, encoder, cfg.probe, log=False).with_encoder(attackable)}
     if cfg.attack.rle_epochs:
-        probes["r-LE"] = robust_linear_probe(s, encoder, cfg.attack.rle_epochs, cfg.probe.lr, cfg.probe.batch_size,
-                                             eps=cfg.attack.rle_eps, steps=cfg.attack.rle_steps)
+        probes["r-LE"] = robust_linear_probe(s, encoder, cfg.attack.rle_epochs, cfg.probe, eps=cfg.attack.rle_eps,
+                                             steps=cfg.attack.rle_steps, alpha=cfg.attack.rle_alpha)
     images, labels = attack_subset(s, cfg.attack.images, cfg.seed)
     rows = []
     for probe_name, model in probes.items():
@@ -92,6 +97,7 @@ def run(cfg: RoCLConfig) -> pd.DataFrame:
         for norm, eps in parse_budgets(cfg.attack.budgets):
             for attack in ["pgd"] + (["autoattack"] if cfg.attack.autoattack and norm == "inf" else []):
                 accuracy = robust_accuracy(model, images, labels, norm=norm, eps=eps, steps=cfg.attack.steps,
+                                           step_size=cfg.attack.step_size(eps),
                                            seed=derive_seed(cfg.seed, "eval attack"), method=attack,
                                            batch_size=cfg.attack.batch_size)
                 mlflow.log_metric(f"{key}_{attack}_l{norm}_{eps:.4g}".replace(".", "p"), accuracy)

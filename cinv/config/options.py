@@ -96,13 +96,16 @@ class DataOptions(Strict):
         None, ge=16, le=1024, description=f"model input size in pixels; default {EMBEDDED_IMAGE_SIZE} for embedded, the native "
         "size for cifar10/cifar100/stl10 (32/32/96), 224 for folders"
     )
-    val_fraction: float = Field(0.05, gt=0, lt=1, description="share of folder train images held out for validation")
+    val_fraction: float = Field(0.05, ge=0, lt=1, description="share of the train images held out for validation (0: none, "
+                                "the whole training split trains, as both papers)")
     num_workers: Annotated[int, Runtime()] = Field(4, ge=0, le=64, description="data-loader worker processes (folder datasets)")
     limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split (quick runs)")
     skip_bad_images: Annotated[bool, Runtime()] = Field(False, description="leave out unreadable image files (counted in the metric skipped_images) "
                                   "instead of stopping; checks every file first")
 
-    PRESETS = {"paper": {"image_size": 224}}  # the contrastive-inversion paper's input size (RoCL, FCL: their commands')
+    # The contrastive-inversion paper's input size (RoCL, FCL: their commands'), and no validation hold-out: "we did not
+    # use a separate validation set" (seed 000, appendix C); RoCL's rocl_train.py trains on the whole training split.
+    PRESETS = {"paper": {"image_size": 224, "val_fraction": 0.0}}
 
     @model_validator(mode="after")
     def _class_list(self):
@@ -133,7 +136,15 @@ class ProbeOptions(Strict):
     batch_size: int = Field(128, ge=1, le=65_536, description="probe batch size with all labels (the paper: 128)")
     fraction_batch_size: int = Field(8, ge=1, le=65_536, description="probe batch size when label_fraction < 1 (the paper: "
                                      "8, 'to compensate for the decrease in the data used')")
-    lr: float = Field(1e-3, gt=0, le=10, description="probe Adam learning rate")
+    lr: float = Field(1e-3, gt=0, le=10, description="probe learning rate")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="probe optimiser: adam (the contrastive-inversion paper) "
+                                              "or sgd (RoCL's released linear evaluation)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="probe SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="probe weight decay")
+    milestones: Annotated[str, AfterValidator(lambda v: ",".join(map(str, int_list(v))))] = Field(
+        "", description="epochs after which the probe's learning rate is divided by 10, e.g. 30,50,100 (empty: constant)")
+    augment: bool = Field(True, description="train the probe on augmented (crop/flip) images; false: the images as they "
+                          "are (RoCL's released linear evaluation, --trans false)")
     label_fraction: float = Field(1.0, gt=0, le=1, description="class-balanced fraction of training labels the probe sees")
     feature_draws: int = Field(3, ge=1, le=1000, description="corruption draws of the train set cached as features; "
                                "epochs reuse them in turn (3: within 0.3 top-1 points of a fresh draw every epoch, "
@@ -145,6 +156,10 @@ class ProbeOptions(Strict):
 
     # Appendix C: the paper's probe re-ran the encoder every epoch, a fresh corruption draw for each of its 10 epochs.
     PRESETS = {"paper": {"feature_draws": 10}}
+
+    @property
+    def milestone_list(self) -> tuple[int, ...]:
+        return tuple(int_list(self.milestones))
 
     def batch_size_for(self, label_fraction: float) -> int:
         """The paper's probe batch: 128 with all labels, 8 on a label fraction."""
@@ -167,6 +182,16 @@ class RunOptions(Strict):
     precision: Literal["auto", "fp32"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "
         "frozen encoders feeding training (teacher targets, probe features); fp32: float32 throughout")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"must be non-negative integers separated by commas, e.g. 30,50,100; got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise ValueError(f"must be non-negative integers separated by commas, e.g. 30,50,100; got {text!r}")
+    return values
 
 
 def seed_list(text: str) -> list[int]:
@@ -303,6 +328,9 @@ class AttackOptions(Strict):
     images: int = Field(1000, ge=1, description="test images attacked: a seeded, class-balanced sample of the test split "
                         "(images // classes per class; all of it when larger)")
     steps: int = Field(20, ge=1, le=10_000, description="PGD steps")
+    step_fraction: float | None = Field(
+        None, gt=0, le=1, description="PGD step size as a fraction of eps (the released RoCL: 0.1, total_process.sh lines "
+        "19-20: --epsilon=0.0314 --alpha=0.00314, --epsilon=0.0627 --alpha=0.00627); none: 2.5 eps / steps (Madry et al.)")
     budgets: Annotated[str, AfterValidator(lambda v: parse_budgets(v) and v)] = Field("inf:8/255, inf:16/255, 2:0.25, 2:0.5, 1:7.84, 1:12",
                          description="norm:eps pairs separated by ',' (norm inf, 2 or 1)")
     autoattack: bool = Field(False, description="also run AutoAttack at each l_inf budget (slow on CPU)")
@@ -311,7 +339,14 @@ class AttackOptions(Strict):
     rle_epochs: int = Field(10, ge=0, le=10_000, description="robust linear evaluation: probe epochs on class-wise PGD "
                             "examples; 0: off")
     rle_eps: float = Field(8 / 255, gt=0, le=1, description="r-LE's class-wise PGD l_inf radius (RoCL's CIFAR 8/255)")
-    rle_steps: int = Field(10, ge=1, le=1000, description="r-LE's PGD steps, each eps / 4 (RoCL's 2/255 at 8/255)")
+    rle_steps: int = Field(10, ge=1, le=1000, description="r-LE's PGD steps (the released RoCL: 10, src/argument.py "
+                           "linear_parser --k)")
+    rle_alpha: float | None = Field(None, gt=0, le=1, description="r-LE's PGD step (the released RoCL: 0.007, src/argument.py "
+                                    "linear_parser --alpha); none: eps / 4")
+
+    def step_size(self, eps: float) -> float | None:
+        """The evaluation attack's step at radius ``eps`` (None: the attack's own rule)."""
+        return None if self.step_fraction is None else self.step_fraction * eps
     # Not a runtime knob: each batch's random start is seeded from its first image's index.
     batch_size: int = Field(256, ge=1, le=65_536, description="attack batch size")
 

@@ -84,6 +84,12 @@ def _positive_float(op: str, param: str, value) -> float:
     return float(value)
 
 
+def _flag(op: str, param: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{op}: {param} must be True or False; got {value!r}")
+    return value
+
+
 def _to_numpy(images: Tensor) -> np.ndarray:
     """[B, C, H, W] tensor -> [B, H, W, C] float64, the channel-last layout scikit-image wants."""
     return images.detach().to("cpu", torch.float64).permute(0, 2, 3, 1).numpy()
@@ -109,29 +115,33 @@ class Identity(Restorer):
 
 @REGISTRY.register("nl_means")
 class NLMeans(Restorer):
-    """Non-local means (scikit-image, fast mode), per image. ``h=None`` estimates the noise sigma
-    of each image and uses h = 0.8 * sigma, as scikit-image's documentation recommends."""
+    """Non-local means (scikit-image, fast mode), per image, told each image's estimated noise
+    sigma. ``h=None`` uses h = 0.8 * sigma, as scikit-image's documentation recommends; ``clamp``
+    first clips the noisy image to [0, 1] (a camera's range).
+
+    ``RELEASED`` is what the authors' ``denoising_baselines.py`` ran (lines 56 and 59:
+    ``denoise_nl_means(img, sigma=sigma_est, fast_mode=True, multichannel=True)``, so scikit-image's
+    defaults h = 0.1, patch_size 7, patch_distance 11, on the unclipped noisy image)."""
 
     name = "nl_means"
+    RELEASED = "nl_means(h=0.1, patch_size=7, patch_distance=11, clamp=False)"
 
-    def __init__(self, h: float | None = None, patch_size: int = 5, patch_distance: int = 6):
-        super().__init__(h=h, patch_size=patch_size, patch_distance=patch_distance)
+    def __init__(self, h: float | None = None, patch_size: int = 5, patch_distance: int = 6, clamp: bool = True):
+        super().__init__(h=h, patch_size=patch_size, patch_distance=patch_distance, clamp=clamp)
         self.h = None if h is None else _positive_float(self.name, "h", h)
         self.patch_size = _positive_int(self.name, "patch_size", patch_size)
         self.patch_distance = _positive_int(self.name, "patch_distance", patch_distance)
+        self.clamp = _flag(self.name, "clamp", clamp)
 
     def restore(self, images, keep):
         from skimage.restoration import denoise_nl_means, estimate_sigma
 
         # cinv's Gaussian noise is unclamped; a camera (and the classifier's input range) is not.
-        batch = _to_numpy(images.clamp(0, 1))
+        batch = _to_numpy(images.clamp(0, 1) if self.clamp else images)
         out = np.empty_like(batch)
         for i, image in enumerate(batch):
-            if self.h is None:
-                sigma = float(estimate_sigma(image, channel_axis=-1, average_sigmas=True))
-                h = 0.8 * sigma
-            else:
-                sigma, h = 0.0, self.h
+            sigma = float(estimate_sigma(image, channel_axis=-1, average_sigmas=True))
+            h = 0.8 * sigma if self.h is None else self.h
             if h <= 1e-8:  # no noise found (e.g. a flat image): nothing to denoise, and h=0 divides by 0
                 out[i] = image
                 continue
@@ -179,23 +189,45 @@ class DeepDecoder(Restorer):
 
     An untrained, underparameterised generator: a fixed random tensor [channels, H/2^layers,
     W/2^layers] goes through ``layers`` blocks of 1x1 conv -> bilinear x2 -> ReLU -> channel norm
-    (BatchNorm on a batch of one image), then a 1x1 conv and a sigmoid. Adam fits it to the MSE
-    on kept pixels only; its output fills the removed ones. Each image has its own weights
-    (batched matrix products), so the batch is fitted in one loop on the images' device. Sizes
-    that are not multiples of 2^layers start from ceil(H/2^layers) and each upsample goes to the
-    exact size of the next level. Parameters and input are drawn on the CPU from ``seed``, so a
-    seed gives the same start on any device.
+    (BatchNorm on a batch of one image), ``flat_blocks`` more without the upsampling, then a 1x1
+    conv and a sigmoid. Adam fits it to the MSE on kept pixels only. ``reg_noise``: Gaussian noise
+    of that std added to the input at every step, times 0.7 every 500 steps; ``find_best``: the
+    weights after the step whose loss first beat the best by 0.5% (both as the authors' fit.py);
+    ``keep_observed``: kept pixels stay as they were and the output fills the removed ones (false:
+    the whole image is the network's output, as the authors' script returns it).
+
+    Each image has its own weights (batched matrix products), so the batch is fitted in one loop
+    on the images' device. Sizes that are not multiples of 2^layers start from ceil(H/2^layers) and
+    each upsample goes to the exact size of the next level. Parameters, input and its noise are
+    drawn on the CPU from ``seed``, so a seed gives the same fit on any device.
+
+    ``RELEASED`` is what the authors' ``inpainting_test.py`` ran (lines 91-94, 119 and 124-133):
+    ``num_channels = [256]*5`` through ``decodernw(upsample_first=True)`` (5 upsampling blocks and
+    one more at full size), ``fit(num_iter=5000, LR=0.0025, reg_noise_std=0.005,
+    reg_noise_decayevery=500, find_best=True)``, the output taken whole (line 136). The paper
+    (section 5.3) says "default parameters and 5000 optimization steps"; the script decides.
     """
 
     name = "deep_decoder"
     needs_mask = True
+    RELEASED = ("deep_decoder(steps=5000, channels=256, layers=5, flat_blocks=1, lr=0.0025, reg_noise=0.005, "
+                "find_best=True, keep_observed=False)")
+    NOISE_DECAY, NOISE_EVERY, BEST_MARGIN = 0.7, 500, 1.005  # fit.py lines 91-93 and 132
 
-    def __init__(self, steps: int = 500, channels: int = 64, layers: int = 4, lr: float = 0.01, seed: int = 0):
-        super().__init__(steps=steps, channels=channels, layers=layers, lr=lr, seed=seed)
+    def __init__(self, steps: int = 500, channels: int = 64, layers: int = 4, lr: float = 0.01, seed: int = 0,
+                 flat_blocks: int = 0, reg_noise: float = 0.0, find_best: bool = False, keep_observed: bool = True):
+        super().__init__(steps=steps, channels=channels, layers=layers, lr=lr, seed=seed, flat_blocks=flat_blocks,
+                         reg_noise=reg_noise, find_best=find_best, keep_observed=keep_observed)
         self.steps = _positive_int(self.name, "steps", steps, minimum=0)
         self.channels = _positive_int(self.name, "channels", channels)
         self.layers = _positive_int(self.name, "layers", layers)
+        self.flat_blocks = _positive_int(self.name, "flat_blocks", flat_blocks, minimum=0)
         self.lr = _positive_float(self.name, "lr", lr)
+        if isinstance(reg_noise, bool) or not isinstance(reg_noise, (int, float)) or not 0 <= reg_noise < math.inf:
+            raise ValueError(f"{self.name}: reg_noise must be a float >= 0; got {reg_noise!r}")
+        self.reg_noise = float(reg_noise)
+        self.find_best = _flag(self.name, "find_best", find_best)
+        self.keep_observed = _flag(self.name, "keep_observed", keep_observed)
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"{self.name}: seed must be an integer; got {seed!r}")
         self.seed = seed
@@ -205,12 +237,14 @@ class DeepDecoder(Restorer):
         # Evaluation code often runs under inference_mode/no_grad; fitting needs autograd.
         with torch.inference_mode(False), torch.enable_grad():
             fitted = self._fit(clean.detach().float().clone(), keep.clone())
-        return torch.where(keep, clean, fitted.to(images.dtype).clamp(0, 1))
+        fitted = fitted.to(images.dtype).clamp(0, 1)
+        return torch.where(keep, clean, fitted) if self.keep_observed else fitted
 
     def _fit(self, target: Tensor, keep: Tensor) -> Tensor:
         b, c, h, w = target.shape
         k, n, device = self.channels, self.layers, target.device
         sizes = [(math.ceil(h / 2 ** (n - i)), math.ceil(w / 2 ** (n - i))) for i in range(n + 1)]
+        sizes += [sizes[-1]] * self.flat_blocks
         g = torch.Generator().manual_seed(self.seed)
         noise = (torch.rand((b, k, *sizes[0]), generator=g) / 10).to(device)  # U[0, 0.1), as in the paper's code
 
@@ -218,32 +252,51 @@ class DeepDecoder(Restorer):
             bound = 1 / math.sqrt(k)
             return ((torch.rand(shape, generator=g) * 2 - 1) * bound).to(device).requires_grad_()
 
-        weights = [uniform(b, k, k) for _ in range(n)]
+        blocks = n + self.flat_blocks
+        weights = [uniform(b, k, k) for _ in range(blocks)]
         last = uniform(b, c, k)
-        gains = torch.ones(n, b, k, 1, 1, device=device, requires_grad=True)
-        shifts = torch.zeros(n, b, k, 1, 1, device=device, requires_grad=True)
+        gains = torch.ones(blocks, b, k, 1, 1, device=device, requires_grad=True)
+        shifts = torch.zeros(blocks, b, k, 1, 1, device=device, requires_grad=True)
+        params = [*weights, last, gains, shifts]
 
-        def forward() -> Tensor:
-            a = noise
-            for i in range(n):
-                a = torch.einsum("boc,bchw->bohw", weights[i], a)
-                a = F.interpolate(a, size=sizes[i + 1], mode="bilinear", align_corners=False).relu()
+        def forward(a: Tensor, p: list[Tensor]) -> Tensor:
+            *ws, out, gain, shift = p
+            for i in range(blocks):
+                a = torch.einsum("boc,bchw->bohw", ws[i], a)
+                if i < n:
+                    a = F.interpolate(a, size=sizes[i + 1], mode="bilinear", align_corners=False)
+                a = a.relu()
                 mean = a.mean(dim=(2, 3), keepdim=True)
                 var = a.var(dim=(2, 3), unbiased=False, keepdim=True)
-                a = (a - mean) / torch.sqrt(var + 1e-5) * gains[i] + shifts[i]
-            return torch.einsum("boc,bchw->bohw", last, a).sigmoid()
+                a = (a - mean) / torch.sqrt(var + 1e-5) * gain[i] + shift[i]
+            return torch.einsum("boc,bchw->bohw", out, a).sigmoid()
 
         weight = keep.to(target.dtype)
         # Per-image mean over kept values, summed over images: each image's gradient ignores the others.
         count = (weight.sum(dim=(1, 2, 3)) * c).clamp_min(1)
-        optimizer = torch.optim.Adam([*weights, last, gains, shifts], lr=self.lr)
-        for _ in range(self.steps):
+        optimizer = torch.optim.Adam(params, lr=self.lr)
+        best = [p.detach().clone() for p in params] if self.find_best else None
+        best_loss = torch.full((b,), math.inf, device=device)
+        std = self.reg_noise
+        for step in range(self.steps):
+            a = noise
+            if std > 0:
+                if step % self.NOISE_EVERY == 0:
+                    std *= self.NOISE_DECAY
+                a = noise + torch.randn(noise.shape, generator=g).to(device) * std
             optimizer.zero_grad(set_to_none=True)
-            loss = (((forward() - target) ** 2 * weight).sum(dim=(1, 2, 3)) / count).sum()
-            loss.backward()
+            losses = ((forward(a, params) - target) ** 2 * weight).sum(dim=(1, 2, 3)) / count
+            losses.sum().backward()
             optimizer.step()
+            if best is not None:  # fit.py: the net after the step whose loss beat the best by 0.5%
+                better = best_loss > self.BEST_MARGIN * losses.detach()
+                best_loss = torch.where(better, losses.detach(), best_loss)
+                for kept, p in zip(best, params, strict=True):
+                    batch_dim = 1 if kept.ndim == 5 else 0  # gains and shifts are [blocks, b, ...]
+                    mask = better.view(*([1] * batch_dim), b, *([1] * (kept.ndim - batch_dim - 1)))
+                    kept.copy_(torch.where(mask, p.detach(), kept))
         with torch.no_grad():
-            return forward()
+            return forward(noise, best if best is not None and self.steps else params)
 
 
 class Restored(Distortion):

@@ -262,7 +262,7 @@ def load_folder(root: str | Path, class_list: str | None, image_size: int, val_f
         if not (root / "val").is_dir():
             raise DatasetError(f"{root}: no val/ (or test/) folder to report on")
         full = folder(train_dir, train_tf)
-        held_out = set(stratified_indices(full.targets, fraction=val_fraction, seed=seed).tolist())
+        held_out = set(stratified_indices(full.targets, fraction=val_fraction, seed=seed).tolist()) if val_fraction else set()
         train = Subset(full, [i for i in range(len(full)) if i not in held_out])
         val = Subset(full.with_transform(eval_tf), sorted(held_out))
         test = folder(root / "val", eval_tf)
@@ -366,13 +366,15 @@ def check_dataset(dataset: str, class_list: str | None = None) -> str:
 
 
 def checked(splits: Splits, limit_per_class: int | None, seed: int) -> Splits:
-    """No empty split and at least two classes (with one, every top-1 is 100% and means nothing);
-    each split cut to ``limit_per_class`` images per class when asked."""
+    """No empty split (but val, empty with val_fraction=0) and at least two classes (with one, every
+    top-1 is 100% and means nothing); each split cut to ``limit_per_class`` images per class when asked."""
     if splits.num_classes < 2:
         raise DatasetError(f"{splits.name}: {splits.num_classes} class ({', '.join(splits.classes)}); classification "
                            "needs at least two")
     for name in ("train", "val", "test"):
         split = getattr(splits, name)
+        if len(split) == 0 and name == "val":
+            continue
         if len(split) == 0:
             raise DatasetError(f"{splits.name}: the {name} split is empty")
         if limit_per_class:
@@ -459,8 +461,8 @@ TARGETS = DATASETS  # transfer targets are datasets like any other
 
 
 def holdout(train: Dataset, val_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """(train, val): a class-stratified, seeded ``val_fraction`` of a training set held out."""
-    held = set(stratified_indices(dataset_targets(train), fraction=val_fraction, seed=seed).tolist())
+    """(train, val): a class-stratified, seeded ``val_fraction`` of a training set held out (0: none, val empty)."""
+    held = set(stratified_indices(dataset_targets(train), fraction=val_fraction, seed=seed).tolist()) if val_fraction else set()
     return Subset(train, [i for i in range(len(train)) if i not in held]), Subset(train, sorted(held))
 
 

@@ -58,7 +58,8 @@ def benchmark(lab: Lab) -> Plot:
     images, labels = attack_subset(lab.s, cfg.attack.images, cfg.eval.draw_seed)
     for key, (trained_on, build) in models.items():
         for norm, eps in parse_budgets(cfg.attack.budgets):
-            spec = f"pgd(norm='{norm}', eps={eps:.4g}, steps={cfg.attack.steps})"
+            step = cfg.attack.step_size(eps)
+            spec = f"pgd(norm='{norm}', eps={eps:.4g}, steps={cfg.attack.steps}{'' if step is None else f', step_size={step:.4g}'})"
             method = METHODS.find(key)
             tags = {schema.STAGE: "evaluation", schema.EXPERIMENT: lab.name, **evaluation_tags(
                 method.name if method else key, eval_corruption=spec, train_corruption=trained_on.spec,
@@ -71,6 +72,7 @@ def benchmark(lab: Lab) -> Plot:
                 with child_run(name, parent=lab.root, **tags):
                     model = fitted.setdefault(key, build()).model
                     accuracy = robust_accuracy(_attackable(model), images, labels, norm=norm, eps=eps, steps=cfg.attack.steps,
+                                               step_size=step,
                                                seed=derive_seed(lab.seed, "eval attack"), batch_size=cfg.attack.batch_size)
                     mlflow.log_metrics({"test_top1_mean": accuracy, "test_top1_se": 0.0, "test_draws": 1.0,
                                         "attack_images": len(labels)})

@@ -20,7 +20,7 @@ from cinv.corruption import get as corruption_get
 from cinv.corruption.base import Distortion
 from cinv.corruption.imagenet_c import CORRUPTIONS as IMAGENET_C
 from cinv.corruption.restoration import Restored, Restorer
-from cinv.corruption.restoration import get as restorer
+from cinv.corruption.restoration import from_spec as restorer_from_spec
 from cinv.data.datasets import EMBEDDED, load_target, read_label_shift
 from cinv.data.datasets import label_shift as shift
 from cinv.evaluation.tables import statistic_note
@@ -191,15 +191,13 @@ PIXEL_DEFAULTS = ["gaussian_noise(std=0.1)", "gaussian_noise(std=0.3)", "gaussia
 
 def pixel_restorers(cfg) -> dict[str, Restorer]:
     """The restorer for each corruption the pixel baselines restore."""
-    inpainting = (restorer("deep_decoder", steps=cfg.deep_decoder_steps) if cfg.inpainting == "deep_decoder"
-                  else restorer(cfg.inpainting))
-    return {"gaussian_noise": restorer("nl_means"), "random_mask": inpainting}
+    return {"gaussian_noise": restorer_from_spec(cfg.denoising), "random_mask": restorer_from_spec(cfg.inpainting)}
 
 
 @recipe("pixel_baselines", methods=("student",), uses=("baseline", "teacher"))
 def pixel_baselines(lab: Lab) -> Plot:
     """Tables 7/8: restore in pixel space (non-local means for noise; inpainting with the very mask
-    that removed the pixels: Deep Decoder with ``deep_decoder_steps``, 5000 in the paper), then
+    that removed the pixels: the ``inpainting`` spec, the authors' Deep Decoder under preset paper), then
     classify "with a classification model trained on clean image data" (``clean_classifier``: the
     pretrained baseline backbone with a probe fitted on clean images, as the paper's); the same
     classifier without restoration and the student for comparison."""

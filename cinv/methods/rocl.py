@@ -20,7 +20,7 @@ from cinv.config.options import EncoderRef, OptimOptions
 from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.stream import Views
 from cinv.encoders.heads import Projector
-from cinv.losses.rocl import RoCLLoss
+from cinv.losses.rocl import RoCLLoss, nt_xent_pair
 from cinv.methods.base import METHODS, Method, Range
 from cinv.runtime import derive_seed, eval_mode, uniform
 from cinv.training.loop import Objective, Optim
@@ -38,7 +38,15 @@ class RoCLOptions(OptimOptions):
                                         "the encoder's own (recorded as resolved)")
     optimizer: Literal["sgd", "lars", "adam"] = Field("lars", description="optimizer (LARS from timm: runs on CPU and GPU)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD / LARS momentum")
-    warmup_epochs: int = Field(10, ge=0, description="linear learning-rate warm-up before the cosine decay")
+    warmup_epochs: int = Field(10, ge=0, description="learning-rate warm-up epochs before the cosine decay")
+    warmup_multiplier: float | None = Field(
+        15.0, ge=1, le=1000, description="the released GradualWarmupScheduler (src/argument.py line 111 --lr_multiplier 15, "
+        "src/rocl_train.py lines 115-116 and 126): per epoch, lr up to multiplier x lr over warmup_epochs, then a "
+        "cosine over the epochs; none: cinv's schedule, per step from 0 up to lr, then a cosine to 0")
+    detach_similarity: bool = Field(
+        True, description="the released loss (src/loss.py line 55): the similarity matrix's second operand is detached, "
+        "so each embedding gets gradients through its own row only (training loss and instance-wise attack); false: "
+        "through its row and its column, the textbook NT-Xent")
     temperature: float = Field(0.5, gt=0, le=100, description="NT-Xent temperature")
     lam: float = Field(1 / 256, ge=0, le=100, description="weight of NT-Xent(x_adv, t'(x))")
     adversarial: Annotated[bool, Select()] = Field(True, description="the instance-wise attack; false: plain SimCLR (the same pipeline and "
@@ -61,20 +69,27 @@ def instance_wise_pgd(
     steps: int = 7,
     temperature: float = 0.5,
     generator: torch.Generator | None = None,
+    detach_similarity: bool = False,
 ) -> Tensor:
     """RoCL's instance-wise attack: l_inf PGD on t(x) that maximises the NT-Xent loss of
     (z(x_adv), z(t'(x))) against the batch's other instances, so no labels are needed.
 
     Random start in the eps-ball, ``steps`` signed-gradient steps of size ``alpha``, each projected
     to the eps-ball around ``x_view`` and to [0, 1]. Gradients are taken with respect to the input
-    only, so nothing accumulates on the model's parameters.
+    only, so nothing accumulates on the model's parameters. ``detach_similarity``: the released
+    attack's loss (src/attack_lib.py lines 145-147: NT-Xent over [x_adv; t'(x)] with the similarity's
+    second operand detached); otherwise NT-Xent with t'(x) as the fixed side.
     """
     if x_view.shape != x_other_view.shape or x_view.ndim != 4:
         raise ValueError(f"instance_wise_pgd: both views must be [B, C, H, W] of one shape; got "
                          f"{tuple(x_view.shape)} and {tuple(x_other_view.shape)}")
     if eps < 0 or alpha < 0 or steps < 0:
         raise ValueError(f"instance_wise_pgd: eps, alpha and steps must be >= 0; got {eps}, {alpha}, {steps}")
-    contrast = losses.get("nt_xent", temperature=temperature)  # its second argument is detached
+    if detach_similarity:
+        def contrast(z, target):
+            return nt_xent_pair(z, target, temperature, detach_columns=True)
+    else:
+        contrast = losses.get("nt_xent", temperature=temperature)  # its second argument is detached
     x_view = x_view.detach()
     low, high = (x_view - eps).clamp(min=0), (x_view + eps).clamp(max=1)
     start = -eps + (eps - -eps) * uniform(tuple(x_view.shape), generator, x_view.device).to(x_view.dtype)  # U[-eps, eps)
@@ -118,7 +133,7 @@ def rocl_objective(
         if not adversarial:
             return loss(*model(torch.cat([view, other])).chunk(2))
         adv = instance_wise_pgd(model, view, other, eps=eps, alpha=alpha, steps=steps,
-                                temperature=loss.temperature, generator=generator)
+                                temperature=loss.temperature, generator=generator, detach_similarity=loss.detach)
         z_view, z_other, z_adv = model(torch.cat([view, other, adv])).chunk(3)
         return loss(z_view, z_other, z_adv)
 
@@ -140,15 +155,19 @@ class RoCL(Method):
     name, display, title = "rocl", "RoCL (linear evaluation)", "RoCL (linear evaluation)"
     Options = RoCLOptions
     PRESETS = {
-        # Seed 003, section 4 and the released code (CIFAR-10): ResNet-18 from scratch, LARS lr 0.1 with 10 warm-up
-        # epochs and a cosine decay, 1000 epochs, batch 256, weight decay 1e-6, tau 0.5, lambda 1/256, eps 8/255,
-        # step 0.007, 7 steps, projector 2048-128.
-        "paper": {"encoder": "cifar_resnet:resnet18", "encoder_weights": "none", "epochs": 1000, "batch_size": 256,
+        # Seed 003, section 4, and the released code where the paper is silent (CIFAR-10): ResNet-18 from scratch, LARS
+        # lr 0.1 (src/argument.py line 110) warmed up 15x over 10 epochs then a cosine (src/rocl_train.py lines 111-116),
+        # 1000 epochs, weight decay 1e-6, tau 0.5, lambda 1/256, eps 8/255, step 0.007, 7 steps, projector 2048-128.
+        # Batch 512: the README's command runs --batch-size=256 per GPU on --nproc_per_node=2 and gathers the negatives
+        # of both (README.md line 25, src/argument.py line 124, src/loss.py line 28); on one process, 512 per step.
+        "paper": {"encoder": "cifar_resnet:resnet18", "encoder_weights": "none", "epochs": 1000, "batch_size": 512,
                   "lr": 0.1, "weight_decay": 1e-6, "optimizer": "lars", "warmup_epochs": 10, "projector_hidden": 2048},
         # A CPU budget: EfficientNet-Lite0 from its ImageNet weights (the teacher's network, as every method of the
-        # benchmark starts from), Adam, 3 epochs, a 512-wide projector.
+        # benchmark starts from), Adam with cinv's cosine, 3 epochs, a 512-wide projector, the textbook NT-Xent (the
+        # settings cinv's measured RoCL/SimCLR tables ran with).
         "cpu": {"encoder": "efficientnet_lite0", "encoder_weights": None, "epochs": 3, "batch_size": 128, "lr": 1e-3,
-                "weight_decay": 1e-6, "optimizer": "adam", "warmup_epochs": 0, "projector_hidden": 512},
+                "weight_decay": 1e-6, "optimizer": "adam", "warmup_epochs": 0, "warmup_multiplier": None,
+                "projector_hidden": 512, "detach_similarity": False},
     }
     space = {"lr": Range(1e-4, 1.0, log=True), "temperature": Range(0.1, 1.0)}
     produces = frozenset({"encoder"})
@@ -174,14 +193,17 @@ class RoCL(Method):
 
     def objective(self, model, ctx, opts, stream):
         encoder, projector = model
-        return rocl_objective(encoder, projector, RoCLLoss(opts.temperature, opts.lam), eps=opts.eps, alpha=opts.alpha,
+        return rocl_objective(encoder, projector, RoCLLoss(opts.temperature, opts.lam, detach=opts.detach_similarity),
+                              eps=opts.eps, alpha=opts.alpha,
                               steps=opts.instance_steps, adversarial=opts.adversarial,
                               augmentation=simclr_augment(ctx.splits.channels, ctx.splits.flip),
                               generator=torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "rocl")))
 
     def optim(self, opts):
+        released = opts.warmup_multiplier is not None
         return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, optimizer=opts.optimizer,
-                     momentum=opts.momentum, warmup_epochs=opts.warmup_epochs)
+                     momentum=opts.momentum, warmup_epochs=opts.warmup_epochs,
+                     schedule="gradual_warmup" if released else "cosine", warmup_multiplier=opts.warmup_multiplier or 1.0)
 
     def output(self, model):
         return model[0]

@@ -317,6 +317,8 @@ def log_datasets(splits, *names: str) -> None:
     The dataset the winner wrote is the one wanted, so a lost race is tried again."""
     log = with_retries(mlflow.log_input, "logging datasets")
     for name in names:
+        if len(getattr(splits, name)) == 0:  # no validation hold-out (val_fraction=0): nothing read, nothing to list
+            continue
         for attempt in range(3):
             try:
                 log(dataset(splits, name), context=CONTEXTS[name])

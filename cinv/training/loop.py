@@ -41,8 +41,11 @@ class Optim:
     """How a method's parameters are updated over a run.
 
     ``optimizer``: adam (cinv's methods), sgd or lars (with ``momentum``; RoCL); ``schedule``:
-    cosine over all steps after a linear warm-up of ``warmup_epochs``, or the learning rate times
-    ``decay`` once per epoch (FCL's Adam, 0.89)."""
+    ``cosine`` over all steps after a linear warm-up of ``warmup_epochs``; ``gradual_warmup``, the
+    released RoCL's GradualWarmupScheduler (lr up to ``warmup_multiplier`` x lr over
+    ``warmup_epochs``, then a cosine over ``epochs``, both per epoch); ``exponential``, the
+    learning rate times ``decay`` once per epoch (FCL's Adam, 0.89); or ``multistep``, divided by 10
+    at each of ``milestones`` (epochs; RoCL's linear evaluation)."""
 
     epochs: int
     lr: float
@@ -52,6 +55,8 @@ class Optim:
     warmup_epochs: int = 0
     schedule: str = "cosine"
     decay: float = 0.89
+    warmup_multiplier: float = 1.0
+    milestones: tuple[int, ...] = ()
 
 
 class Trainer:
@@ -77,8 +82,7 @@ class Trainer:
             raise ValueError("fit: the model has no trainable parameters")
         self.opt = make_optimizer(optim.optimizer, self.params, optim.lr, optim.weight_decay, optim.momentum)
         self.total_steps = optim.epochs * len(stream)
-        self.scheduler = make_schedule(self.opt, optim.schedule, self.total_steps, optim.warmup_epochs * len(stream),
-                                       len(stream), optim.decay)
+        self.scheduler = make_schedule(self.opt, optim, len(stream))
         self.history = History()
         self.first_epoch, self.epoch_state = 0, None
         self.running, self.batches = 0.0, 0
@@ -179,8 +183,12 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float, momentum: 
     raise ValueError(f"optimizer must be one of adam, sgd, lars; got {name!r}")
 
 
-def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int, steps_per_epoch: int, decay: float):
-    """Stepped once per optimiser step; the cosine period is counted in the same steps."""
+def make_schedule(optimizer, optim: Optim, steps_per_epoch: int):
+    """Stepped once per optimiser step; cosine periods are counted in the same steps, the
+    per-epoch schedules change the learning rate at epoch boundaries only."""
+    steps_per_epoch = max(steps_per_epoch, 1)
+    total_steps, warmup_steps = optim.epochs * steps_per_epoch, optim.warmup_epochs * steps_per_epoch
+    name = optim.schedule
     if name == "cosine" and warmup_steps == 0:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     if name == "cosine":
@@ -192,6 +200,31 @@ def make_schedule(optimizer, name: str, total_steps: int, warmup_steps: int, ste
             return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if name == "gradual_warmup":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: gradual_warmup(
+            step // steps_per_epoch, optim.warmup_multiplier, optim.warmup_epochs, optim.epochs))
     if name == "exponential":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: decay ** (step // max(steps_per_epoch, 1)))
-    raise ValueError(f"schedule must be one of cosine, exponential; got {name!r}")
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: optim.decay ** (step // steps_per_epoch))
+    if name == "multistep":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: step_factor(step // steps_per_epoch, optim.milestones))
+    raise ValueError(f"schedule must be one of cosine, gradual_warmup, exponential, multistep; got {name!r}")
+
+
+def step_factor(epoch: int, milestones) -> float:
+    """The learning-rate factor of epoch ``epoch`` (from 0): divided by 10 after each milestone
+    epoch, as the released RoCL's ``adjust_lr(epoch)`` runs after epoch ``epoch`` (src/linear_eval.py:
+    ``if epoch >= 30: lr = lr / 10`` for 30, 50 and 100)."""
+    return 0.1 ** sum(epoch > m for m in milestones)
+
+
+def gradual_warmup(epoch: int, multiplier: float, warmup_epochs: int, epochs: int) -> float:
+    """The learning-rate factor of training epoch ``epoch`` (from 0) under the released RoCL's
+    ``GradualWarmupScheduler(multiplier, total_epoch=warmup_epochs, after_scheduler=
+    CosineAnnealingLR(T_max=epochs))``, stepped at the start of each epoch (src/rocl_train.py lines
+    115-116 and 126): epoch e trains at 1 + (m - 1)(e + 1)/W up to the peak m at e = W - 1, then at
+    m (1 + cos(pi (e + 1 - W) / epochs)) / 2. (The package's hand-over epoch depends on the torch
+    version it ran with; this is the schedule's stated form.)"""
+    if epoch + 1 <= warmup_epochs:
+        return 1 + (multiplier - 1) * (epoch + 1) / warmup_epochs
+    return multiplier * 0.5 * (1 + math.cos(math.pi * min((epoch + 1 - warmup_epochs) / max(epochs, 1), 1.0)))
