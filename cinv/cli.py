@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, NamedTuple, get_args, get_origin
 
 import mlflow
 from pydantic import TypeAdapter
@@ -66,6 +66,45 @@ def _shown(value: Any) -> Any:
     return "(none)" if value is None else value
 
 
+log = logging.getLogger(__name__)
+
+class HelpRow(NamedTuple):
+    group: str  # the command's own options, an option group, or "method <name> ..."
+    key: str
+    metavar: str
+    description: str
+    default: str  # "default: ...", per preset where the preset decides it, or "required"
+    bare: str | None  # the option's bare name, for the options of a single-method command's method
+
+
+def help_rows(command: str, cls: type[Strict]) -> list[HelpRow]:
+    """Every parameter of a command, grouped, with its type and its default (per preset where the
+    preset decides it): what ``--help`` prints and the documentation's command pages list."""
+    governed = preset_keys(cls)
+    presets = {name: preset_values(cls, name) for name in ("cpu", "paper")} if governed else {}
+    methods = settings.registered_methods() if issubclass(cls, Trains) else []
+    single = getattr(cls, "METHOD", None)
+    fields = settings.parameters(cls)
+    own = {f.key for f in fields}
+    rows = []
+    for f in fields:
+        title = f.group or f"{command} options"
+        if f.group in methods:
+            title = f"method {f.group}" + (" (also by the bare option name)" if f.group == single else
+                                           " (used when the run runs it)")
+        if f.key in governed:
+            default = "default: " + "; ".join(f"preset {name}: {_shown(values.get(f.key, f.default))}"
+                                              for name, values in presets.items())
+        elif f.group in methods and f.path[-1] in settings.method_preset_keys(f.group):
+            default = "default: " + "; ".join(f"preset {name}: {_shown(v)}"
+                                              for name, v in settings.method_preset_defaults(f.group, f.path[-1]).items())
+        else:
+            default = "required" if f.required else f"default: {_shown(f.default)}"
+        bare = f.path[-1] if f.group == single and f.path[-1] not in own else None
+        rows.append(HelpRow(title, f.key, metavar(f.annotation, f.key), f.description, default, bare))
+    return rows
+
+
 def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
     """--help lists every parameter by group (the command's own, each option group, each method),
     with its type and its default (per preset where the preset decides it)."""
@@ -79,30 +118,12 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         allow_abbrev=False,
         argument_default=argparse.SUPPRESS,
     )
-    governed = preset_keys(cls)
-    presets = {name: preset_values(cls, name) for name in ("cpu", "paper")} if governed else {}
     groups: dict[str, argparse._ArgumentGroup] = {}
-    methods = settings.registered_methods() if issubclass(cls, Trains) else []
-    single = getattr(cls, "METHOD", None)
-    fields = settings.parameters(cls)
-    own = {f.key for f in fields}
-    for f in fields:
-        title = f.group or f"{command} options"
-        if f.group in methods:
-            title = f"method {f.group}" + (" (also by the bare option name)" if f.group == single else
-                                           " (used when the run runs it)")
-        group = groups.get(title) or groups.setdefault(title, parser.add_argument_group(title))
-        if f.key in governed:
-            default = "default: " + "; ".join(f"preset {name}: {_shown(values.get(f.key, f.default))}"
-                                              for name, values in presets.items())
-        elif f.group in methods and f.path[-1] in settings.method_preset_keys(f.group):
-            default = "default: " + "; ".join(f"preset {name}: {_shown(v)}"
-                                              for name, v in settings.method_preset_defaults(f.group, f.path[-1]).items())
-        else:
-            default = "required" if f.required else f"default: {_shown(f.default)}"
-        group.add_argument(f"--{f.key}", metavar=metavar(f.annotation, f.key), help=f"{f.description} ({default})")
-        if f.group == single and f.path[-1] not in own:  # the single method's options by their bare names too
-            group.add_argument(f"--{f.path[-1]}", help=argparse.SUPPRESS)
+    for row in help_rows(command, cls):
+        group = groups.get(row.group) or groups.setdefault(row.group, parser.add_argument_group(row.group))
+        group.add_argument(f"--{row.key}", metavar=row.metavar, help=f"{row.description} ({row.default})")
+        if row.bare:  # the single method's options by their bare names too
+            group.add_argument(f"--{row.bare}", help=argparse.SUPPRESS)
     parser.add_argument("--dry_run", metavar="BOOL", nargs="?", const="true",
                         help="resolve the configuration and print it and its deviations from the paper as JSON, then "
                         "exit: no run, no file, no store (--dry_run alone: true; default: false)")
@@ -274,11 +295,26 @@ def choose_experiment(name: str | None) -> None:
         mlflow.set_experiment(schema.DEFAULT_EXPERIMENT)
 
 
+EXPERIMENT_NOTE = """Runs of cinv (robust image representations by contrastive inversion).
+
+- Each command is one parent run named `command · method or experiment · corruption · seed`; its description holds its
+  results table, its children hold each training and each evaluated model.
+- Training runs log `train_loss` and `lr` per optimiser step and a validation metric per epoch; evaluation runs log
+  `test_top1_mean` and `test_top1_se` over corruption draws, and `test_draws.json`, one row per draw.
+- `deviations.json` on a parent run lists every setting that differs from the paper's; the tag `cinv.preset` names the preset.
+- Registered encoders are under Models (`cinv-student`, `@champion`)."""
+
+
 def mark_experiment(experiment_id: str) -> None:
     """Tag the experiment as custom model development, so MLflow's UI opens it on training runs
     (an untagged one opens in GenAI mode); an experiment already marked is left as it is."""
     client = mlflow.MlflowClient()
     marked = lambda: schema.EXPERIMENT_KIND in client.get_experiment(experiment_id).tags
+    if schema.NOTE not in client.get_experiment(experiment_id).tags:
+        try:
+            with_retries(client.set_experiment_tag, "describing the experiment")(experiment_id, schema.NOTE, EXPERIMENT_NOTE)
+        except Exception as exc:  # a worker starting at the same instant wrote it first
+            log.debug("describing experiment %s: %s", experiment_id, exc)
     if marked():
         return
     try:

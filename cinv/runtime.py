@@ -136,21 +136,14 @@ def full_fp32() -> None:
     """float32 means float32: on Ampere and newer GPUs, cuDNN convolutions use TF32 (10-bit
     mantissa) by default and matmuls may too; both are switched off for the process (a CPU
     ignores the flags, so a CPU run sets them as well and a test can see it)."""
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):  # PyTorch 2.9+: one setting per backend and operation
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-        conv.fp32_precision = "ieee"
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.set_float32_matmul_precision("highest")
+    # The legacy flags: PyTorch 2.9+'s per-backend ``fp32_precision`` settings, once used, make the
+    # legacy getters (which other libraries still read) raise on a mix of the two APIs.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def tf32_allowed() -> bool:
     """Whether float32 matmuls or cuDNN convolutions may run in TF32 (what :func:`full_fp32` turns off)."""
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        return torch.backends.cuda.matmul.fp32_precision != "ieee" or conv.fp32_precision != "ieee"
     return bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
 
 

@@ -61,7 +61,12 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
         probe_run = client.get_run(children[name].info.run_id)  # every probe's curve and size in its cell's run
         assert len(client.get_metric_history(probe_run.info.run_id, "probe_loss")) == 2
         assert probe_run.data.metrics["probe_train_images"] == 200
-    assert len(client.get_metric_history(children["student"].info.run_id, "train_loss")) == 2
+    student_run = children["student"].info.run_id
+    epochs = client.get_metric_history(student_run, "train_loss_epoch")
+    steps = client.get_metric_history(student_run, "train_loss")  # per optimiser step, on the same axis
+    assert len(epochs) == 2 and len(steps) == epochs[-1].step and [m.step for m in steps] == list(range(1, len(steps) + 1))
+    assert len(client.get_metric_history(student_run, "lr")) == len(steps)
+    assert [m.step for m in client.get_metric_history(student_run, "val_loss")] == [m.step for m in epochs]
     for run in (parent, *children.values()):  # datasets on every run, by context
         contexts = {tag.value for d in client.get_run(run.info.run_id).inputs.dataset_inputs for tag in d.tags}
         assert "training" in contexts or "testing" in contexts, run.info.run_name
@@ -82,8 +87,9 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     metrics = {m.key: m for m in student_model.metrics}
     assert metrics["test_top1_mean"].value == pytest.approx(children["student (ours)"].data.metrics["test_top1_mean"])
     assert metrics["test_top1_mean"].dataset_name == "embedded-test"
-    final_loss = client.get_metric_history(children["student"].info.run_id, "train_loss")[-1].value
-    assert metrics["train_loss"].value == pytest.approx(final_loss) and metrics["train_loss"].step == 1  # the last epoch's
+    final = client.get_metric_history(children["student"].info.run_id, "train_loss_epoch")[-1]
+    assert metrics["train_loss_epoch"].value == pytest.approx(final.value) and metrics["train_loss_epoch"].step == final.step
+    assert "val_loss" in metrics  # the last epoch's training metrics go with the model
     probe_inputs = client.get_run(children["student (ours)"].info.run_id).inputs.model_inputs
     assert [m.model_id for m in probe_inputs] == [model_id]  # the probe records the encoder it used
 

@@ -167,17 +167,15 @@ def test_robust_linear_evaluation_steps_with_the_released_alpha(store, monkeypat
 def test_fp32_switches_tf32_off_when_a_run_starts(store):
     from cinv.runtime import tf32_allowed
 
-    conv = torch.backends.cudnn.conv
-    saved = (torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:
-        torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = "tf32", "tf32"  # what an Ampere GPU may use
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # what an Ampere GPU may use
         setup(build(ProbeConfig, {"limit_per_class": 2, "image_size": 16, "precision": "auto"}))
         assert tf32_allowed()  # auto leaves PyTorch's settings
         setup(build(ProbeConfig, {"limit_per_class": 2, "image_size": 16, "precision": "fp32"}))
-        assert not tf32_allowed()
-        assert (torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
-        torch.backends.cuda.matmul.fp32_precision, conv.fp32_precision = saved
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def test_paper_presets_train_on_the_whole_training_split(tmp_path):

@@ -6,6 +6,8 @@ generator and ``cinv.run_command`` read it, and nothing else lists the commands.
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,8 +39,11 @@ class Command:
 
     @property
     def summary(self) -> str:
-        """One line: the first line of its config's docstring."""
-        return (self.config.__doc__ or "").strip().splitlines()[0]
+        """Its first sentence (the config docstring's first paragraph up to a full stop before a
+        capital), whole, however the docstring wraps it: what ``cinv --help`` and the documentation list."""
+        paragraph = " ".join(inspect.cleandoc(self.config.__doc__ or "").split("\n\n")[0].split())
+        end = re.search(r"\.\s+(?=[A-Z])", paragraph)
+        return (paragraph[:end.start()] if end else paragraph).rstrip(".") + "."
 
 
 COMMANDS: dict[str, Command] = {

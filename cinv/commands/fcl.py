@@ -47,8 +47,10 @@ FCL_PAPER = {
 
 
 class FCLConfig(Comparison):
-    """Feature contrastive learning (seed 002) and its baselines on synthetic MNIST or the embedded CIFAR-10,
-    evaluated on the balanced test set and its uniform (UN) and non-uniform (NUN) pixel-noise versions."""
+    """Feature contrastive learning (seed 002) or one of its baselines, once per seed, on synthetic MNIST.
+
+    Or on the embedded CIFAR-10; evaluated on the balanced test set and its uniform (UN) and
+    non-uniform (NUN) pixel-noise versions."""
 
     METHOD: ClassVar[str] = "fcl"
     PAPER = FCL_PAPER

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import mlflow
 import torch
 from mlflow.models.model import ModelInfo
 from torch import nn
@@ -50,9 +51,9 @@ from cinv.data.stream import BatchStream
 from cinv.registry import Registry
 from cinv.runtime import derive_seed
 from cinv.tracking.models import log_classifier, log_encoder
-from cinv.tracking.runs import log_epoch_metrics
+from cinv.tracking.runs import last_step, log_training_metrics
 from cinv.training.checkpoint import Checkpointer
-from cinv.training.loop import Objective, Optim, Trainer
+from cinv.training.loop import Objective, Optim, Trainer, validation_loss
 
 __all__ = ["Method", "Range", "METHODS", "CELL_LABELS", "ModelStepHook"]
 
@@ -161,9 +162,24 @@ class Method:
         stream = self.stream(ctx, opts, data)
         objective = self.objective(model, ctx, opts, stream)
         hook = (lambda step, total: on_step(self.output(model), step, total)) if on_step else None
+        validate = self.validation(ctx, model, objective, stream) if log else None
         Trainer(model, objective, stream, self.optim(opts), precision=ctx.precision, checkpointer=checkpointer,
-                desc=self.name, on_step=hook, on_epoch=log_epoch_metrics if log else None).run()
+                desc=self.name, on_step=hook, log=log_training_metrics if log else None, validate=validate).run()
+        if log:
+            mlflow.flush_async_logging()  # the per-step points, before a model links the final step's metrics
         return self.output(model).eval()
+
+    VALIDATION_IMAGES = 2048  # at most this many validation images per epoch: a curve, not an evaluation
+
+    def validation(self, ctx: Setup, model: nn.Module, objective, stream: BatchStream):
+        """``val_loss`` per epoch (the objective on the validation split, the training stream's
+        corruption, the same draws each epoch), or None without a validation split."""
+        if ctx.splits.val is None or len(ctx.splits.val) == 0:
+            return None
+        val = ctx.stream("val", batch_size=stream.batch_size, purpose="eval", corruption=stream.corruption,
+                         augment=stream.augment)
+        batches = -(-self.VALIDATION_IMAGES // stream.batch_size)
+        return lambda: validation_loss(model, objective, val, ctx.precision, max_batches=batches)
 
     def encoder(self, trained: nn.Module) -> nn.Module:
         """The representation: the trained encoder, or a classifier's backbone."""
@@ -177,7 +193,7 @@ class Method:
     def log(self, ctx: Setup, trained: nn.Module, opts, teacher: str, **produced_by) -> dict[str, ModelInfo]:
         """Log what the method produced: ``encoder`` always, ``classifier`` when it trains its own head."""
         tags = {"method": self.name, **self.provenance(opts, teacher), **produced_by}
-        step = opts.epochs - 1 if hasattr(opts, "epochs") else None  # its final epoch's metrics go with the model
+        step = last_step("train_loss_epoch")  # its final epoch's metrics go with the model
         infos = {"encoder": log_encoder(ctx, self.encoder(trained), name=f"{self.name}_encoder", step=step, **tags)}
         if "classifier" in self.produces:
             infos["classifier"] = log_classifier(ctx, trained, ctx.corruption, name=f"{self.name}_classifier", step=step, **tags)

@@ -101,7 +101,15 @@ class Lease:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Stop renewing and take the mark off: an ended run (FINISHED, FAILED or KILLED) has no live
+        owner, and its page should not show one."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         _HELD.discard(self.run_id)
+        client = mlflow.MlflowClient()
+        for key in (schema.LEASE_OWNER, schema.LEASE_HEARTBEAT):
+            try:
+                client.delete_tag(self.run_id, key)
+            except Exception as exc:  # already gone, or the store is down: a stale mark reads as not live
+                log.debug("removing %s from run %s failed: %s", key, self.run_id, exc)

@@ -225,13 +225,29 @@ def with_retries(fn, what: str, attempts: int = 4, wait_s: float = 0.5):
 
 
 def log_epoch_metrics(epoch: int, metrics: dict[str, float]) -> None:
-    """Per-epoch metrics, logged once per step even when a resumed run passes an epoch again."""
+    """Per-epoch metrics at step ``epoch`` (a probe's), once even when a resumed run passes an epoch again."""
+    log_training_metrics(metrics, epoch, per_epoch=True)
+
+
+def last_step(key: str, run_id: str | None = None) -> int | None:
+    """The last step at which the (active) run logged ``key``; None when it never did."""
+    run_id = run_id or mlflow.active_run().info.run_id
+    history = with_retries(mlflow.MlflowClient().get_metric_history, "reading metrics")(run_id, key)
+    return max(m.step for m in history) if history else None
+
+
+def log_training_metrics(metrics: dict[str, float], step: int, per_epoch: bool) -> None:
+    """A training curve's points at optimiser step ``step``: per step asynchronously (MLflow batches
+    them; the run's end flushes them), per epoch once even when a resumed run passes the epoch again."""
+    if not per_epoch:
+        mlflow.log_metrics(metrics, step=step, synchronous=False)
+        return
     run_id = mlflow.active_run().info.run_id
     client = mlflow.MlflowClient()
     new = {k: v for k, v in metrics.items()
-           if all(m.step != epoch for m in with_retries(client.get_metric_history, "reading metrics")(run_id, k))}
+           if all(m.step != step for m in with_retries(client.get_metric_history, "reading metrics")(run_id, k))}
     if new:
-        with_retries(mlflow.log_metrics, "logging metrics")(new, step=epoch)
+        with_retries(mlflow.log_metrics, "logging metrics")(new, step=step)
 
 
 def log_evaluation(summary: dict[str, float], draws: list[dict[str, float]], prefix: str = "test", dataset=None) -> dict[str, float]:

@@ -26,6 +26,8 @@ from cinv.training.checkpoint import Checkpointer, rng_state, set_rng_state
 log = logging.getLogger(__name__)
 Objective = Callable[[Views], torch.Tensor]
 EpochLogger = Callable[[int, dict[str, float]], None]
+MetricLogger = Callable[[dict[str, float], int, bool], None]  # (metrics, optimiser step, once per step or per epoch)
+Validation = Callable[[], dict[str, float]]
 StepHook = Callable[[int, int], None]  # (optimiser steps done, steps in the whole run)
 
 
@@ -68,14 +70,18 @@ class Trainer:
     under its ``train`` autocast. An objective whose schedule depends on the step (FCL's warm-up)
     has an ``at_step(steps)`` attribute, told the optimiser steps taken before each batch, so a
     resumed run continues its schedule. ``on_step(steps, total)`` after each step; ``on_epoch(epoch,
-    metrics)`` at each epoch end (loggers are idempotent per epoch)."""
+    metrics)`` at each epoch end (loggers are idempotent per epoch). ``log(metrics, step, per_epoch)``:
+    ``train_loss`` and ``lr`` after every optimiser step, and at each epoch end ``train_loss_epoch``
+    (the epoch's mean) and ``validate()``'s metrics, all at the optimiser step, so every curve
+    shares one axis."""
 
     def __init__(self, model: nn.Module, objective: Objective, stream: BatchStream, optim: Optim, *,
                  precision: Autocast = FP32, checkpointer: Checkpointer | None = None, desc: str = "train",
-                 on_step: StepHook | None = None, on_epoch: EpochLogger | None = None):
+                 on_step: StepHook | None = None, on_epoch: EpochLogger | None = None, log: MetricLogger | None = None,
+                 validate: Validation | None = None):
         self.model, self.objective, self.stream, self.optim = model, objective, stream, optim
         self.precision, self.checkpointer, self.desc = precision, checkpointer, desc
-        self.on_step, self.on_epoch = on_step, on_epoch
+        self.on_step, self.on_epoch, self.log, self.validate = on_step, on_epoch, log, validate
         channels_last(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
@@ -122,11 +128,14 @@ class Trainer:
             grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
             if not torch.isfinite(grad_norm):
                 raise NonFiniteLossError(f"{self.desc}: gradient norm became {grad_norm.item()} at {where}")
+            lr = self.opt.param_groups[0]["lr"]  # the step's own learning rate, before the schedule moves on
             self.opt.step()
             self.scheduler.step()
             self.history.steps += 1
             self.running += loss.item()
             self.batches += 1
+            if self.log:
+                self.log({"train_loss": loss.item(), "lr": lr}, self.history.steps, False)
             if self.on_step:
                 self.on_step(self.history.steps, self.total_steps)
                 self.model.train()  # a hook may have evaluated the model
@@ -147,6 +156,12 @@ class Trainer:
                          self.history.epoch_loss[epoch], self.history.lr[epoch], self.history.steps)
             if self.on_epoch:
                 self.on_epoch(epoch, {"train_loss": self.history.epoch_loss[epoch], "lr": self.history.lr[epoch]})
+            if self.log:
+                metrics = {"train_loss_epoch": self.history.epoch_loss[epoch], "epoch": float(epoch + 1)}
+                if self.validate:
+                    metrics |= self.validate()
+                    self.model.train()
+                self.log(metrics, self.history.steps, True)
 
     def run(self) -> History:
         self.resume()
@@ -164,6 +179,23 @@ class Trainer:
             if termination.pending():
                 termination.stop()
         return self.history
+
+
+def validation_loss(model: nn.Module, objective: Objective, stream: BatchStream, precision: Autocast = FP32,
+                    max_batches: int | None = None) -> dict[str, float]:
+    """``val_loss``: the training objective's mean over the validation batches (the same draws every
+    epoch), the model in eval mode, no parameter updated (an objective that needs input gradients,
+    an attack or FCL's utility, takes them itself)."""
+    model.eval()
+    total, batches = 0.0, 0
+    with torch.no_grad():
+        for views in stream.epoch(0):
+            if max_batches is not None and batches >= max_batches:
+                break
+            with precision.context("train"):
+                total += float(objective(views))
+            batches += 1
+    return {"val_loss": total / batches} if batches else {}
 
 
 def fit(model: nn.Module, objective: Objective, stream: BatchStream, optim: Optim, **options) -> History:
