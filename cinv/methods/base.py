@@ -44,6 +44,7 @@ import torch
 from mlflow.models.model import ModelInfo
 from torch import nn
 
+from cinv import distributed
 from cinv.config.base import PRESET_NAMES, Strict, validate
 from cinv.context import Setup
 from cinv.data.datasets import DataFacts, label_subset
@@ -173,8 +174,9 @@ class Method:
 
     def validation(self, ctx: Setup, model: nn.Module, objective, stream: BatchStream):
         """``val_loss`` per epoch (the objective on the validation split, the training stream's
-        corruption, the same draws each epoch), or None without a validation split."""
-        if ctx.splits.val is None or len(ctx.splits.val) == 0:
+        corruption, the same draws each epoch), or None without a validation split, and in a run
+        over several processes (only the main process logs, and the objective gathers across all)."""
+        if ctx.splits.val is None or len(ctx.splits.val) == 0 or distributed.world().size > 1:
             return None
         val = ctx.stream("val", batch_size=stream.batch_size, purpose="eval", corruption=stream.corruption,
                          augment=stream.augment)
