@@ -420,13 +420,19 @@ def _shared_student(d: dict) -> list[str]:
             f"({words([num(x) for x in shared])}).", ""]
 
 
+def single_file_page(results: Path, title: str, intro: str, name: str, render: Callable[[dict], list[str]],
+                     script: str) -> str:
+    """A page rendered from one results file, or saying it has not been measured yet."""
+    d = load(results, name)
+    return "\n".join([f"# {title}", "", intro, "", *(render(d) if d else absent(name, script))])
+
+
 def page_experiments(results: Path) -> str:
     """experiments.md: experiments.json."""
-    out = ["# The paper's experiments on the embedded default", "",
-           "Fixed corruptions (Table 1), severity shift (Fig. 4), loss ablation (section 4.5) and label "
-           "efficiency (Fig. 3), each run as one command into one fresh MLflow store.", ""]
-    d = load(results, "experiments")
-    return "\n".join(out + (render_experiments(d) if d else absent("experiments", "python benchmarks/experiments.py")))
+    return single_file_page(results, "The paper's experiments on the embedded default",
+                            "Fixed corruptions (Table 1), severity shift (Fig. 4), loss ablation (section 4.5) and label "
+                            "efficiency (Fig. 3), each run as one command into one fresh MLflow store.",
+                            "experiments", render_experiments, "python benchmarks/experiments.py")
 
 
 def render_benchmark(d: dict) -> list[str]:
@@ -479,11 +485,10 @@ def _benchmark_prose(methods: list[str], corruptions: list[str], mean_of: dict, 
 
 def page_benchmark(results: Path) -> str:
     """benchmark.md: benchmark.json."""
-    out = ["# The benchmark across methods on the embedded default", "",
-           "Student, supervised baseline, RoCL, FCL and the teacher's clean-image probe, each trained per seed and "
-           "scored on the same corruptions and PGD attacks; top-1 (%).", ""]
-    d = load(results, "benchmark")
-    return "\n".join(out + (render_benchmark(d) if d else absent("benchmark", "python benchmarks/cross_method.py")))
+    return single_file_page(results, "The benchmark across methods on the embedded default",
+                            "Student, supervised baseline, RoCL, FCL and the teacher's clean-image probe, each trained per seed and "
+                            "scored on the same corruptions and PGD attacks; top-1 (%).",
+                            "benchmark", render_benchmark, "python benchmarks/cross_method.py")
 
 
 ROCL_LABELS = {"rocl": "RoCL (instance-wise attack)", "simclr": "plain SimCLR (attack off)"}
@@ -526,11 +531,10 @@ def render_rocl(d: dict) -> list[str]:
 
 def page_rocl(results: Path) -> str:
     """rocl.md: rocl_demo.json."""
-    out = ["# RoCL against plain SimCLR on MNIST", "",
-           "The same `rocl` pipeline per training seed with RoCL's instance-wise attack and without it (plain SimCLR), "
-           "scored by robust linear evaluation (r-LE) and plain linear evaluation (LE), clean and under white-box PGD.", ""]
-    d = load(results, "rocl_demo")
-    return "\n".join(out + (render_rocl(d) if d else absent("rocl_demo", "python benchmarks/rocl_demo.py")))
+    return single_file_page(results, "RoCL against plain SimCLR on MNIST",
+                            "The same `rocl` pipeline per training seed with RoCL's instance-wise attack and without it (plain SimCLR), "
+                            "scored by robust linear evaluation (r-LE) and plain linear evaluation (LE), clean and under white-box PGD.",
+                            "rocl_demo", render_rocl, "python benchmarks/rocl_demo.py")
 
 
 FCL_SETS = ("BAL", "BAL+UN", "BAL+NUN", "rare")

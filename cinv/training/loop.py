@@ -132,10 +132,11 @@ class Trainer:
             self.opt.step()
             self.scheduler.step()
             self.history.steps += 1
-            self.running += loss.item()
+            value = loss.item()  # one device sync per step
+            self.running += value
             self.batches += 1
             if self.log:
-                self.log({"train_loss": loss.item(), "lr": lr}, self.history.steps, False)
+                self.log({"train_loss": value, "lr": lr}, self.history.steps, False)
             if self.on_step:
                 self.on_step(self.history.steps, self.total_steps)
                 self.model.train()  # a hook may have evaluated the model
