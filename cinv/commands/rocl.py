@@ -21,9 +21,10 @@ from cinv.evaluation.robustness import attack_subset, robust_accuracy, smoothed_
 from cinv.methods import METHODS
 from cinv.probe import robust_linear_probe, train_probe
 from cinv.runtime import FP32, derive_seed
+from cinv.settings import recipe_key
 from cinv.tracking import schema
 from cinv.tracking.models import register
-from cinv.tracking.runs import log_table
+from cinv.tracking.runs import log_table, training_tags
 from cinv.training.context import setup
 
 # Seed 003, section 4 and the released code: CIFAR-10 at 32 px, trained on the whole training set, in float32.
@@ -79,7 +80,9 @@ class RoCLConfig(Trains):
 def run(cfg: RoCLConfig) -> pd.DataFrame:
     s = setup(cfg, "none")
     method, opts = METHODS.get("rocl"), cfg.options["rocl"]
-    mlflow.set_tags({schema.STAGE: "rocl", schema.METHOD: "rocl" if opts.adversarial else "simclr"})
+    mlflow.set_tags({schema.STAGE: "rocl", **training_tags(
+        "rocl" if opts.adversarial else "simclr", teacher=opts.encoder, dataset=s.splits.name, train_corruption="none",
+        seed=s.seed, recipe=recipe_key(cfg))})
     encoder = method.train(s, opts)
     register(method.log(s, encoder, opts, "")["encoder"], opts.registered_model_name)
 

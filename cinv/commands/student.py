@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 import mlflow
 from pydantic import Field
 
-from cinv import distributed
+from cinv import distributed, settings
 from cinv.commands.common import checkpointer, log_samples, with_teacher
 from cinv.config.base import Runtime, Section, Select
 from cinv.config.options import CORRUPTION, INVERSION_PAPER, RESUME, Corruption, DataOptions, Trains, WithTeacher
@@ -16,6 +16,7 @@ from cinv.encoders.base import Encoder
 from cinv.methods import METHODS
 from cinv.tracking import schema
 from cinv.tracking.models import register
+from cinv.tracking.runs import training_tags
 from cinv.training.context import setup
 
 
@@ -41,7 +42,9 @@ def run(cfg: StudentConfig) -> Encoder:
     method, opts = METHODS.get("student"), cfg.options["student"]
     main = distributed.is_main()  # another process of a distributed run trains and leaves MLflow to rank 0
     if main:
-        mlflow.set_tags({schema.METHOD: method.name, schema.STAGE: "student", schema.PROCESSES: str(distributed.world().size)})
+        mlflow.set_tags({schema.STAGE: "student", schema.PROCESSES: str(distributed.world().size), **training_tags(
+            method.name, teacher=cfg.teacher, dataset=s.splits.name, train_corruption=s.corruption.spec, seed=s.seed,
+            recipe=settings.recipe_key(cfg))})
         log_samples(s)
     student = method.train(s, opts, checkpointer=checkpointer(opts, main), log=main)
     if main:

@@ -47,6 +47,7 @@ from cinv.tracking.runs import (
     log_params,
     log_table,
     resuming,
+    training_tags,
 )
 from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.checkpoint import Checkpointer, for_active_run
@@ -186,9 +187,9 @@ class Lab:
         if key in self._models:
             return self._models[key]
         run_name = f"{name} · {corruption.spec} · seed {self.seed}"
-        tags = {schema.STAGE: name, schema.METHOD: name, "fingerprint": key, schema.SEED: str(self.seed),
-                schema.TEACHER: method.source(opts, self.cfg.teacher), schema.DATASET: self.s.splits.name,
-                schema.TRAIN_CORRUPTION: corruption.spec, schema.RECIPE_HASH: self.recipe(name)}
+        tags = {schema.STAGE: name, "fingerprint": key, **training_tags(
+            name, teacher=method.source(opts, self.cfg.teacher), dataset=self.s.splits.name,
+            train_corruption=corruption.spec, seed=self.seed, recipe=self.recipe(name))}
         here = dataclasses.replace(self.s, corruption=corruption)
         done = child_named(run_name, finished=True, tags=tags, parent=self.root)
         found = None if done else self.reusable(key)
@@ -329,6 +330,9 @@ class Lab:
                             **labels})
                 built = model()
                 held = built if isinstance(built, Trained) else Trained(built)
+                for info in held.logged:  # models from another run are this cell's inputs (its own are outputs)
+                    if info.run_id != mlflow.active_run().info.run_id:
+                        log_model_input(info.model_uri)
                 result = evaluate_model(s, held.model, self.cfg.eval, corruption=evaluated_on)
                 if held.linked() and held.trained_on == evaluated_on.spec and s is self.s:
                     link(held.linked(), result, s)
@@ -354,8 +358,8 @@ def run(cfg, s: Setup, recipe: Recipe) -> tuple[pd.DataFrame, Plot, list[Lab]]:
 def log_results(rows: pd.DataFrame, stem: str, plot: Plot) -> pd.DataFrame:
     """The per-seed rows and the across-seed table (CSV, Markdown, HTML) and its figure."""
     table = across_seeds(rows)
-    log_table(rows, f"{stem}_per_seed")
-    log_table(table, stem)
+    log_table(table, stem)  # the one table the UI's Evaluation view opens on
+    log_table(rows, f"{stem}_per_seed", listed=False)
     log_figure(plot(table), f"{stem}.png")
     mlflow.set_tag(schema.STATISTIC, statistic_note(table)[:5000])
     return table

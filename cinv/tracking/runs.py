@@ -178,17 +178,24 @@ def log_params(params: dict[str, Any]) -> None:
         with_retries(mlflow.log_params, "logging params")(new)
 
 
+def training_tags(method: str, *, teacher: str, dataset: str, train_corruption: str, seed: int, recipe: str) -> dict[str, str]:
+    """The provenance every run that trains or evaluates a model carries, so that one filter
+    (``tags.cinv.teacher = 'x'``) finds them all: method, the pretrained network it starts from
+    (the teacher, the baseline's backbone), dataset, training corruption, seed and recipe hash."""
+    return {schema.METHOD: method, schema.TEACHER: str(teacher), schema.DATASET: dataset,
+            schema.TRAIN_CORRUPTION: train_corruption, schema.SEED: str(seed), schema.RECIPE_HASH: recipe}
+
+
 def evaluation_tags(method: str, *, eval_corruption: str, train_corruption: str, teacher: str, dataset: str, seed: int,
                     recipe: str, loss: str = "", label_fraction: float = 1.0, condition: str = "") -> dict[str, str]:
     """The tags of a run that evaluates one trained model: its recipe (``schema.RECIPE``) and seed.
 
-    ``teacher``: the pretrained network the method starts from (the teacher, the baseline's
-    backbone); ``condition``: anything else the cell changes (label shift, transfer target);
+    ``condition``: anything the cell changes beyond the recipe (label shift, transfer target);
     ``recipe``: a hash of every other setting (data, budgets, optimiser, probe, evaluation)."""
-    values = {"method": method, "eval_corruption": eval_corruption, "train_corruption": train_corruption,
-              "teacher": teacher, "dataset": dataset, "recipe": recipe, "loss": loss,
-              "label_fraction": f"{float(label_fraction):g}", "condition": condition}
-    return {schema.RECIPE[k]: str(v) for k, v in values.items()} | {schema.SEED: str(seed)}
+    return training_tags(method, teacher=teacher, dataset=dataset, train_corruption=train_corruption, seed=seed,
+                         recipe=recipe) | {schema.EVAL_CORRUPTION: eval_corruption, schema.LOSS: loss,
+                                           schema.LABEL_FRACTION: f"{float(label_fraction):g}",
+                                           schema.CONDITION: condition}
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
@@ -260,24 +267,47 @@ def log_evaluation(summary: dict[str, float], draws: list[dict[str, float]], pre
     return summary
 
 
-def replace_table(table: pd.DataFrame, artifact_file: str, run_id: str | None = None) -> None:
+def replace_table(table: pd.DataFrame, artifact_file: str, run_id: str | None = None, listed: bool = True) -> None:
     """``log_table``, except that the file is overwritten, never read: MLflow's appends to a table
     that is already there, so a resumed stage, or two workers finishing a study at once, would
     double the rows or read a file the other is still uploading. Writes the file in
-    ``log_table``'s format, then lists it in the run's table tag, as ``log_table`` does."""
+    ``log_table``'s format, then lists it in the run's table tag, as ``log_table`` does (``listed``:
+    the UI's Evaluation view shows the run's listed tables, the first one first)."""
     client = mlflow.MlflowClient()
     run_id = _active_run_id(run_id)
     client.log_text(run_id, table.to_json(orient="split", index=False, date_format="iso"), artifact_file)
+    if not listed:
+        return
     listed = json.loads(client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
     entry = {"path": artifact_file, "type": "table"}
     if entry not in listed:
         client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*listed, entry]))
 
 
-def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=None) -> None:
-    """Metrics of logged models (MLflow 3): found on the model's page and by ``search_logged_models``."""
+def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=None, run_id: str | None = None) -> None:
+    """Metrics of logged models (MLflow 3): shown on each model's page, found by ``search_logged_models``.
+
+    Written at the step and time the run logged them, so the run's history keeps each value once
+    (the store skips a row it already has), and left off a model that already has the metric from
+    this run on this dataset (MLflow gives a run's new metrics to the models it logged at that step)."""
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    client = mlflow.MlflowClient()
+    run_id = _active_run_id(run_id)
+    name, digest = (dataset.name, dataset.digest) if dataset is not None else (None, None)
+    when = {}
+    for key, value in metrics.items():
+        history = with_retries(client.get_metric_history, "reading metrics")(run_id, key)
+        same = [m for m in history if m.value == value]
+        when[key] = (same[-1].timestamp, same[-1].step) if same else (get_current_time_millis(), 0)
+    rows = []
     for model_id in model_ids:
-        with_retries(mlflow.log_metrics, "logging model metrics")(metrics, model_id=model_id, dataset=dataset)
+        held = {(m.key, m.dataset_name) for m in mlflow.get_logged_model(model_id).metrics or [] if m.run_id == run_id}
+        rows += [Metric(key, value, *when[key], model_id=model_id, dataset_name=name, dataset_digest=digest, run_id=run_id)
+                 for key, value in metrics.items() if (key, name) not in held]
+    if rows:
+        with_retries(client.log_batch, "logging model metrics")(run_id, metrics=rows)
 
 
 def source_digest(path: str) -> str:
@@ -354,13 +384,13 @@ def _active_run_id(run_id: str | None) -> str:
     return run_id or mlflow.active_run().info.run_id
 
 
-def log_table(table: pd.DataFrame, stem: str, run_id: str | None = None) -> None:
-    """The same table as JSON (``mlflow.log_table``: shown and compared across runs in the UI),
-    CSV (for tools), Markdown (for reading) and HTML."""
+def log_table(table: pd.DataFrame, stem: str, run_id: str | None = None, listed: bool = True) -> None:
+    """The same table as JSON (``mlflow.log_table``: shown and compared across runs in the UI's
+    Evaluation view unless ``listed`` is false), CSV (for tools), Markdown (for reading) and HTML."""
     client = mlflow.MlflowClient()
     run_id = _active_run_id(run_id)
     with_retries(replace_table, f"writing {stem} tables")(table.astype(object).where(table.notna(), None), f"{stem}.json",
-                                                          run_id)
+                                                          run_id, listed)
     log_text = with_retries(client.log_text, f"writing {stem} tables")
     log_text(run_id, table.to_csv(index=False), f"{stem}.csv")
     log_text(run_id, table.to_markdown(index=False) + "\n", f"{stem}.md")
