@@ -212,7 +212,8 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         else:
             with_retries(choose_experiment, "starting a run")(params.get("experiment_name"))
             run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, params),
-                                                                    log_system_metrics=asked(params.get("system_metrics")) or None)
+                                                                    log_system_metrics=asked(params.get(
+                                                                        "system_metrics", declared(command, "system_metrics"))))
     except (ResumeError, StoreError, ConfigError) as exc:  # nothing was started; a named run is left as it was
         print(f"cinv {command}: error: {exc}", file=sys.stderr)
         return 2, None
@@ -225,8 +226,8 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     except KeyboardInterrupt as exc:
         mlflow.set_tag(schema.ERROR, interrupted(exc))
         mlflow.end_run(status="KILLED")
-        print(f"cinv {command}: {interrupted(exc)}; run {run_id} marked KILLED; continue it with resume_run_id={run_id}",
-              file=sys.stderr)
+        hint = f"continue it with resume_run_id={run_id}" if COMMANDS[command].resumable else "start it again to rerun it"
+        print(f"cinv {command}: {interrupted(exc)}; run {run_id} marked KILLED; {hint}", file=sys.stderr)
         return (143 if isinstance(exc, Terminated) else 130), run_id
     except Exception as exc:
         message = one_line(exc)
@@ -268,6 +269,11 @@ def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume:
         shown = result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False)
         print(shown)
         describe(command, shown, preset_line)
+
+
+def declared(command: str, key: str) -> Any:
+    """A command's declared default for ``key``, for the few options read before validation."""
+    return COMMANDS[command].config.model_fields[key].default
 
 
 def asked(value: Any) -> bool:

@@ -128,8 +128,12 @@ def parse_spec(spec: str, *, bare_strings: bool = False) -> tuple[str, dict[str,
     text = spec.strip() if isinstance(spec, str) else ""
     if not text:
         raise ValueError("spec must be a name or name(key=value, ...), got an empty value")
+    if len(text) > MAX_SPEC_CHARS:
+        raise ValueError(f"spec is {len(text):,} characters long; at most {MAX_SPEC_CHARS:,}")
     try:
         node = ast.parse(text, mode="eval").body
+    except (MemoryError, RecursionError):  # deeply nested input exhausts the parser
+        raise ValueError(f"cannot parse the spec {text[:40]!r}...: nested too deeply") from None
     except SyntaxError:
         if bare_strings:
             return _parse_bare(spec, text)
@@ -151,7 +155,26 @@ def parse_spec(spec: str, *, bare_strings: bool = False) -> tuple[str, dict[str,
                 raise ValueError(f"in {spec!r}, {kw.arg} must be a literal (number, string or tuple)") from None
             value = ast.get_source_segment(text, kw.value)
         params[kw.arg] = list(value) if isinstance(value, list) else value
+        in_range(spec, kw.arg, value)
     return node.func.id, params
+
+
+MAX_SPEC_CHARS = 4_000
+MAX_NUMBER = 2**32  # no parameter of a spec needs more; bigger numbers overflow deep inside torch or NumPy
+
+
+def in_range(spec: str, key: str, value: Any) -> None:
+    """Numbers inside a spec's value stay finite and within ``MAX_NUMBER``, so a typo fails here,
+    naming its key, rather than as an overflow inside the corruption."""
+    import math
+
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(item, (tuple, list)):
+            in_range(spec, key, item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) and (
+                not math.isfinite(item) or abs(item) > MAX_NUMBER):
+            raise ValueError(f"in {spec!r}, {key} holds {item!r}: numbers must be finite and at most {MAX_NUMBER:,} "
+                             "in size")
 
 
 def _parse_bare(spec: str, text: str) -> tuple[str, dict[str, Any]]:
@@ -172,8 +195,9 @@ def _parse_bare(spec: str, text: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(f"in {spec!r}, {key} is given twice")
         try:
             params[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             params[key] = raw
+        in_range(spec, key, params[key])
     return match.group(1), params
 
 

@@ -17,17 +17,25 @@ from cinv.errors import Terminated
 
 
 class _Termination:
-    """SIGTERM, turned into :class:`~cinv.errors.Terminated`: at once, or, inside
-    :meth:`deferred` (a training step and its checkpoint), once the block has ended."""
+    """SIGTERM and Ctrl-C (SIGINT), turned into :class:`~cinv.errors.Terminated` and
+    ``KeyboardInterrupt``: at once, or, inside :meth:`deferred` (training: a step and its
+    checkpoint), once the caller has saved where it stands. A second signal does not wait."""
 
     def __init__(self):
-        self.depth, self.requested = 0, False
+        self.depth, self.requested = 0, None
 
     def handler(self, signum, frame) -> None:
-        if self.depth:
-            self.requested = True
+        if self.depth and self.requested is None:
+            self.requested = signum
         else:
-            raise Terminated("terminated (SIGTERM)")
+            self.requested = None
+            self.raise_for(signum)
+
+    @staticmethod
+    def raise_for(signum) -> None:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated("terminated (SIGTERM)")
 
     @contextlib.contextmanager
     def deferred(self):
@@ -38,25 +46,44 @@ class _Termination:
             self.depth -= 1
 
     def pending(self) -> bool:
-        """A SIGTERM arrived during a deferred block: the caller stops (``stop``) once its state is saved."""
-        return self.requested
+        """A signal arrived during a deferred block: the caller stops (``stop``) once its state is saved."""
+        return self.requested is not None
 
     def stop(self) -> None:
-        self.requested = False
-        raise Terminated("terminated (SIGTERM)")
+        signum, self.requested = self.requested, None
+        self.raise_for(signum)
 
     @contextlib.contextmanager
     def installed(self):
-        """SIGTERM handled this way while the block runs (main thread only; elsewhere a no-op)."""
+        """SIGTERM and SIGINT handled this way while the block runs (main thread only; elsewhere a no-op)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.signal(signal.SIGTERM, self.handler)
+        previous = {sig: signal.signal(sig, self.handler) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            self.requested = False
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.requested = None
+
+
+def pause_point(step: int, desc: str) -> None:
+    """A deterministic trigger for tests of signals and resume: with ``CINV_PAUSE_AFTER_STEP=N``
+    and ``CINV_PAUSE_FILE=path`` (and ``CINV_PAUSE_IN=<trainer>``, e.g. student, to skip other
+    trainings), training writes ``path.reached`` after optimiser step N (and its checkpoint) and
+    waits until ``path`` exists or a signal arrives; a signal sent then lands at a known step
+    instead of racing the training."""
+    import os
+    import time
+    from pathlib import Path
+
+    at, where, trainer = (os.environ.get(k) for k in ("CINV_PAUSE_AFTER_STEP", "CINV_PAUSE_FILE", "CINV_PAUSE_IN"))
+    if not (at and where) or step != int(at) or (trainer and trainer != desc):
+        return
+    Path(f"{where}.reached").write_text(str(step))
+    while not Path(where).exists() and not termination.pending():
+        time.sleep(0.01)
 
 
 termination = _Termination()

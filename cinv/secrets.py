@@ -22,8 +22,28 @@ SECRET_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "sslkey", "
 _URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'"<>]+""")
 
 
+# scheme://<userinfo>@<host>: the userinfo runs to the last "@" before a host (and port), so a
+# password typed raw with "#", "/", "?" or "@" in it is found before a URL parser splits it apart.
+_RAW_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>.*)@(?P<rest>[A-Za-z0-9.\-_~%\[\]:]+(?:[/?#].*)?)$",
+                           re.DOTALL)
+
+
+def _mask_raw_userinfo(url: str) -> str:
+    """A userinfo holding characters that end the authority (``#``, ``/``, ``?``, ``@``) masked
+    before parsing: ``http://alice:pa#SECRET@host`` would otherwise parse as host ``alice``, port
+    ``pa`` and a fragment that keeps the secret."""
+    match = _RAW_USERINFO.match(url)
+    if not match or match["userinfo"].startswith("/") or not any(c in match["userinfo"] for c in "#/?@"):
+        return url
+    user, colon, _ = match["userinfo"].partition(":")
+    if colon and not any(c in user for c in "#/?@"):
+        return f"{match['scheme']}{user}:{MASK}@{match['rest']}"
+    return f"{match['scheme']}{MASK}@{match['rest']}"
+
+
 def redact_url(url: str) -> str:
     """``url`` with the password of its userinfo and every secret query value replaced by ``***``."""
+    url = _mask_raw_userinfo(url)
     try:
         parts = urlsplit(url)
         password = parts.password

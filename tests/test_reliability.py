@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -23,7 +24,7 @@ from cinv.errors import NonFiniteLossError
 from cinv.tracking.resume import latest_resumable
 from cinv.training.checkpoint import Checkpointer
 from cinv.training.loop import Optim, fit
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_image_folder
 
 STUDENT = [str(ROOT / "entrypoints/student.py"), "--limit_per_class", "32", "--image_size", "32", "--epochs", "3",
            "--batch_size", "16", "--lr", "1e-3", "--checkpoint_every_steps", "3"]
@@ -104,6 +105,20 @@ def test_an_objective_that_follows_the_step_continues_its_schedule_after_a_resum
     assert told == list(range(8, 18))  # from the checkpoint at step 8, not from 0
 
 
+def test_unreadable_checkpoints_are_said_in_one_line_and_a_tag_not_a_silent_restart(store, caplog):
+    with mlflow.start_run() as run:
+        model = make_model()
+        fit(model, supervised(model), tiny_stream(), Optim(epochs=1, lr=0.01), checkpointer=Checkpointer(run.info.run_id, 2))
+        client = MlflowClient()
+        for slot in ("a", "b"):  # both slots damaged (a disk or a copy gone wrong)
+            client.log_text(run.info.run_id, "not a checkpoint", f"checkpoints/train-{slot}.pt")
+        with caplog.at_level("WARNING", logger="cinv"):
+            assert Checkpointer(run.info.run_id).latest() is None
+    lines = [r.getMessage() for r in caplog.records if "no readable checkpoint" in r.getMessage()]
+    assert len(lines) == 1 and "train-a.pt" in lines[0] and "train-b.pt" in lines[0] and "step 0" in lines[0]
+    assert "restarts from step 0" in mlflow.get_run(run.info.run_id).data.tags["cinv.checkpoint_lost"]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(store):
     with mlflow.start_run() as run:
         model = make_model()
@@ -135,22 +150,30 @@ def checkpoint_step(run_id):
     return int(tag) if tag else -1
 
 
-def interrupt_at_checkpoint(argv, cwd, sig, after_step, child=None, exclude=()):
-    """Start ``argv``, send ``sig`` once its (``child``-named) run has checkpointed ``after_step``; the killed run's id."""
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+def interrupt_at_checkpoint(argv, cwd, sig, after_step, child=None, exclude=(), group=False, trainer=None):
+    """Start ``argv``, paused after optimiser step ``after_step`` (of the ``trainer``-named
+    training, default any) by the CINV_PAUSE_* hook, and send ``sig`` while it waits there: to the
+    process, or with ``group`` to its whole process group (as ``timeout``, Slurm and Kubernetes
+    do). No polling race: the signal always lands at that step. The (``child``-named) run's id."""
+    pause = Path(cwd) / f"pause-{after_step}-{sig}"
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore", "CINV_PAUSE_AFTER_STEP": str(after_step),
+           "CINV_PAUSE_FILE": str(pause), **({"CINV_PAUSE_IN": trainer} if trainer else {})}
     victim = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    run_id, deadline = None, time.time() + 600
-    while time.time() < deadline and victim.poll() is None:
-        runs = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
-                if r.info.run_id not in exclude and (child is None or r.info.run_name.startswith(child))]
-        if runs:
-            run_id = runs[0].info.run_id
-            if checkpoint_step(run_id) >= after_step:
-                victim.send_signal(sig)
-                break
+                              stderr=subprocess.PIPE, text=True, start_new_session=group)
+    reached, deadline = Path(f"{pause}.reached"), time.time() + 600
+    while not reached.exists() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    stderr = victim.communicate()[1]
+    run_id = None
+    if reached.exists():
+        runs = [r for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+                if r.info.run_id not in exclude and (child is None or r.info.run_name.startswith(child))
+                and r.info.status == "RUNNING"]
+        run_id = runs[0].info.run_id if runs else None
+        if group:
+            os.killpg(victim.pid, sig)
+        else:
+            victim.send_signal(sig)
+    stderr = victim.communicate(timeout=600)[1]
     return run_id, victim.returncode, stderr
 
 
@@ -233,9 +256,43 @@ def children_of(parent_id):
                               output_format="list")
 
 
+def folder_student(tmp_path) -> list[str]:
+    """The student on an image folder read by 2 loader worker processes, 6 steps an epoch."""
+    root = write_image_folder(tmp_path / "data", {"n1": 24, "n2": 24}, size=32)
+    return [str(ROOT / "entrypoints/student.py"), "--dataset", str(root), "--num_workers", "2", "--image_size", "32",
+            "--epochs", "2", "--batch_size", "16", "--checkpoint_every_steps", "100"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_with_loader_workers_stops_as_sigterm_to_the_pid_does(store, tmp_path):
+    """timeout, Slurm and Kubernetes signal the whole group: the workers leave it to the main
+    process, which saves the step it stands at, marks the run KILLED and exits 143 in one line."""
+    run_id, code, stderr = interrupt_at_checkpoint(folder_student(tmp_path), tmp_path, signal.SIGTERM, 4, group=True)
+    assert code == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.count("error") <= 1, stderr[-3000:]
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "KILLED" and "SIGTERM" in run.data.tags["cinv.error"]
+    assert checkpoint_step(run_id) == 4  # the step in progress is kept: no checkpoint was due before step 100
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_epoch_keeps_the_partial_epoch_as_sigterm_does(store, tmp_path):
+    """Ctrl-C reaches the whole foreground group: it saves where the run stands, as SIGTERM does."""
+    argv = folder_student(tmp_path)
+    run_id, code, stderr = interrupt_at_checkpoint(argv, tmp_path, signal.SIGINT, 3, group=True)
+    assert code == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "KILLED" and "SIGINT" in run.data.tags["cinv.error"]
+    assert checkpoint_step(run_id) == 3
+    resumed = run_cli([*argv, "--resume_run_id", run_id], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_main_marks_the_child_in_progress_killed_with_its_reason(store, tmp_path):
-    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, signal.SIGINT, 1, child="student ·")
+    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, signal.SIGINT, 1, child="student ·", trainer="student")
     assert code == 130, stderr[-2000:]
     student = mlflow.get_run(student_id)
     assert student.info.status == "KILLED" and "SIGINT" in student.data.tags["cinv.error"]
@@ -258,7 +315,8 @@ def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_unint
     before = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
 
     stop_after = random.Random().randint(1, 12)  # 2 epochs of 7 student steps, a checkpoint after each
-    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, sig, stop_after, child="student ·", exclude=before)
+    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, sig, stop_after, child="student ·", exclude=before,
+                                                   trainer="student")
     assert code == 143, stderr[-2000:]
     student = mlflow.get_run(student_id)
     parent_id = student.data.tags["mlflow.parentRunId"]
@@ -328,3 +386,22 @@ def test_workers_starting_together_survive_the_race_to_insert_a_dataset(store, m
     monkeypatch.setattr(runs.mlflow, "log_input", lambda *a, **k: (_ for _ in ()).throw(refused))
     with mlflow.start_run(), pytest.raises(MlflowException, match="malformed"):
         runs.log_datasets(splits, "val")  # anything else is not retried as a race
+
+
+def test_a_stopped_command_that_cannot_resume_prints_no_resume_hint(store, tmp_path, capsys, monkeypatch):
+    """tune, probe, promote, embed and evaluate cannot continue a run: their stop line says to start again."""
+    from cinv import cli
+    from cinv.commands import COMMANDS
+
+    assert {n for n, c in COMMANDS.items() if c.resumable} == {"main", "student", "baseline", "experiment", "benchmark"}
+    monkeypatch.chdir(tmp_path)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import dataclasses
+
+    monkeypatch.setitem(COMMANDS, "probe", dataclasses.replace(COMMANDS["probe"], run=interrupt))
+    assert cli.run("probe", ["--limit_per_class", "2", "--image_size", "32"]) == 130
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "marked KILLED" in line and "resume_run_id" not in line and "start it again" in line

@@ -15,6 +15,14 @@ from cinv.secrets import redact, redact_url, redacted
     ("https://host/x?token=SECRET", "https://host/x?token=***"),
     ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),  # nothing secret: byte for byte
     ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    # a password typed raw with a character that ends the authority: masked before any parsing
+    ("http://alice:pa#S3CRET@127.0.0.1:9", "http://alice:***@127.0.0.1:9"),
+    ("http://alice:pa/S3CRET@127.0.0.1:9/api", "http://alice:***@127.0.0.1:9/api"),
+    ("http://alice:pa?S3CRET@127.0.0.1:9", "http://alice:***@127.0.0.1:9"),
+    ("postgresql://cinv:p@ss#S3CRET@db:5432/optuna?sslmode=require",
+     "postgresql://cinv:***@db:5432/optuna?sslmode=require"),
+    ("https://tok/S3CRET@mlflow.example.org/x", "https://***@mlflow.example.org/x"),
+    ("sqlite:////tmp/a@b/mlflow.db", "sqlite:////tmp/a@b/mlflow.db"),  # an "@" in a path, no userinfo
 ])
 def test_urls_are_masked_and_otherwise_kept(url, shown):
     assert redact_url(url) == shown

@@ -9,8 +9,23 @@ import cinv
 from cinv.tracking import schema
 
 
+@pytest.fixture
+def student_run(student_store):
+    """The student run, its store the current one (another module fixture may have switched it)."""
+    client, run, uri = student_store
+    mlflow.set_tracking_uri(uri)
+    return client, run
+
+
+@pytest.fixture
+def main_run(main_store):
+    client, parent, children, uri = main_store
+    mlflow.set_tracking_uri(uri)
+    return client, parent, children
+
+
 @pytest.fixture(scope="module")
-def student_run(tmp_path_factory):
+def student_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     uri = f"sqlite:///{root}/mlflow.db"
     with pytest.MonkeyPatch.context() as mp:
@@ -19,7 +34,7 @@ def student_run(tmp_path_factory):
         mlflow.set_tracking_uri(uri)
         run_id = cinv.run_command("student", limit_per_class=10, image_size=48, epochs=2, batch_size=32,
                                   experiment_name="ui")
-        yield mlflow.MlflowClient(), mlflow.get_run(run_id)
+        yield mlflow.MlflowClient(), mlflow.get_run(run_id), uri
 
 
 def test_a_finished_run_keeps_no_lease_tags(student_run):
@@ -69,7 +84,7 @@ def test_every_command_summary_is_a_whole_sentence():
 
 
 @pytest.fixture(scope="module")
-def main_run(tmp_path_factory):
+def main_store(tmp_path_factory):
     """The main job, tiny, with both trainings registered: a parent, two training runs and four cells."""
     root = tmp_path_factory.mktemp("ui-main")
     uri = f"sqlite:///{root}/mlflow.db"
@@ -81,7 +96,7 @@ def main_run(tmp_path_factory):
                                   probe_epochs=2, eval_draws=2, experiment_name="ui-main")
         client = mlflow.MlflowClient()
         runs = client.search_runs([mlflow.get_run(run_id).info.experiment_id])
-        yield client, client.get_run(run_id), [client.get_run(r.info.run_id) for r in runs if r.info.run_id != run_id]
+        yield client, client.get_run(run_id), [client.get_run(r.info.run_id) for r in runs if r.info.run_id != run_id], uri
 
 
 def test_each_test_metric_is_in_a_runs_history_once_and_on_each_model_once_per_dataset(main_run):
@@ -141,3 +156,35 @@ def test_the_parents_description_table_reads_as_aligned_text_and_its_table_opens
     listed = json.loads(parent.data.tags["mlflow.loggedArtifacts"])
     assert [entry["path"] for entry in listed] == ["results.json"]  # per-seed rows are an artifact, not a second table
     assert "results_per_seed.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_with_pickle_refused_a_cinv_model_still_serves_and_a_pickled_one_runs_no_code(student_run, tmp_path, monkeypatch):
+    """docs/registry.md: MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false for `mlflow models predict`."""
+    from mlflow.exceptions import MlflowException
+
+    client, run = student_run
+    (model,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                           filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list")
+    marker = tmp_path / "ran"
+
+    class Pickled(mlflow.pyfunc.PythonModel):
+        def __setstate__(self, state):
+            marker.write_text("code ran while loading")
+            self.__dict__.update(state)
+
+        def predict(self, context, model_input):
+            return model_input
+
+    mlflow.pyfunc.save_model(tmp_path / "pickled", python_model=Pickled())
+    marker.unlink(missing_ok=True)  # saving round-trips the object once
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    loaded = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
+    assert loaded.predict(loaded.input_example.astype("float32")).shape[0] == 1
+    with pytest.raises(MlflowException, match="pickle is disallowed"):
+        mlflow.pyfunc.load_model(str(tmp_path / "pickled"))
+    assert not marker.exists()
+
+
+def test_system_metrics_are_on_by_default(student_run):
+    client, run = student_run
+    assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)

@@ -38,6 +38,11 @@ class Command:
     run: Callable
 
     @property
+    def resumable(self) -> bool:
+        """Whether a stopped run of it can be continued (its config takes ``resume_run_id``)."""
+        return "resume_run_id" in self.config.model_fields
+
+    @property
     def summary(self) -> str:
         """Its first sentence (the config docstring's first paragraph up to a full stop before a
         capital), whole, however the docstring wraps it: what ``cinv --help`` and the documentation list."""

@@ -19,6 +19,7 @@ from cinv.config.options import (
     EvalOptions,
     ProbeOptions,
     RunOptions,
+    WeightsRef,
 )
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model, link
@@ -36,7 +37,7 @@ class ProbeConfig(RunOptions):
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Corruption = CORRUPTION
     encoder: EncoderRef = Field("efficientnet_lite0", description="encoder name (as for teacher) or MLflow model URI of a student")
-    encoder_weights: str | None = Field(None, description="weights for a named encoder; ignored for model URIs")
+    encoder_weights: WeightsRef = Field(None, description="weights for a named encoder; ignored for model URIs")
     probe: Annotated[ProbeOptions, Section()] = ProbeOptions()
     eval: Annotated[EvalOptions, Section("eval_")] = EvalOptions()
 

@@ -9,6 +9,7 @@ lists).
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -74,7 +75,45 @@ def folder(value: str) -> str:
     return value
 
 
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding (ImageNet-C, ART) takes 32 bits
+
+
+def registered_name(value: str | None) -> str | None:
+    """A name the model registry will take, checked before any work: MLflow refuses '/' and ':'
+    and a name that is not its own normalised path, but only when it registers, after the run."""
+    if value in (None, ""):
+        return value
+    if not value.strip() or any(c in value for c in "/:") or posixpath.normpath(value) != value or value.startswith(".."):
+        raise ValueError(f"{value!r} cannot be a registered model name: MLflow refuses '/', ':', blank names and names "
+                         "that change as a path (e.g. 'team-student' works, 'team/student' does not)")
+    return value
+
+
+def weights_ref(value: str | None) -> str | None:
+    """A weights file is checked by its first bytes before any work (a zip from ``torch.save``, a
+    legacy pickle, or safetensors): a wrong file fails at once, naming the parameter. Tags
+    (``openai``, ``IMAGENET1K_V1``) and ``none`` pass through to the encoder registry."""
+    if value is None:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        if path.exists():
+            raise ValueError(f"{value} is not a file")
+        return value
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+    safetensors = len(head) > 8 and head[8:9] == b"{"
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" or safetensors):
+        raise ValueError(f"{value} is not a PyTorch checkpoint (torch.save) or a safetensors file")
+    return value
+
+
 Corruption = Annotated[str, AfterValidator(_corruption)]
+RegisteredName = Annotated[str | None, AfterValidator(registered_name)]
+WeightsRef = Annotated[str | None, AfterValidator(weights_ref)]
 OptionalCorruption = Annotated[str | None, AfterValidator(lambda v: None if v is None else _corruption(v))]
 EncoderRef = Annotated[str, AfterValidator(_encoder)]
 LossName = Annotated[str, AfterValidator(losses.REGISTRY.check)]
@@ -169,15 +208,16 @@ class ProbeOptions(Strict):
 class EvalOptions(Strict):
     draws: int = Field(10, ge=1, le=10_000, description="independent corruption draws of the evaluation set")
     batch_size: Annotated[int, Runtime()] = Field(256, ge=1, le=65_536, description="evaluation batch size")
-    draw_seed: int = Field(0, ge=0, description="seed of the evaluation draws; equal seeds give every model the same draws")
+    draw_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the evaluation draws; equal seeds give every model the same draws")
 
 
 class RunOptions(Strict):
     experiment_name: Annotated[str, Runtime()] = Field("", description="MLflow experiment of the run (default: $MLFLOW_EXPERIMENT_NAME, or cinv; "
                                  "through mlflow run, give --experiment-name instead)")
-    seed: int = Field(0, ge=0, description="seed for initialisation, shuffling, augmentation and training corruptions")
-    system_metrics: Annotated[bool, Runtime()] = Field(False, description="log CPU, memory, disk and network use (and GPU use with nvidia-ml-py "
-                                 "installed) as MLflow system metrics")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for initialisation, shuffling, augmentation and training corruptions")
+    system_metrics: Annotated[bool, Runtime()] = Field(True, description="log CPU, memory, disk and network use (and GPU use with nvidia-ml-py "
+                                 "installed) as MLflow system metrics (the monitor takes 0.1 CPU-s a minute: "
+                                 "benchmarks/system_metrics.py)")
     device: Annotated[Device, Runtime()] = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) for "
@@ -199,8 +239,8 @@ def seed_list(text: str) -> list[int]:
         seeds = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
     except ValueError:
         raise ValueError(f"must be non-negative integers separated by commas, e.g. 0,1,2; got {text!r}") from None
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"must be distinct non-negative integers, e.g. 0,1,2; got {text!r}")
+    if any(s < 0 or s > MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"must be distinct integers from 0 to {MAX_SEED}, e.g. 0,1,2; got {text!r}")
     return seeds
 
 
@@ -225,7 +265,7 @@ class WithTeacher(Strict):
 
     teacher: EncoderRef = Field("efficientnet_lite0", description="teacher encoder: efficientnet_lite0, open_clip:RN101, "
                                 "torchvision:resnet101, ...")
-    teacher_weights: str | None = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; "
+    teacher_weights: WeightsRef = Field(None, description="teacher weights: pretrained tag (openai), file path, or 'none'; "
                                         "default: the encoder's own (recorded as resolved)")
 
     PRESETS = {"paper": {"teacher": "open_clip:RN101"}}

@@ -82,9 +82,29 @@ def decode_image(data: bytes | Path, name: str) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
             im.load()
-            return im.convert("RGB")
+            return to_rgb(im, name)
+    except DatasetError:
+        raise
     except Exception as exc:  # PIL raises several unrelated types for bad files
         raise DatasetError(f"cannot read image {name}: {exc}") from None
+
+
+def to_rgb(im: Image.Image, name: str) -> Image.Image:
+    """8-bit RGB. 16-bit grey images (medical and microscopy folders: PIL mode ``I;16``, or ``I``
+    with values above 255) are scaled 65535 -> 255: PIL's own conversion clips them, and a whole
+    16-bit folder would read as white. Floating-point images have no agreed range: refused."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        values = np.asarray(im).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DatasetError(f"cannot read image {name}: {im.mode} values {values.min()}..{values.max()} are outside "
+                               "0..65535; convert the folder to 8- or 16-bit images")
+        if im.mode != "I" or (values.size and values.max() > 255):
+            values = (values * 255 + 32767) // 65535  # rounded to nearest
+        return Image.fromarray(values.astype(np.uint8), "L").convert("RGB")
+    if im.mode == "F":
+        raise DatasetError(f"cannot read image {name}: floating-point pixels (mode F) have no agreed range; convert "
+                           "the folder to 8- or 16-bit images")
+    return im.convert("RGB")
 
 
 def load_embedded() -> Splits:

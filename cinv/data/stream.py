@@ -79,6 +79,7 @@ class Epoch:
             batch_sampler=batches,
             num_workers=s.num_workers,
             pin_memory=s.device.type == "cuda",
+            worker_init_fn=leave_signals_to_the_main_process if s.num_workers else None,
             # Its own generator, so creating a loader never draws from the global RNG.
             generator=torch.Generator().manual_seed(derive_seed(s.seed, s.purpose, "workers", self.index, self.position)),
         )
@@ -87,6 +88,16 @@ class Epoch:
             views = Views(clean, s.corruption(clean, self.draws), labels.to(s.device, non_blocking=True))
             self.position += 1
             yield views
+
+
+def leave_signals_to_the_main_process(worker_id: int) -> None:
+    """Loader workers ignore SIGTERM and Ctrl-C: ``timeout``, Slurm and Kubernetes signal the whole
+    process group, and a worker that died first would fail the batch in flight, where the main
+    process checkpoints and stops cleanly. The main process shuts its workers down as it exits."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class BatchStream:

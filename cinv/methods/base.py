@@ -52,7 +52,7 @@ from cinv.data.stream import BatchStream
 from cinv.registry import Registry
 from cinv.runtime import derive_seed
 from cinv.tracking.models import log_classifier, log_encoder
-from cinv.tracking.runs import last_step, log_training_metrics
+from cinv.tracking.runs import last_step, training_logger
 from cinv.training.checkpoint import Checkpointer
 from cinv.training.loop import Objective, Optim, Trainer, validation_loss
 
@@ -165,7 +165,7 @@ class Method:
         hook = (lambda step, total: on_step(self.output(model), step, total)) if on_step else None
         validate = self.validation(ctx, model, objective, stream) if log else None
         Trainer(model, objective, stream, self.optim(opts), precision=ctx.precision, checkpointer=checkpointer,
-                desc=self.name, on_step=hook, log=log_training_metrics if log else None, validate=validate).run()
+                desc=self.name, on_step=hook, log=training_logger() if log else None, validate=validate).run()
         if log:
             mlflow.flush_async_logging()  # the per-step points, before a model links the final step's metrics
         return self.output(model).eval()

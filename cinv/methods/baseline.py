@@ -11,7 +11,7 @@ from torch import nn
 
 from cinv import encoders
 from cinv.config.base import Runtime
-from cinv.config.options import EncoderRef, OptimOptions
+from cinv.config.options import EncoderRef, OptimOptions, RegisteredName, WeightsRef
 from cinv.data.stream import Views
 from cinv.encoders.heads import Classifier
 from cinv.methods.base import METHODS, Method, Range
@@ -24,10 +24,10 @@ class BaselineOptions(OptimOptions):
     """Adam with a cosine schedule, cross-entropy, end to end."""
 
     backbone: EncoderRef = Field("efficientnet_lite0", description="pretrained backbone (the paper: torchvision:resnet101)")
-    backbone_weights: str | None = Field(None, description="backbone weights: tag (torchvision: IMAGENET1K_V1, the paper's "
+    backbone_weights: WeightsRef = Field(None, description="backbone weights: tag (torchvision: IMAGENET1K_V1, the paper's "
                                          "original weights, or IMAGENET1K_V2), file path, or 'none'; default: the backbone's "
                                          "own (torchvision: IMAGENET1K_V1; recorded as resolved)")
-    registered_model_name: Annotated[str | None, Runtime()] = Field(
+    registered_model_name: Annotated[RegisteredName, Runtime()] = Field(
         BASELINE_MODEL, description="register the fine-tuned backbone (an encoder) under this name once the run has "
         "succeeded ('': do not)")
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from cinv import encoders
 from cinv.config.base import Paper, Runtime, Select
-from cinv.config.options import EncoderRef, OptimOptions
+from cinv.config.options import EncoderRef, OptimOptions, RegisteredName, WeightsRef
 from cinv.corruption import from_spec
 from cinv.data.stream import Views
 from cinv.encoders.heads import Classifier
@@ -44,7 +44,7 @@ class FCLOptions(OptimOptions):
     method: Annotated[Literal["fcl", "xe", "xe_gaussian", "cl_gaussian", "patch_gaussian", "patch_gaussian_fcl"], Select()] = Field(
         "fcl", description="fcl, or a baseline: xe, xe_gaussian, cl_gaussian, patch_gaussian, patch_gaussian_fcl")
     encoder: EncoderRef = Field("mnist_cnn", description="network trained from scratch (mnist_cnn) or a registry encoder")
-    encoder_weights: str | None = Field(None, description="encoder weights ('none': random initialisation); default: the "
+    encoder_weights: WeightsRef = Field(None, description="encoder weights ('none': random initialisation); default: the "
                                         "encoder's own (recorded as resolved)")
     decay: float = Field(0.89, gt=0, le=1, description="learning rate factor per epoch")
     loss: Literal["xe", "margin"] = Field("xe", description="FCL loss: xe (contrastive) or margin")
@@ -61,7 +61,7 @@ class FCLOptions(OptimOptions):
     patch_size: int = Field(25, ge=1, description="Patch Gaussian square side (pixels)")
     patch_sigma: float = Field(0.1, gt=0, le=10, description="Patch Gaussian noise std (Lopes et al.'s CIFAR-10 setting, "
                                "kept apart from FCL's sigma in patch_gaussian_fcl, as the paper does)")
-    registered_model_name: Annotated[str | None, Runtime()] = Field(
+    registered_model_name: Annotated[RegisteredName, Runtime()] = Field(
         None, description="register the trained classifier under this name")
 
 # "we drop high utility perturbations if the max utility value is smaller than 10^-12"

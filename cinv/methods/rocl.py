@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from cinv import encoders, losses
 from cinv.config.base import Runtime, Select
-from cinv.config.options import EncoderRef, OptimOptions
+from cinv.config.options import EncoderRef, OptimOptions, RegisteredName, WeightsRef
 from cinv.data.augment import SimCLRAugment, simclr_augment
 from cinv.data.stream import Views
 from cinv.encoders.heads import Projector
@@ -34,7 +34,7 @@ class RoCLOptions(OptimOptions):
 
     encoder: EncoderRef = Field("cifar_resnet:resnet18", description="encoder trained by RoCL (the paper: ResNet-18 with a "
                                 "32-px stem, cifar_resnet:resnet18)")
-    encoder_weights: str | None = Field(None, description="encoder weights ('none': from scratch, as the paper); default: "
+    encoder_weights: WeightsRef = Field(None, description="encoder weights ('none': from scratch, as the paper); default: "
                                         "the encoder's own (recorded as resolved)")
     optimizer: Literal["sgd", "lars", "adam"] = Field("lars", description="optimizer (LARS from timm: runs on CPU and GPU)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD / LARS momentum")
@@ -56,7 +56,7 @@ class RoCLOptions(OptimOptions):
     instance_steps: int = Field(7, ge=1, le=1000, description="instance-wise attack steps")
     projector_hidden: int = Field(2048, ge=1, description="projector hidden width")
     projector_dim: int = Field(128, ge=1, description="projector output width")
-    registered_model_name: Annotated[str | None, Runtime()] = Field(None, description="register the RoCL encoder under this name")
+    registered_model_name: Annotated[RegisteredName, Runtime()] = Field(None, description="register the RoCL encoder under this name")
 
 
 def instance_wise_pgd(

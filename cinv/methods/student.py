@@ -11,7 +11,7 @@ from torch import nn
 
 from cinv import distributed, losses
 from cinv.config.base import Runtime
-from cinv.config.options import LossName, OptimOptions
+from cinv.config.options import LossName, OptimOptions, RegisteredName
 from cinv.data.stream import Views
 from cinv.encoders.base import student_from
 from cinv.methods.base import METHODS, Method, Range
@@ -26,7 +26,7 @@ class StudentOptions(OptimOptions):
 
     loss: LossName = Field("student_teacher", description=f"inversion loss: {', '.join(losses.names())}")
     temperature: float = Field(0.1, gt=0, le=100, description="contrastive temperature tau")
-    registered_model_name: Annotated[str | None, Runtime()] = Field(
+    registered_model_name: Annotated[RegisteredName, Runtime()] = Field(
         STUDENT_MODEL, description="register the student encoder under this name once the run has succeeded ('': do not)")
     compile: Annotated[bool, Runtime()] = Field(
         False, description="torch.compile the student for training (worth it for long GPU runs)")

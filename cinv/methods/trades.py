@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-from cinv.config.options import EncoderRef, OptimOptions
+from cinv.config.options import EncoderRef, OptimOptions, WeightsRef
 from cinv.data.stream import Views
 from cinv.methods.base import METHODS, Method, Range
 from cinv.methods.baseline import backbone_classifier
@@ -25,7 +25,7 @@ class TradesOptions(OptimOptions):
     """Cross-entropy plus beta times the KL to an l_inf adversary found by PGD on that KL."""
 
     backbone: EncoderRef = Field("efficientnet_lite0", description="pretrained backbone")
-    backbone_weights: str | None = Field(None, description="backbone weights (as for the baseline; recorded as resolved)")
+    backbone_weights: WeightsRef = Field(None, description="backbone weights (as for the baseline; recorded as resolved)")
     beta: float = Field(6.0, ge=0, le=1000, description="weight of the KL (robustness) term")
     eps: float = Field(8 / 255, ge=0, le=1, description="l_inf radius of the adversary")
     alpha: float = Field(2 / 255, gt=0, le=1, description="adversary step size")

@@ -243,6 +243,19 @@ def last_step(key: str, run_id: str | None = None) -> int | None:
     return max(m.step for m in history) if history else None
 
 
+def training_logger():
+    """``log_training_metrics`` for one training in the active run: a resumed training replays
+    the steps after its last checkpoint, and their per-step points, already in the run's history
+    (the same values: the replay is exact), are not logged twice."""
+    logged = last_step("train_loss") or 0
+
+    def log(metrics: dict[str, float], step: int, per_epoch: bool) -> None:
+        if per_epoch or step > logged:
+            log_training_metrics(metrics, step, per_epoch)
+
+    return log
+
+
 def log_training_metrics(metrics: dict[str, float], step: int, per_epoch: bool) -> None:
     """A training curve's points at optimiser step ``step``: per step asynchronously (MLflow batches
     them; the run's end flushes them), per epoch once even when a resumed run passes the epoch again."""

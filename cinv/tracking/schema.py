@@ -41,6 +41,7 @@ DEFAULT_EXPERIMENT = "cinv"  # where runs go unless MLFLOW_EXPERIMENT_NAME / _ID
 RESUMED = "cinv.resumed"  # how many times the run was resumed
 RESUMED_INTO = "cinv.resumed_into"  # on the run `mlflow run` made: the run it resumed instead
 CHECKPOINT_STEP = "cinv.checkpoint_step"  # optimiser steps in the latest checkpoint
+CHECKPOINT_LOST = "cinv.checkpoint_lost"  # why a resumed training found no checkpoint it could read
 LEASE_OWNER = "cinv.lease.owner"  # host:pid:start of the process training the run
 LEASE_HEARTBEAT = "cinv.lease.heartbeat"  # unix time its lease was last renewed
 

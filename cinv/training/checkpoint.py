@@ -9,6 +9,7 @@ leaves the other, and the store never holds more than two. Files load with ``wei
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -16,8 +17,11 @@ import mlflow
 import torch
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+from cinv.errors import one_line
 from cinv.tracking import schema
 from cinv.tracking.runs import with_retries
+
+log = logging.getLogger(__name__)
 
 FOLDER = "checkpoints"
 SLOTS = ("a", "b")
@@ -48,24 +52,37 @@ class Checkpointer:
         """The newest readable checkpoint of the run, or None when it has none."""
         client = mlflow.MlflowClient()
         names = {a.path for a in client.list_artifacts(self.run_id, FOLDER)}
-        found = []
+        found, problems = [], []
         with tempfile.TemporaryDirectory() as tmp:
             for slot in SLOTS:
                 name = f"{FOLDER}/train-{slot}.pt"
                 if name not in names:
                     continue
-                local = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=name, dst_path=tmp)
                 try:
+                    local = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=name, dst_path=tmp)
                     state = torch.load(local, map_location="cpu", weights_only=True)
-                except Exception:  # a slot cut short by the crash: the other one is older but whole
+                except Exception as exc:  # a slot cut short by the crash: the other one is older but whole
+                    problems.append(f"{name}: {one_line(exc)[:200]}")
                     continue
-                if state.get("format") == FORMAT:
+                if isinstance(state, dict) and state.get("format") == FORMAT:
                     found.append((slot, state))
+                else:
+                    problems.append(f"{name}: not a cinv checkpoint of format {FORMAT}")
         if not found:
+            saved = client.get_run(self.run_id).data.tags.get(schema.CHECKPOINT_STEP)
+            if problems or saved:
+                self.lost(problems or [f"the run saved step {saved}, but {FOLDER}/ holds no checkpoint"])
             return None
         slot, newest = max(found, key=lambda item: item[1]["step"])
         self.saves = SLOTS.index(slot) + 1  # the next save goes to the other slot
         return newest
+
+    def lost(self, problems: list[str]) -> None:
+        """No checkpoint to continue from, though the run had saved some: said in one line and in
+        a tag on the run, never a silent restart from step 0."""
+        reason = "no readable checkpoint, training restarts from step 0: " + "; ".join(problems)
+        log.warning("run %s: %s", self.run_id, reason)
+        with_retries(mlflow.MlflowClient().set_tag, "tagging the run")(self.run_id, schema.CHECKPOINT_LOST, reason[:5000])
 
 
 def for_active_run(opts) -> Checkpointer:

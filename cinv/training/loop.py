@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from cinv import distributed
 from cinv.data.stream import BatchStream, Views
 from cinv.errors import NonFiniteLossError
-from cinv.runtime import FP32, Autocast, channels_last, termination
+from cinv.runtime import FP32, Autocast, channels_last, pause_point, termination
 from cinv.training.checkpoint import Checkpointer, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class Trainer:
         self.first_epoch, self.epoch_state = 0, None
         self.running, self.batches = 0.0, 0
         self.current = None  # the epoch in progress
+        self.saved_at = -1  # the optimiser step of the latest checkpoint this process wrote
 
     def resume(self) -> None:
         """Continue from the latest checkpoint when there is one (in a distributed run, rank 0 reads it)."""
@@ -142,7 +143,7 @@ class Trainer:
                 self.model.train()  # a hook may have evaluated the model
             if self.checkpointer and (self.checkpointer.due(self.history.steps) and len(self.current) > 0
                                       or termination.pending()):  # stopping: save where it stands, resume from here
-                self.checkpointer.save(self.state(epoch))
+                self.save(epoch)
         return self.running / self.batches
 
     def end_epoch(self, epoch: int) -> None:
@@ -152,7 +153,7 @@ class Trainer:
                 self.history.epoch_loss.append(self.running / max(self.batches, 1))
                 self.history.lr.append(self.opt.param_groups[0]["lr"])
                 if self.checkpointer:
-                    self.checkpointer.save(self.state(epoch))
+                    self.save(epoch)
                 log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", self.desc, epoch + 1, self.optim.epochs,
                          self.history.epoch_loss[epoch], self.history.lr[epoch], self.history.steps)
             if self.on_epoch:
@@ -165,21 +166,36 @@ class Trainer:
                 self.log(metrics, self.history.steps, True)
 
     def run(self) -> History:
+        """All epochs. SIGTERM or Ctrl-C wait for the step in progress (or the batch being loaded,
+        and its step), then the run saves where it stands and stops: a resume loses nothing."""
         self.resume()
-        for epoch in range(self.first_epoch, self.optim.epochs):
-            self.model.train()
-            self.current = self.stream.epoch(epoch, self.epoch_state if epoch == self.first_epoch else None)
-            if epoch != self.first_epoch or self.epoch_state is None:
-                self.running, self.batches = 0.0, 0
-            bar = tqdm(self.current, total=len(self.current), desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}", leave=False)
-            for views in bar:
-                bar.set_postfix(loss=f"{self.step(views, epoch):.4f}")
+        with termination.deferred():
+            for epoch in range(self.first_epoch, self.optim.epochs):
+                self.model.train()
+                self.current = self.stream.epoch(epoch, self.epoch_state if epoch == self.first_epoch else None)
+                if epoch != self.first_epoch or self.epoch_state is None:
+                    self.running, self.batches = 0.0, 0
+                bar = tqdm(self.current, total=len(self.current), desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}",
+                           leave=False)
+                for views in bar:
+                    bar.set_postfix(loss=f"{self.step(views, epoch):.4f}")
+                    pause_point(self.history.steps, self.desc)
+                    if termination.pending():
+                        self.save_where_it_stands(epoch)
+                        termination.stop()
+                self.end_epoch(epoch)
                 if termination.pending():
                     termination.stop()
-            self.end_epoch(epoch)
-            if termination.pending():
-                termination.stop()
         return self.history
+
+    def save_where_it_stands(self, epoch: int) -> None:
+        """A checkpoint of the step just taken, unless the step saved one."""
+        if self.checkpointer and self.saved_at != self.history.steps:
+            self.save(epoch)
+
+    def save(self, epoch: int) -> None:
+        self.checkpointer.save(self.state(epoch))
+        self.saved_at = self.history.steps
 
 
 def validation_loss(model: nn.Module, objective: Objective, stream: BatchStream, precision: Autocast = FP32,
