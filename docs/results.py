@@ -766,8 +766,23 @@ def render_tune_pruning(d: dict) -> list[str]:
     return out
 
 
+def render_system_metrics(d: dict) -> list[str]:
+    """system_metrics.json: the monitor's own CPU time, and the main job with it on and off when measured."""
+    out = provenance(d, "system_metrics.json", None)
+    out += [f"A process holding a run open for {num(d['monitor_seconds'], 0)} s, monitor on and off in turn "
+            f"({len(d['monitor_cpu_s']['on'])} rounds): the monitor's thread takes "
+            f"{num(d['monitor_cpu_s_per_minute'], 3)} CPU-s a minute, {num(d['monitor_share_of_cpu_percent'], 3)}% of "
+            f"this machine's CPU capacity, and logged {d['monitor_points']} system-metric points. CPU seconds per "
+            f"round, off: {listing(d['monitor_cpu_s']['off'], 3)}; on: {listing(d['monitor_cpu_s']['on'], 3)}.", ""]
+    if "main_wall_s" in d:
+        out += table(["system metrics", "main job wall time (s), each round", "median (s)"],
+                     [[side, listing(d["main_wall_s"][side], 1), num(d[f"main_wall_s_{side}"], 1)] for side in ("off", "on")])
+        out += [f"Overhead of the median: {num(d['main_overhead_percent'], 2, sign=True)}%.", ""]
+    return out
+
+
 def page_speed(results: Path) -> str:
-    """speed.md: throughput.json, memory.json and tune_pruning.json."""
+    """speed.md: throughput.json, memory.json, tune_pruning.json and system_metrics.json."""
     out = ["# Speed and memory", "",
            "cinv's library paths against the reference protocol on the same data, model and machine; peak memory; "
            "and what pruning saves a hyper-parameter search.", ""]
@@ -775,7 +790,8 @@ def page_speed(results: Path) -> str:
             ("Throughput", "throughput", "python benchmarks/throughput.py", render_throughput),
             ("Memory", "memory", "python benchmarks/memory.py", render_memory),
             ("Hyper-parameter search with and without pruning", "tune_pruning", "python benchmarks/tune_pruning.py",
-             render_tune_pruning)):
+             render_tune_pruning),
+            ("System metrics", "system_metrics", "python benchmarks/system_metrics.py", render_system_metrics)):
         d = load(results, name)
         out += [f"## {title}", "", *(render(d) if d else absent(name, script))]
     return "\n".join(out)
@@ -795,8 +811,9 @@ PAGES: dict[str, tuple[str, str, Callable[[Path], str], tuple[str, ...]]] = {
                 "attack, paired by seed.", page_rocl, ("rocl_demo",)),
     "fcl.md": ("FCL against XE", "the paper's protocol on synthetic MNIST, FCL's epoch time before and after the "
                "speed-up, and the earlier run on 5,000 digits.", page_fcl, ("fcl_paper", "fcl_speed", "fcl_demo")),
-    "speed.md": ("Speed and memory", "throughput against the reference protocol, peak memory, and hyper-parameter "
-                 "search with and without pruning.", page_speed, ("throughput", "memory", "tune_pruning")),
+    "speed.md": ("Speed and memory", "throughput against the reference protocol, peak memory, hyper-parameter "
+                 "search with and without pruning, and what system metrics cost.", page_speed,
+                 ("throughput", "memory", "tune_pruning", "system_metrics")),
 }
 
 
