@@ -188,3 +188,38 @@ def test_evaluate_refuses_an_encoder(store, s, pretrained):
     assert cli.run("evaluate", ["--model", "models:/enc/1", "--limit_per_class", "2"]) == 2
     run = mlflow.search_runs(filter_string="tags.`cinv.command` = 'evaluate'", output_format="list")[0]
     assert "not a classifier" in run.data.tags["cinv.error"]
+
+
+def _move(name, champion, candidate, barrier, results):
+    from cinv.commands.promote import move_champion
+
+    barrier.wait()
+    results.put((candidate.version, move_champion(name, champion, candidate, f"run-of-v{candidate.version}")))
+
+
+def test_two_promotions_against_one_champion_move_it_once_and_say_so(store, s, untrained):
+    """Both clear the gate against the same @champion at the same instant: the alias move is a
+    compare-and-set, so exactly one moves it and the other says it compared with a champion that
+    is gone (5 rounds of forked pairs, each round against the champion the last one left)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    client = MlflowClient()
+    for _ in range(3):
+        log_and_register(s, untrained, "race")
+    for round_ in range(5):
+        versions = {int(v.version): v for v in client.search_model_versions("name = 'race'")}
+        champion = versions[int(aliases("race")["champion"])]
+        candidates = [v for n, v in sorted(versions.items()) if v.version != champion.version]
+        barrier, results = fork.Barrier(2), fork.Queue()
+        workers = [fork.Process(target=_move, args=("race", champion, c, barrier, results)) for c in candidates]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        outcomes = dict(results.get(timeout=10) for _ in workers)
+        winners = [version for version, moved in outcomes.items() if moved is None]
+        assert len(winners) == 1, (round_, outcomes)
+        assert aliases("race")["champion"] == str(winners[0])
+        (loser,) = [moved for moved in outcomes.values() if moved is not None]
+        assert f"took @champion from v{champion.version} first" in loser or "moved to v" in loser

@@ -405,3 +405,53 @@ def test_a_stopped_command_that_cannot_resume_prints_no_resume_hint(store, tmp_p
     assert cli.run("probe", ["--limit_per_class", "2", "--image_size", "32"]) == 130
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "marked KILLED" in line and "resume_run_id" not in line and "start it again" in line
+
+
+def _resume_once(uri: str, run_id: str, barrier, results) -> None:
+    """A forked process: resume ``run_id`` at the barrier's instant; report whether it got the run."""
+    from cinv.errors import ResumeError
+    from cinv.tracking.resume import resume_run
+
+    mlflow.set_tracking_uri(uri)
+    barrier.wait()
+    try:
+        resume_run("student", run_id)
+        results.put(("won", os.getpid()))
+        mlflow.end_run(status="KILLED")
+    except ResumeError as exc:
+        results.put(("lost", str(exc)))
+
+
+def test_two_resumes_at_the_same_instant_exactly_one_continues_the_run(store):
+    """20 pairs of processes released together on a stopped run: each time one resumes it, the other
+    is refused in one line naming the winner (the claim is a compare-and-set on a numbered param)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    client = MlflowClient()
+    experiment = mlflow.set_experiment("pairs").experiment_id
+    for pair in range(20):
+        run_id = client.create_run(experiment, tags={"cinv.command": "student"}).info.run_id
+        client.set_terminated(run_id, "KILLED")
+        barrier, results = fork.Barrier(2), fork.Queue()
+        workers = [fork.Process(target=_resume_once, args=(store, run_id, barrier, results)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        outcomes = sorted(results.get(timeout=10) for _ in workers)
+        assert [o[0] for o in outcomes] == ["lost", "won"], (pair, outcomes)
+        assert "was just resumed by another process" in outcomes[0][1]
+        assert mlflow.get_run(run_id).data.tags["cinv.resumed"] == "1"
+
+
+def test_latest_finds_a_resumable_run_behind_more_than_50_unfinished_ones(store):
+    from cinv.tracking.resume import latest_resumable
+
+    client = MlflowClient()
+    experiment = mlflow.set_experiment("cinv").experiment_id
+    old = client.create_run(experiment, start_time=1_000, tags={"cinv.command": "student", "cinv.checkpoint_step": "7"})
+    client.set_terminated(old.info.run_id, "KILLED")
+    for i in range(60):  # newer, unfinished, nothing to resume from (no checkpoint, no finished stages)
+        client.create_run(experiment, start_time=2_000 + i, tags={"cinv.command": "student"})
+    assert latest_resumable("student") == old.info.run_id

@@ -82,17 +82,57 @@ def run(cfg: PromoteConfig) -> pd.DataFrame:
     log_table(table, "promotion")
     mlflow.log_metrics({k: v for k, v in {"gain": decision.gain, "gain_se": decision.gain_se, "margin": decision.margin}.items()
                         if v == v})
-    mlflow.set_tag(schema.DECISION, decision.reason)
-    if decision.promote:
-        client.set_registered_model_alias(cfg.name, CHAMPION, candidate.version)
+    reason = decision.reason
+    if decision.promote and (moved := move_champion(cfg.name, champion, candidate, mlflow.active_run().info.run_id)):
+        reason = f"not promoted: {moved}; the comparison was with v{champion.version if champion else 'none'} ({reason})"
+    elif decision.promote:
+        aliases = client.get_registered_model(cfg.name).aliases
         if CHALLENGER in aliases and int(aliases[CHALLENGER]) == number:
             client.delete_registered_model_alias(cfg.name, CHALLENGER)
     else:
         client.set_registered_model_alias(cfg.name, CHALLENGER, candidate.version)
-    client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION, decision.reason)
+    mlflow.set_tag(schema.DECISION, reason)
+    client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION, reason)
     described = client.get_model_version(cfg.name, candidate.version).description or ""
     client.update_model_version(cfg.name, candidate.version, description=(
-        f"{described}\n\nPromotion against {labels[1]} (run runs:/{mlflow.active_run().info.run_id}): {decision.reason}").strip())
+        f"{described}\n\nPromotion against {labels[1]} (run runs:/{mlflow.active_run().info.run_id}): {reason}").strip())
     client.set_model_version_tag(cfg.name, candidate.version, schema.PROMOTION_RUN, mlflow.active_run().info.run_id)
-    print(f"{cfg.name} v{number}: {decision.reason}")
+    print(f"{cfg.name} v{number}: {reason}")
     return table
+
+
+SUCCESSION = "cinv.succession"  # param on a dethroned champion's run: cinv.succession.<name>.v<version>.<reign> = who took over
+CROWNED = "cinv.crowned"  # tag on a version: the promote run that made it @champion (its reign)
+
+
+def move_champion(name: str, champion, candidate, run_id: str) -> str | None:
+    """Move @champion from ``champion`` (the version the gate compared with; None: there was none)
+    to ``candidate``, as a compare-and-set: two promotions evaluated against the same champion
+    may both clear the gate, and only the first may move the alias (the other compared with a
+    champion that is gone). MLflow refuses to change a param once written, so a param named
+    after the champion on its own run is written by exactly one of them. Returns None when this
+    promotion moved @champion, else what happened instead."""
+    client = MlflowClient()
+    current = client.get_registered_model(name).aliases.get(CHAMPION)
+    expected = champion.version if champion else None
+    if str(current) != str(expected):
+        return f"@{CHAMPION} moved to v{current} while this promotion was evaluated" if current else \
+            f"@{CHAMPION} was removed while this promotion was evaluated"
+    versions = client.search_model_versions(f"name = '{name}'")
+    anchor = champion.run_id if champion else min(versions, key=lambda v: int(v.version)).run_id
+    mine = f"v{candidate.version} (promote run {run_id})"
+    if anchor:
+        # One key per reign (a version may reign, lose and reign again): named by the promotion that
+        # crowned it, which every promotion compared with this reign reads alike.
+        reign = champion.tags.get(CROWNED, "registered") if champion else "none"
+        key = f"{SUCCESSION}.{name}.v{expected or 'none'}.{reign}"
+        try:
+            client.log_param(anchor, key, mine)
+        except MlflowException:
+            pass  # another promotion wrote it first: the read below says who
+        won = client.get_run(anchor).data.params.get(key)
+        if won != mine:
+            return f"another promotion took @{CHAMPION} from v{expected} first: {won}"
+    client.set_registered_model_alias(name, CHAMPION, candidate.version)
+    client.set_model_version_tag(name, candidate.version, CROWNED, run_id)
+    return None

@@ -4,6 +4,8 @@ command, not finished, no live process on it, the same parameters) before anythi
 from __future__ import annotations
 
 import os
+import time
+import uuid
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -11,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from cinv.errors import ResumeError
 from cinv.secrets import redacted
 from cinv.tracking import schema
-from cinv.tracking.lease import still_alive
+from cinv.tracking.lease import owner, still_alive
 
 __all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
 
@@ -31,6 +33,7 @@ def resume_run(command: str, run_id: str, experiment_name: str | None = None):
         raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get(schema.COMMAND, 'non-cinv')} run, not {command}")
     if reason := still_alive(run):
         raise ResumeError(f"resume_run_id: run {run_id} is still RUNNING: {reason}; stop that process first")
+    claim(run)
     launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
     if launched and launched != run_id:
         client.set_tag(launched, schema.RESUMED_INTO, run_id)
@@ -38,6 +41,32 @@ def resume_run(command: str, run_id: str, experiment_name: str | None = None):
     active = mlflow.start_run(run_id=run_id)
     mlflow.set_tag(schema.RESUMED, str(int(run.data.tags.get(schema.RESUMED, "0")) + 1))
     return active
+
+
+CLAIM = "cinv.resume_claim."  # param prefix: cinv.resume_claim.<n> = the process that made the n-th resume
+
+
+def claim(run) -> None:
+    """Take the run for this process, atomically: two resumes started at the same instant both
+    find no live owner, so the check alone lets both train. MLflow refuses to change a param once
+    written (the store's unique key decides between simultaneous writers), so the next numbered
+    claim param is a compare-and-set that exactly one process wins; the loser stops in one line."""
+    taken = [int(k[len(CLAIM):]) for k in run.data.params if k.startswith(CLAIM) and k[len(CLAIM):].isdigit()]
+    key, mine = f"{CLAIM}{max(taken, default=0) + 1}", f"{owner()}:{uuid.uuid4().hex[:8]}"
+    client = mlflow.MlflowClient()
+    for attempt in range(3):
+        try:
+            client.log_param(run.info.run_id, key, mine)
+        except MlflowException:
+            pass  # another process wrote this claim first: the read below decides
+        except Exception:  # the store was busy (SQLite locked): nobody may have written it yet
+            time.sleep(0.2 * (attempt + 1))
+        won = client.get_run(run.info.run_id).data.params.get(key)
+        if won is not None:
+            break
+    if won != mine:
+        raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process ({won}); "
+                          "only one may continue it")
 
 
 def experiment_of_new_runs(name: str | None) -> str | None:
@@ -55,10 +84,7 @@ def latest_resumable(command: str, experiment_name: str | None = None) -> str:
     experiment = experiment_of_new_runs(experiment_name)
     if experiment is None:
         raise ResumeError(f"resume_run_id: no experiment {experiment_name or schema.DEFAULT_EXPERIMENT!r}; nothing to resume")
-    unfinished = mlflow.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
-                                    "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
-                                    output_format="list", max_results=50)
-    for run in unfinished:
+    for run in unfinished_runs(experiment, command):
         if still_alive(run):
             continue
         if schema.CHECKPOINT_STEP in run.data.tags or mlflow.search_runs(
@@ -66,6 +92,20 @@ def latest_resumable(command: str, experiment_name: str | None = None) -> str:
             return run.info.run_id
     raise ResumeError(f"resume_run_id: no {command} run in experiment {experiment} to resume (unfinished, with a checkpoint "
                       "or finished stages, and not still running)")
+
+
+def unfinished_runs(experiment: str, command: str, page: int = 50):
+    """Every unfinished run of ``command`` in ``experiment``, newest first, a page at a time: the
+    search stops at the first resumable one, however many dead or live runs come before it."""
+    client, token = mlflow.MlflowClient(), None
+    while True:
+        runs = client.search_runs([experiment], filter_string=f"tags.`{schema.COMMAND}` = '{command}' and "
+                                  "attributes.status != 'FINISHED'", order_by=["attributes.start_time DESC"],
+                                  max_results=page, page_token=token)
+        yield from runs
+        token = runs.token
+        if not token:
+            return
 
 
 def check_same_config(run_id: str, config: dict) -> None:
