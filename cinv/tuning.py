@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +38,7 @@ from cinv.probe import train_probe
 from cinv.registry import parse_spec
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
+from cinv.tracking.lease import HEARTBEAT_S, owner, owner_alive
 from cinv.tracking.models import register
 from cinv.tracking.runs import log_datasets, log_figure, log_table
 
@@ -152,6 +154,10 @@ class Objective:
         self.space = parse_space(cfg.method, cfg.space)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        with TrialOwnership(trial):
+            return self.run(trial)
+
+    def run(self, trial: optuna.Trial) -> float:
         params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in self.space.items()}
         client = mlflow.MlflowClient()
         run = client.create_run(self.experiment_id, run_name=f"trial {trial.number}", tags={
@@ -209,6 +215,63 @@ class Objective:
         return scores[-1]
 
 
+OWNER_ATTR, HEARTBEAT_ATTR = schema.TRIAL_OWNER, schema.TRIAL_HEARTBEAT
+
+
+class TrialOwnership:
+    """The worker running a trial, recorded on it (host:pid:start) and renewed every
+    ``HEARTBEAT_S`` while it runs, so that another worker can tell a killed worker's trial from a
+    live one (:func:`fail_dead_trials`). Optuna's own heartbeats cover RDB storages only:
+    Optuna 5.1's JournalStorage has none (optuna/optuna#6615; its pull request was closed unmerged)."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial, self.stop = trial, threading.Event()
+
+    def beat(self) -> None:
+        self.trial.storage.set_trial_system_attr(self.trial._trial_id, HEARTBEAT_ATTR, time.time())
+
+    def renew(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                self.beat()
+            except Exception as exc:  # the storage hiccuped: the next beat tries again
+                log.debug("trial %d heartbeat failed: %s", self.trial.number, exc)
+
+    def __enter__(self):
+        self.trial.storage.set_trial_system_attr(self.trial._trial_id, OWNER_ATTR, owner())
+        self.beat()
+        self.thread = threading.Thread(target=self.renew, name=f"cinv-trial-{self.trial.number}", daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Mark FAILED the RUNNING trials whose worker is gone (killed, or its host lost), by Optuna's
+    own heartbeats on an RDB storage and by the ownership cinv records on every storage; the
+    numbers of the trials failed here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats (journal storages)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        holder = trial.system_attrs.get(OWNER_ATTR)
+        if holder is None or owner_alive(holder, str(trial.system_attrs.get(HEARTBEAT_ATTR, 0))):
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "failed_because", f"its worker {holder} is gone")
+            study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it, or it finished after all
+        failed.append(trial.number)
+    if failed:
+        log.warning("study %s: trial(s) %s failed: their worker is gone", study.study_name, ", ".join(map(str, failed)))
+    return failed
+
+
 def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     """Best value and parameters, history and importance plots, and every trial as a table, on the
     study's run; written by the worker that finishes last (the one that sees no trial still
@@ -219,6 +282,7 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     from optuna.visualization import matplotlib as oplt
 
     client = mlflow.MlflowClient()
+    fail_dead_trials(study)  # a killed worker's trial must not keep the last live worker from writing the summary
     trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
     trials["duration"] = trials["duration"].dt.total_seconds()
     running = [t.number for t in study.trials if not t.state.is_finished()]
@@ -260,6 +324,7 @@ def tune(cfg, s: Setup) -> pd.DataFrame:
         mlflow.set_tags({schema.STAGE: "study", schema.STUDY: cfg.study})
     else:
         mlflow.set_tags({schema.PARENT: parent_run_id, schema.STAGE: "tune worker", schema.STUDY: cfg.study})
+    fail_dead_trials(study)
     objective = Objective(cfg, s, parent_run_id, run.info.experiment_id)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(objective, n_trials=cfg.n_trials, catch=(NonFiniteLossError,))

@@ -153,3 +153,36 @@ def test_a_storage_url_with_a_password_is_refused_before_it_could_be_logged():
     assert build(TuneConfig, {"storage": "postgresql+psycopg://cinv@db:5432/optuna"}).storage.endswith("/optuna")
     with pytest.raises(ConfigError, match="PGPASSWORD"):
         build(TuneConfig, {"storage": "postgresql+psycopg://cinv:s3cret@db:5432/optuna"})
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_leaves_a_failed_trial_and_the_last_worker_writes_the_summary(store, tmp_path, monkeypatch):
+    """The journal storage has no Optuna heartbeats: cinv records each trial's worker and fails the
+    trials of a worker that is gone, so the killed trial does not stay RUNNING forever."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    journal, pause = tmp_path / "optuna.journal", tmp_path / "pause"
+    args = [*TINY, "--study_name", "k", "--n_trials", "1", "--storage", str(journal)]
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore", "CINV_PAUSE_AFTER_STEP": "1",
+           "CINV_PAUSE_FILE": str(pause)}
+    victim = subprocess.Popen([sys.executable, str(ROOT / "entrypoints/tune.py"), *args], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not Path(f"{pause}.reached").exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert Path(f"{pause}.reached").exists(), victim.communicate()[1][-2000:]
+    victim.send_signal(signal.SIGKILL)  # mid-trial: no chance to clean up
+    victim.wait()
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.run("tune", args) == 0  # a later worker
+    study = optuna.load_study(study_name="k", storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    states = {t.number: t.state for t in study.trials}
+    assert states[0] == optuna.trial.TrialState.FAIL and "is gone" in study.trials[0].user_attrs["failed_because"]
+    assert states[1] in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    parent = next(r for r in mlflow.search_runs(output_format="list") if r.data.tags.get("cinv.stage") == "study")
+    table = mlflow.load_table("trials.json", run_ids=[parent.info.run_id])  # the summary was written
+    assert sorted(table["number"]) == [0, 1] and "RUNNING" not in set(table["state"])

@@ -101,8 +101,6 @@ def run(cfg: PromoteConfig) -> pd.DataFrame:
     return table
 
 
-SUCCESSION = "cinv.succession"  # param on a dethroned champion's run: cinv.succession.<name>.v<version>.<reign> = who took over
-CROWNED = "cinv.crowned"  # tag on a version: the promote run that made it @champion (its reign)
 
 
 def move_champion(name: str, champion, candidate, run_id: str) -> str | None:
@@ -124,8 +122,8 @@ def move_champion(name: str, champion, candidate, run_id: str) -> str | None:
     if anchor:
         # One key per reign (a version may reign, lose and reign again): named by the promotion that
         # crowned it, which every promotion compared with this reign reads alike.
-        reign = champion.tags.get(CROWNED, "registered") if champion else "none"
-        key = f"{SUCCESSION}.{name}.v{expected or 'none'}.{reign}"
+        reign = champion.tags.get(schema.CROWNED, "registered") if champion else "none"
+        key = f"{schema.SUCCESSION}.{name}.v{expected or 'none'}.{reign}"
         try:
             client.log_param(anchor, key, mine)
         except MlflowException:
@@ -134,5 +132,5 @@ def move_champion(name: str, champion, candidate, run_id: str) -> str | None:
         if won != mine:
             return f"another promotion took @{CHAMPION} from v{expected} first: {won}"
     client.set_registered_model_alias(name, CHAMPION, candidate.version)
-    client.set_model_version_tag(name, candidate.version, CROWNED, run_id)
+    client.set_model_version_tag(name, candidate.version, schema.CROWNED, run_id)
     return None

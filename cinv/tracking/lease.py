@@ -19,7 +19,7 @@ import mlflow
 
 from cinv.tracking import schema
 
-__all__ = ["HEARTBEAT_S", "STALE_S", "Lease", "owner", "still_alive"]
+__all__ = ["HEARTBEAT_S", "STALE_S", "Lease", "owner", "owner_alive", "still_alive"]
 
 HEARTBEAT_S = 20.0
 STALE_S = 90.0
@@ -56,15 +56,22 @@ def still_alive(run) -> str | None:
     tags = run.data.tags
     if run.info.status != "RUNNING" or schema.LEASE_OWNER not in tags:
         return None
-    host, _, rest = tags[schema.LEASE_OWNER].partition(":")
+    return owner_alive(tags[schema.LEASE_OWNER], tags.get(schema.LEASE_HEARTBEAT, "0"), held=run.info.run_id in _HELD)
+
+
+def owner_alive(holder: str, heartbeat: str, held: bool = False) -> str | None:
+    """Whether the process ``holder`` (``owner()``'s host:pid:start) still works on something, as
+    a reason, or None: on this host, by the process itself (``held``: this process's own claim);
+    from another host, by a ``heartbeat`` (unix time) younger than ``STALE_S``."""
+    host, _, rest = holder.partition(":")
     pid_text, _, started = rest.partition(":")
     pid = int(pid_text) if pid_text.isdigit() else -1
     if host == socket.gethostname():
         if pid == os.getpid():
-            return "this process is still running it" if run.info.run_id in _HELD else None
+            return "this process is still running it" if held else None
         return f"process {pid} on this host is still running it" if _process_exists(pid, started) else None
     try:
-        age = time.time() - float(tags.get(schema.LEASE_HEARTBEAT, "0"))
+        age = time.time() - float(heartbeat)
     except ValueError:
         return None
     if age < STALE_S:

@@ -43,7 +43,7 @@ def resume_run(command: str, run_id: str, experiment_name: str | None = None):
     return active
 
 
-CLAIM = "cinv.resume_claim."  # param prefix: cinv.resume_claim.<n> = the process that made the n-th resume
+CLAIM = schema.RESUME_CLAIM
 
 
 def claim(run) -> None:

@@ -72,6 +72,13 @@ CHAMPION = "cinv.champion"
 DECISION = "cinv.decision"
 PROMOTION = "cinv.promotion"  # on a model version: the promotion decision and its reason
 PROMOTION_RUN = "cinv.promotion_run"  # on a model version: the run that decided
+SUCCESSION = "cinv.succession"  # param on a dethroned champion's run: .<name>.v<version>.<reign> = who took over
+CROWNED = "cinv.crowned"  # on a model version: the promote run that made it @champion (its reign)
+
+# ---- atomic claims and workers -------------------------------------------------------------
+RESUME_CLAIM = "cinv.resume_claim."  # param prefix: cinv.resume_claim.<n> = the process that made the n-th resume
+TRIAL_OWNER = "cinv.owner"  # Optuna trial system attr: the worker (host:pid:start) running it
+TRIAL_HEARTBEAT = "cinv.heartbeat"  # Optuna trial system attr: that worker's last renewal (unix time)
 
 
 def corruption_tags(spec: str, name: str, params: dict) -> dict[str, str]:
