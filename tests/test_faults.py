@@ -94,6 +94,19 @@ def garbage_store(monkeypatch, tmp):
     store_at("sqlite:///{tmp}/g.db")(monkeypatch, tmp)
 
 
+def folder_as_store(monkeypatch, tmp):
+    (tmp / "db-folder").mkdir()
+    store_at("sqlite:///{tmp}/db-folder")(monkeypatch, tmp)
+
+
+def foreign_sqlite_store(monkeypatch, tmp):
+    import sqlite3
+
+    with sqlite3.connect(tmp / "crm.db") as db:  # another application's database
+        db.execute("create table customers (id integer primary key, name text)")
+    store_at("sqlite:///{tmp}/crm.db")(monkeypatch, tmp)
+
+
 def read_only_folder(monkeypatch, tmp):
     import os
 
@@ -255,6 +268,11 @@ FAULTS = [
           "SQLite database", setup=garbage_store, no_store=True),
     Fault("store folder read-only", "student", lambda t: STUDENT, 2, r"folder .*ro is read-only \(the database cannot be created\)",
           setup=read_only_folder, no_store=True),
+    Fault("folder as the database path", "student", lambda t: STUDENT, 2, r"MLflow store sqlite:///.*db-folder: .* is a folder",
+          setup=folder_as_store, no_store=True),
+    Fault("another application's SQLite database", "student", lambda t: STUDENT, 2,
+          r"crm.db is another application's SQLite database \(tables: customers\)", setup=foreign_sqlite_store,
+          no_store=True),
     Fault("file store (refused by MLflow 3)", "student", lambda t: STUDENT, 2,
           "MLflow store file://.* cannot be used: The filesystem tracking backend .* is in maintenance mode",
           setup=store_at("file://{tmp}/mlruns"), no_store=True),
@@ -289,10 +307,11 @@ def test_fault(fault: Fault, store, tmp_path, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert code == fault.code, err[-3000:]
     assert "SECRET" not in out + err  # no credential is ever printed
+    lines = [line for line in err.splitlines() if ": error: " in line]
     if not usable:
         assert took < 30, f"a store that cannot be used must fail at once, not after {took:.0f} s of retries"
+        assert len(lines) == 1 and re.search(fault.message, lines[0]) and "Traceback" not in err, err[-3000:]
         return
-    lines = [line for line in err.splitlines() if ": error: " in line]
     if fault.code:
         assert len(lines) == 1 and re.search(fault.message, lines[0]), err[-3000:]
         assert "Traceback" not in err
@@ -308,3 +327,40 @@ def test_the_troubleshooting_page_lists_every_fault():
     section = page[page.index("## Troubleshooting"):]
     for fault in FAULTS:
         assert f"| {fault.name} |" in section, fault.name
+
+
+def test_another_applications_sqlite_database_is_left_untouched(tmp_path, monkeypatch):
+    import sqlite3
+
+    foreign_sqlite_store(monkeypatch, tmp_path)
+    assert cli.run("student", STUDENT) == 2
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        assert {r[0] for r in db.execute("select name from sqlite_master where type = 'table'")} == {"customers"}
+
+
+def _probe(uri: str, barrier, results) -> None:
+    from cinv.tracking.runs import check_store
+
+    mlflow.set_tracking_uri(uri)
+    barrier.wait()
+    try:
+        check_store()
+        results.put("ok")
+    except Exception as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_commands_starting_together_on_a_fresh_sqlite_store_all_start(tmp_path):
+    """MLflow creates its tables without a lock: cinv serialises the creation (4 processes at once, 3 fresh stores)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    for attempt in range(3):
+        uri = f"sqlite:///{tmp_path}/fresh-{attempt}.db"
+        barrier, results = fork.Barrier(4), fork.Queue()
+        workers = [fork.Process(target=_probe, args=(uri, barrier, results)) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert [results.get(timeout=10) for _ in workers] == ["ok"] * 4, attempt

@@ -3,6 +3,7 @@ retries on store faults that tell the user what failed. Tag keys come from ``sch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,10 +56,13 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
 
     uri = mlflow.get_tracking_uri()
     shown = redact(uri)
+    fresh = None  # an SQLite store MLflow has not created yet: its creation is serialised
     if uri.startswith("sqlite:"):
         database = make_url(uri).database
         if database and database != ":memory:" and not database.startswith("file:"):
             path = Path(database).expanduser()
+            if path.is_dir():
+                raise StoreError(f"MLflow store {shown}: {path} is a folder, not an SQLite database file")
             if path.is_file():
                 with open(path, "rb") as fh:
                     head = fh.read(16)
@@ -66,15 +70,24 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
                     raise StoreError(f"MLflow store {shown}: {path} is not an SQLite database")
                 if not os.access(path, os.W_OK):
                     raise StoreError(f"MLflow store {shown}: {path} is read-only")
+                tables = sqlite_tables(path)
+                if tables and "experiments" not in tables:
+                    raise StoreError(f"MLflow store {shown}: {path} is another application's SQLite database (tables: "
+                                     f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}); MLflow would "
+                                     "add its own tables to it: give a new file")
+                fresh = path if not tables else None
             elif not path.parent.is_dir():
                 raise StoreError(f"MLflow store {shown}: folder {path.parent} does not exist")
             elif not os.access(path.parent, os.W_OK):
                 raise StoreError(f"MLflow store {shown}: folder {path.parent} is read-only (the database cannot be created)")
+            else:
+                fresh = path
     bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout_s))}
     saved = {k: os.environ.get(k) for k in bounded}
     os.environ.update(bounded)
     try:
-        mlflow.MlflowClient().search_experiments(max_results=1)
+        with creating(fresh):
+            mlflow.MlflowClient().search_experiments(max_results=1)
     except Exception as exc:
         raise StoreError(f"MLflow store {shown} cannot be used: {one_line(exc)}") from None
     finally:
@@ -83,6 +96,33 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """The tables of an SQLite file, read without writing to it."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+        return {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+
+
+@contextmanager
+def creating(path: Path | None):
+    """While the block creates the SQLite store ``path`` (None: nothing to create), other cinv
+    processes wait: MLflow creates and migrates its tables without a lock, and two commands
+    starting on a fresh store fail with "duplicate column name" or "Online migration expected".
+    The lock is a hidden file beside the database (flock: released if the process dies)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    with open(path.parent / f".{path.name}.create-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
