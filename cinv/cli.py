@@ -208,7 +208,9 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     try:
         check_store()
         if resume:
-            run_ = resume_run(command, resume, params.get("experiment_name"))
+            config = settings.build(COMMANDS[command].config, params)  # a bad value leaves the run as it was
+            run_ = resume_run(command, resume, params.get("experiment_name"),
+                              same_config=lambda run: check_same_config(run, settings.comparable(config)))
         else:
             with_retries(choose_experiment, "starting a run")(params.get("experiment_name"))
             run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, params),
@@ -252,9 +254,7 @@ def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume:
         raise ConfigError(f"unknown argument(s) {' '.join(unknown)}; see --help")
     config = build(command, params)
     dumped = config.model_dump(mode="json")
-    if resume:
-        check_same_config(mlflow.active_run().info.run_id, dumped)
-    elif getattr(config, "experiment_name", "") and mlflow.get_experiment(experiment_id).name != config.experiment_name:
+    if not resume and getattr(config, "experiment_name", "") and mlflow.get_experiment(experiment_id).name != config.experiment_name:
         raise ConfigError(f"experiment_name: this run is already in experiment {mlflow.get_experiment(experiment_id).name!r} "
                           f"(mlflow run creates it: pass --experiment-name {config.experiment_name} to mlflow run instead)")
     flat = settings.to_flat(config)

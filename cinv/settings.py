@@ -158,6 +158,13 @@ def _kinds(config: Strict) -> dict[str, FlatField]:
     return fields
 
 
+def comparable(config: Strict) -> dict[str, Any]:
+    """Every parameter but the runtime knobs (device, workers, logging, system metrics, names):
+    what a resumed run must share with the run it continues."""
+    fields = _kinds(config)
+    return {k: v for k, v in to_flat(config).items() if not fields[k].runtime}
+
+
 def precision_of(config: Strict) -> str:
     """The precision the run resolves to on its device (per role)."""
     return resolve_precision(resolve_device(config.device), config.precision).describe()

@@ -156,6 +156,11 @@ def failed_validation(monkeypatch, tmp):
     assert cli.run("student", [*STUDENT, "--lr", "-1"]) == 2  # FAILED before any training: nothing to resume
 
 
+def left_as_it_was(run):
+    """A refused resume does not touch the run: still FAILED, not marked resumed, no new error."""
+    assert run.info.status == "FAILED" and "cinv.resumed" not in run.data.tags and "cinv.error" not in run.data.tags
+
+
 def rejected_by_validation_untouched(run):
     assert run.info.status == "FAILED" and "cinv.resumed" not in run.data.tags
 
@@ -250,9 +255,9 @@ FAULTS = [
           "no student run in experiment .* to resume", setup=finished_student, check=untouched),
     Fault("resuming with other parameters", "student",
           lambda t: [*STUDENT[:-2], "--batch_size", "4", "--resume_run_id", mlflow.search_runs(output_format="list")[0].info.run_id],
-          2, r"parameters differ from run \w+ \(options.student.batch_size\)",
+          2, r"run \w+ started with other parameters: student_batch_size=4 \(the run has 8\); resume with the same ones",
           setup=lambda m, t: (finished_student(m, t), MlflowClient().set_terminated(
-              mlflow.search_runs(output_format="list")[0].info.run_id, "FAILED"))),
+              mlflow.search_runs(output_format="list")[0].info.run_id, "FAILED")), check=left_as_it_was),
     Fault("unknown registered model", "evaluate", lambda t: ["--model", "models:/nope@champion", *TINY], 2,
           "cannot load models:/nope@champion: Registered Model with name=nope not found", check=failed),
     Fault("password in the Optuna storage URL", "tune",

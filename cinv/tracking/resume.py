@@ -11,15 +11,17 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from cinv.errors import ResumeError
-from cinv.secrets import redacted
+from cinv.secrets import redact
 from cinv.tracking import schema
 from cinv.tracking.lease import owner, still_alive
 
 __all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
 
 
-def resume_run(command: str, run_id: str, experiment_name: str | None = None):
-    """Reopen a FAILED, KILLED or abandoned (still RUNNING) run of ``command``; 'latest' finds one."""
+def resume_run(command: str, run_id: str, experiment_name: str | None = None, same_config=None):
+    """Reopen a FAILED, KILLED or abandoned (still RUNNING) run of ``command``; 'latest' finds one.
+    ``same_config(run)``: raises ResumeError when the run's parameters differ; checked before
+    the run is touched, so a refused resume leaves it as it was."""
     client = mlflow.MlflowClient()
     if run_id == "latest":
         run_id = latest_resumable(command, experiment_name)
@@ -33,6 +35,8 @@ def resume_run(command: str, run_id: str, experiment_name: str | None = None):
         raise ResumeError(f"resume_run_id: run {run_id} is a {run.data.tags.get(schema.COMMAND, 'non-cinv')} run, not {command}")
     if reason := still_alive(run):
         raise ResumeError(f"resume_run_id: run {run_id} is still RUNNING: {reason}; stop that process first")
+    if same_config is not None:
+        same_config(run)
     claim(run)
     launched = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` made a run of its own for this invocation
     if launched and launched != run_id:
@@ -108,28 +112,28 @@ def unfinished_runs(experiment: str, command: str, page: int = 50):
             return
 
 
-def check_same_config(run_id: str, config: dict) -> None:
-    """A resumed run must continue with the parameters it started with (``config``: the new run's
-    resolved configuration, as ``config.json`` holds it)."""
+def check_same_config(run, settings: dict) -> None:
+    """A resumed run continues with the parameters it started with: ``settings`` (flat, runtime
+    knobs left out) against the params the run logged when it started; the refusal names each
+    parameter that differs and both values."""
+    logged = run.data.params
+    differ = []
+    for key, value in settings.items():
+        now = None if value in (None, "") else redact(str(value))
+        if _plain(logged.get(key)) != _plain(now):
+            differ.append(f"{key}={now if now is not None else '(unset)'} (the run has {logged.get(key, '(unset)')})")
+    if differ:
+        raise ResumeError(f"resume_run_id: run {run.info.run_id} started with other parameters: {'; '.join(differ)}; "
+                          "resume with the same ones")
+
+
+def _plain(text: str | None):
+    """A param as logged by cinv or by ``mlflow run`` (its own text: '' for unset, 3.0 for 3), compared by value."""
+    if text in (None, "", "None"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     try:
-        before = mlflow.artifacts.load_dict(f"runs:/{run_id}/config.json")
-    except Exception:
-        raise ResumeError(f"resume_run_id: run {run_id} has no config.json to compare with") from None
-    now = redacted(config)  # config.json was written redacted
-    before.pop("resume_run_id", None)
-    now.pop("resume_run_id", None)
-    if before != now:
-        before, now = _flatten(before), _flatten(now)
-        changed = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-        raise ResumeError(f"resume_run_id: parameters differ from run {run_id} ({', '.join(changed)}); "
-                          "resume with the same parameters")
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out |= _flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+        return float(text)
+    except ValueError:
+        return text
