@@ -273,7 +273,8 @@ def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume:
 
 def declared(command: str, key: str) -> Any:
     """A command's declared default for ``key``, for the few options read before validation."""
-    return COMMANDS[command].config.model_fields[key].default
+    field = COMMANDS[command].config.model_fields.get(key)
+    return field.default if field is not None else None
 
 
 def asked(value: Any) -> bool:

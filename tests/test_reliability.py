@@ -284,10 +284,7 @@ def test_ctrl_c_mid_epoch_keeps_the_partial_epoch_as_sigterm_does(store, tmp_pat
     assert "Traceback" not in stderr, stderr[-3000:]
     run = mlflow.get_run(run_id)
     assert run.info.status == "KILLED" and "SIGINT" in run.data.tags["cinv.error"]
-    assert checkpoint_step(run_id) == 3
-    resumed = run_cli([*argv, "--resume_run_id", run_id], cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert mlflow.get_run(run_id).info.status == "FINISHED"
+    assert checkpoint_step(run_id) == 3  # resumed from here as after SIGTERM (test_a_kill_at_a_random_step_...)
 
 
 @pytest.mark.slow
@@ -455,3 +452,30 @@ def test_latest_finds_a_resumable_run_behind_more_than_50_unfinished_ones(store)
     for i in range(60):  # newer, unfinished, nothing to resume from (no checkpoint, no finished stages)
         client.create_run(experiment, start_time=2_000 + i, tags={"cinv.command": "student"})
     assert latest_resumable("student") == old.info.run_id
+
+
+def test_a_heartbeat_from_a_clock_an_hour_ahead_does_not_block_a_resume_for_an_hour(store, monkeypatch):
+    import threading
+
+    from cinv.tracking import lease
+
+    monkeypatch.setattr(lease, "HEARTBEAT_S", 0.4)  # watched for 1.5 renewal periods
+    client = MlflowClient()
+    experiment = mlflow.set_experiment("skew").experiment_id
+    future = f"{time.time() + 3600:.0f}"
+    run = client.create_run(experiment, tags={"cinv.lease.owner": "elsewhere:123:456", "cinv.lease.heartbeat": future})
+    assert lease.still_alive(client.get_run(run.info.run_id)) is None  # not renewed: its process is gone
+
+    stop = threading.Event()
+
+    def renew():  # a live owner on that host keeps renewing, an hour ahead
+        while not stop.wait(0.1):
+            client.set_tag(run.info.run_id, "cinv.lease.heartbeat", f"{time.time() + 3600:.3f}")
+
+    beating = threading.Thread(target=renew)
+    beating.start()
+    try:
+        assert "still renewing" in lease.still_alive(client.get_run(run.info.run_id))
+    finally:
+        stop.set()
+        beating.join()

@@ -31,6 +31,7 @@ def student_store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # a sample a second: this run is short
         mlflow.set_tracking_uri(uri)
         run_id = cinv.run_command("student", limit_per_class=10, image_size=48, epochs=2, batch_size=32,
                                   experiment_name="ui")

@@ -40,8 +40,8 @@ def run(cfg: BaselineConfig) -> Evaluation:
         dataset=s.splits.name, seed=s.seed, recipe=settings.recipe_key(cfg))})
     log_samples(s)
     model = method.train(s, opts, checkpointer=checkpointer(opts))
+    infos = method.log(s, model, opts, "")  # before its evaluation: MLflow then gives it the test metrics with their dataset
     result = evaluate_model(s, model, cfg.eval)
-    infos = method.log(s, model, opts, "")
     link(list(infos.values()), result, s)
     register(infos["encoder"], opts.registered_model_name)
     return result

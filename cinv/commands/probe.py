@@ -51,7 +51,8 @@ def run(cfg: ProbeConfig) -> Evaluation:
     if cfg.encoder.startswith(MODEL_URI_SCHEMES):
         log_model_input(cfg.encoder)
     model = train_probe(s, encoder, cfg.probe)
-    result = evaluate_model(s, model, cfg.eval)
+    # Logged before its evaluation: MLflow then gives it the test metrics with their dataset.
     info = log_classifier(s, model, s.corruption, name="probe_classifier", method="linear_probe", encoder=cfg.encoder)
+    result = evaluate_model(s, model, cfg.eval)
     link([info], result, s)
     return result

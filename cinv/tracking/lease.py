@@ -56,7 +56,31 @@ def still_alive(run) -> str | None:
     tags = run.data.tags
     if run.info.status != "RUNNING" or schema.LEASE_OWNER not in tags:
         return None
-    return owner_alive(tags[schema.LEASE_OWNER], tags.get(schema.LEASE_HEARTBEAT, "0"), held=run.info.run_id in _HELD)
+    heartbeat = tags.get(schema.LEASE_HEARTBEAT, "0")
+    if ahead(heartbeat) and not owner_alive(tags[schema.LEASE_OWNER], "0"):  # another host's clock runs ahead
+        return renewed_since(run.info.run_id, heartbeat)
+    return owner_alive(tags[schema.LEASE_OWNER], heartbeat, held=run.info.run_id in _HELD)
+
+
+def ahead(heartbeat: str) -> bool:
+    """A heartbeat more than ``STALE_S`` in this host's future: the two clocks disagree, and its age says nothing."""
+    try:
+        return float(heartbeat) - time.time() > STALE_S
+    except ValueError:
+        return False
+
+
+def renewed_since(run_id: str, heartbeat: str) -> str | None:
+    """Whether the owner still renews its lease, watched for one renewal period and a half: a
+    heartbeat written by a clock an hour ahead would otherwise read as fresh for an hour."""
+    client = mlflow.MlflowClient()
+    deadline = time.monotonic() + 1.5 * HEARTBEAT_S
+    while time.monotonic() < deadline:
+        time.sleep(min(1.0, HEARTBEAT_S / 4))
+        now = client.get_run(run_id).data.tags.get(schema.LEASE_HEARTBEAT, heartbeat)
+        if now != heartbeat:
+            return "its owner is still renewing its lease (its clock runs ahead of this host's)"
+    return None
 
 
 def owner_alive(holder: str, heartbeat: str, held: bool = False) -> str | None:

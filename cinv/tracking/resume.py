@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from cinv.errors import ResumeError
 from cinv.secrets import redact
 from cinv.tracking import schema
-from cinv.tracking.lease import owner, still_alive
+from cinv.tracking.lease import owner, owner_alive, still_alive
 
 __all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
 
@@ -54,10 +54,17 @@ def claim(run) -> None:
     """Take the run for this process, atomically: two resumes started at the same instant both
     find no live owner, so the check alone lets both train. MLflow refuses to change a param once
     written (the store's unique key decides between simultaneous writers), so the next numbered
-    claim param is a compare-and-set that exactly one process wins; the loser stops in one line."""
-    taken = [int(k[len(CLAIM):]) for k in run.data.params if k.startswith(CLAIM) and k[len(CLAIM):].isdigit()]
-    key, mine = f"{CLAIM}{max(taken, default=0) + 1}", f"{owner()}:{uuid.uuid4().hex[:8]}"
+    claim param is a compare-and-set that exactly one process wins; a process that reads the run
+    after another's claim finds that claim's process alive and stops too. The loser says so in one line."""
     client = mlflow.MlflowClient()
+    params = client.get_run(run.info.run_id).data.params
+    taken = sorted(int(k[len(CLAIM):]) for k in params if k.startswith(CLAIM) and k[len(CLAIM):].isdigit())
+    if taken:
+        holder, _, claimed_at = params[f"{CLAIM}{taken[-1]}"].partition(" ")
+        if owner_alive(holder, claimed_at.split(" ")[0]):
+            raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process ({holder}); "
+                              "only one may continue it")
+    key, mine = f"{CLAIM}{(taken[-1] if taken else 0) + 1}", f"{owner()} {time.time():.0f} {uuid.uuid4().hex[:8]}"
     for attempt in range(3):
         try:
             client.log_param(run.info.run_id, key, mine)
@@ -69,8 +76,8 @@ def claim(run) -> None:
         if won is not None:
             break
     if won != mine:
-        raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process ({won}); "
-                          "only one may continue it")
+        raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process "
+                          f"({(won or '?').split(' ')[0]}); only one may continue it")
 
 
 def experiment_of_new_runs(name: str | None) -> str | None:

@@ -341,8 +341,9 @@ def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=N
     """Metrics of logged models (MLflow 3): shown on each model's page, found by ``search_logged_models``.
 
     Written at the step and time the run logged them, so the run's history keeps each value once
-    (the store skips a row it already has), and left off a model that already has the metric from
-    this run on this dataset (MLflow gives a run's new metrics to the models it logged at that step)."""
+    (the store skips a row it already has), and left off a model that already holds that row
+    (MLflow gives a run's metrics to the models logged at their step, and a model logged after
+    the evaluation gets them without their dataset: log a model before evaluating it)."""
     from mlflow.entities import Metric
     from mlflow.utils.time import get_current_time_millis
 
@@ -356,9 +357,9 @@ def log_model_metrics(model_ids: list[str], metrics: dict[str, float], dataset=N
         when[key] = (same[-1].timestamp, same[-1].step) if same else (get_current_time_millis(), 0)
     rows = []
     for model_id in model_ids:
-        held = {(m.key, m.dataset_name) for m in mlflow.get_logged_model(model_id).metrics or [] if m.run_id == run_id}
+        held = {(m.key, m.timestamp, m.step) for m in mlflow.get_logged_model(model_id).metrics or [] if m.run_id == run_id}
         rows += [Metric(key, value, *when[key], model_id=model_id, dataset_name=name, dataset_digest=digest, run_id=run_id)
-                 for key, value in metrics.items() if (key, name) not in held]
+                 for key, value in metrics.items() if (key, *when[key]) not in held]
     if rows:
         with_retries(client.log_batch, "logging model metrics")(run_id, metrics=rows)
 
