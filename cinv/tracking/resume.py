@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from cinv.errors import ResumeError
 from cinv.secrets import redact
 from cinv.tracking import schema
-from cinv.tracking.lease import owner, owner_alive, still_alive
+from cinv.tracking.lease import STALE_S, owner, owner_alive, still_alive
 
 __all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
 
@@ -57,11 +57,14 @@ def claim(run) -> None:
     claim param is a compare-and-set that exactly one process wins; a process that reads the run
     after another's claim finds that claim's process alive and stops too. The loser says so in one line."""
     client = mlflow.MlflowClient()
-    params = client.get_run(run.info.run_id).data.params
+    now = client.get_run(run.info.run_id)
+    params = now.data.params
     taken = sorted(int(k[len(CLAIM):]) for k in params if k.startswith(CLAIM) and k[len(CLAIM):].isdigit())
     if taken:
         holder, _, claimed_at = params[f"{CLAIM}{taken[-1]}"].partition(" ")
-        if owner_alive(holder, claimed_at.split(" ")[0]):
+        claimed_at = claimed_at.split(" ")[0]
+        recent = now.info.status == "RUNNING" or time.time() - float(claimed_at or 0) < STALE_S
+        if recent and owner_alive(holder, claimed_at):  # a process that has let the run go may still be alive
             raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process ({holder}); "
                               "only one may continue it")
     key, mine = f"{CLAIM}{(taken[-1] if taken else 0) + 1}", f"{owner()} {time.time():.0f} {uuid.uuid4().hex[:8]}"
