@@ -20,6 +20,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from cinv.probe import train_probe
 from cinv.registry import parse_spec
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
-from cinv.tracking.lease import HEARTBEAT_S, owner, owner_alive
+from cinv.tracking.lease import HEARTBEAT_S, first_writer, owner, owner_alive
 from cinv.tracking.models import register
 from cinv.tracking.runs import log_datasets, log_figure, log_table
 
@@ -275,7 +276,8 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     """Best value and parameters, history and importance plots, and every trial as a table, on the
     study's run; written by the worker that finishes last (the one that sees no trial still
-    running), so the study's run shows every worker's final states."""
+    running; of two that finish together, the one that claims it first), so the study's run shows
+    every worker's final states once."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -289,6 +291,14 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     if running:
         log.info("study %s: trial(s) %s of other workers still running; the last worker to finish writes the summary",
                  study.study_name, ", ".join(map(str, running)))
+        return trials
+    # Two workers that finish at the same instant both see no trial running: one of them writes
+    # (MLflow's set_tag is a read-then-insert, and two at once collide on the server's database).
+    mine = f"{owner()} {uuid.uuid4().hex[:8]}"
+    writer = first_writer(parent_run_id, f"{schema.SUMMARY_BY}{len(study.trials)}", mine)
+    if writer != mine:
+        log.info("study %s: worker %s writes the summary of these %d trials", study.study_name,
+                 (writer or "?").split(" ")[0], len(study.trials))
         return trials
     log_table(trials, "trials", run_id=parent_run_id)
     states = trials["state"].value_counts().to_dict()

@@ -12,7 +12,7 @@ from cinv import cli
 from cinv.commands.tune import TuneConfig
 from cinv.config import ConfigError, build
 from cinv.methods import Range
-from cinv.tuning import Objective, parse_space
+from cinv.tuning import Objective, parse_space, summarize
 from conftest import ROOT, run_cli
 
 TINY = ["--limit_per_class", "6", "--image_size", "32", "--student_batch_size", "16", "--probe_epochs", "2",
@@ -102,6 +102,17 @@ def test_resume_and_summary(store, tmp_path, monkeypatch):
     assert {"trials.csv", "optimization_history.png", "intermediate_values.png"} <= artifacts
     assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
     assert float(parent.data.tags["best.lr"]) == pytest.approx(study.best_params["lr"], rel=1e-5)
+
+    # Two workers that finish together both see no trial running: only one writes the summary
+    # (two at once collided on the server's database, on set_tag).
+    from concurrent.futures import ThreadPoolExecutor
+
+    history = mlflow.MlflowClient().get_metric_history
+    assert len(history(parent.info.run_id, "trials_complete")) == 2  # one summary per worker that finished
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: summarize(study, parent.info.run_id), range(2)))
+    assert len(history(parent.info.run_id, "trials_complete")) == 2  # these 4 trials were summarised already
+    assert "cinv.summary_by.4" in mlflow.get_run(parent.info.run_id).data.params
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from cinv.evaluation.promotion import CHALLENGER, CHAMPION, decide, side_by_side
 from cinv.evaluation.protocol import evaluate_model
 from cinv.probe import train_probe
 from cinv.tracking import schema
+from cinv.tracking.lease import first_writer
 from cinv.tracking.models import STUDENT_MODEL
 from cinv.tracking.runs import child_run, log_table
 from cinv.tracking.serving import load_encoder
@@ -124,11 +125,7 @@ def move_champion(name: str, champion, candidate, run_id: str) -> str | None:
         # crowned it, which every promotion compared with this reign reads alike.
         reign = champion.tags.get(schema.CROWNED, "registered") if champion else "none"
         key = f"{schema.SUCCESSION}.{name}.v{expected or 'none'}.{reign}"
-        try:
-            client.log_param(anchor, key, mine)
-        except MlflowException:
-            pass  # another promotion wrote it first: the read below says who
-        won = client.get_run(anchor).data.params.get(key)
+        won = first_writer(anchor, key, mine)
         if won != mine:
             return f"another promotion took @{CHAMPION} from v{expected} first: {won}"
     client.set_registered_model_alias(name, CHAMPION, candidate.version)

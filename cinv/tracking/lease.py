@@ -19,7 +19,7 @@ import mlflow
 
 from cinv.tracking import schema
 
-__all__ = ["HEARTBEAT_S", "STALE_S", "Lease", "owner", "owner_alive", "still_alive"]
+__all__ = ["HEARTBEAT_S", "STALE_S", "Lease", "first_writer", "owner", "owner_alive", "still_alive"]
 
 HEARTBEAT_S = 20.0
 STALE_S = 90.0
@@ -38,6 +38,27 @@ def _started(pid: int) -> str:
 
 def owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+
+
+def first_writer(run_id: str, key: str, value: str) -> str | None:
+    """Write param ``key`` = ``value`` on run ``run_id`` unless another process wrote it first;
+    the value that stands (``value`` when this process won). MLflow refuses to change a param
+    once written and the store's unique key decides between simultaneous writers, so this is a
+    compare-and-set that exactly one of them wins. None when the store stayed busy throughout."""
+    from mlflow.exceptions import MlflowException
+
+    client, won = mlflow.MlflowClient(), None
+    for attempt in range(3):
+        try:
+            client.log_param(run_id, key, value)
+        except MlflowException:
+            pass  # another process wrote it first (or the server turned a busy store into an error): the read decides
+        except Exception:  # the store was busy (SQLite locked): nobody may have written it yet
+            time.sleep(0.2 * (attempt + 1))
+        won = client.get_run(run_id).data.params.get(key)
+        if won is not None:
+            return won
+    return won
 
 
 def _process_exists(pid: int, started: str) -> bool:

@@ -13,7 +13,7 @@ from mlflow.exceptions import MlflowException
 from cinv.errors import ResumeError
 from cinv.secrets import redact
 from cinv.tracking import schema
-from cinv.tracking.lease import STALE_S, owner, owner_alive, still_alive
+from cinv.tracking.lease import STALE_S, first_writer, owner, owner_alive, still_alive
 
 __all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
 
@@ -68,16 +68,7 @@ def claim(run) -> None:
             raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process ({holder}); "
                               "only one may continue it")
     key, mine = f"{CLAIM}{(taken[-1] if taken else 0) + 1}", f"{owner()} {time.time():.0f} {uuid.uuid4().hex[:8]}"
-    for attempt in range(3):
-        try:
-            client.log_param(run.info.run_id, key, mine)
-        except MlflowException:
-            pass  # another process wrote this claim first: the read below decides
-        except Exception:  # the store was busy (SQLite locked): nobody may have written it yet
-            time.sleep(0.2 * (attempt + 1))
-        won = client.get_run(run.info.run_id).data.params.get(key)
-        if won is not None:
-            break
+    won = first_writer(run.info.run_id, key, mine)
     if won != mine:
         raise ResumeError(f"resume_run_id: run {run.info.run_id} was just resumed by another process "
                           f"({(won or '?').split(' ')[0]}); only one may continue it")

@@ -77,6 +77,7 @@ CROWNED = "cinv.crowned"  # on a model version: the promote run that made it @ch
 
 # ---- atomic claims and workers -------------------------------------------------------------
 RESUME_CLAIM = "cinv.resume_claim."  # param prefix: cinv.resume_claim.<n> = the process that made the n-th resume
+SUMMARY_BY = "cinv.summary_by."  # param prefix on a study's run: cinv.summary_by.<n trials> = the worker that summarised them
 TRIAL_OWNER = "cinv.owner"  # Optuna trial system attr: the worker (host:pid:start) running it
 TRIAL_HEARTBEAT = "cinv.heartbeat"  # Optuna trial system attr: that worker's last renewal (unix time)
 
