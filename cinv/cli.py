@@ -31,7 +31,7 @@ from cinv.secrets import redact, redacted
 from cinv.tracking import schema
 from cinv.tracking.lease import Lease
 from cinv.tracking.resume import check_same_config, resume_run
-from cinv.tracking.runs import check_store, configure, interrupted, log_json, log_params, with_retries
+from cinv.tracking.runs import check_store, configure, interrupted, log_json, log_params, use_experiment, with_retries
 from cinv.training.checkpoint import remove_checkpoints
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
@@ -296,10 +296,10 @@ def set_verbosity(level: int) -> None:
 def choose_experiment(name: str | None) -> None:
     """The experiment a run goes to: ``experiment_name``, else $MLFLOW_EXPERIMENT_NAME / _ID (which
     `mlflow run` sets), else ``cinv``."""
-    if name:
-        mlflow.set_experiment(name)
-    elif not (os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID")):
-        mlflow.set_experiment(schema.DEFAULT_EXPERIMENT)
+    if name or not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        use_experiment(name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT)
+    else:
+        use_experiment()
 
 
 EXPERIMENT_NOTE = """Runs of cinv (robust image representations by contrastive inversion).

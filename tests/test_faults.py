@@ -240,12 +240,17 @@ FAULTS = [
           lambda t: ["--dataset", str(folder(t, broken="train/n1/0001.png")), "--skip_bad_images", "true",
                      "--num_workers", "0", "--epochs", "1", "--batch_size", "4", "--image_size", "32"],
           0, "", check=counted),
+    Fault("embed output is a folder", "embed", lambda t: ["--images", str(folder(t)), "--output", str(t)], 2,
+          "output: .* is a folder; give the Parquet file to write", check=nothing_started),
+    Fault("unreadable image in embed, skip_bad_images=true", "embed",
+          lambda t: ["--images", str(folder(t, broken="train/n1/0001.png")), "--output", str(t / "e.parquet"),
+                     "--skip_bad_images", "true"], 0, "", setup=finished_student, check=counted),
     Fault("pretrained weights missing offline", "main", lambda t: ["--teacher", "open_clip:RN50"], 2,
           "open_clip RN50 weights 'openai' are not cached and cannot be downloaded here", setup=offline, check=failed),
     Fault("MLflow store unreachable", "student", lambda t: STUDENT, 2,
           "MLflow store http://127.0.0.1:9 cannot be used: .*Connection refused", setup=unreachable_store, no_store=True),
     Fault("disk full while logging the model", "student", lambda t: [*STUDENT, "--registered_model_name", "x"], 2,
-          "failed while logging model student_encoder .*No space left on device", setup=disk_full, check=nothing_registered),
+          r"logging model student_encoder failed writing to \S*/mlruns/\S* \(4 attempts\): No space left on device", setup=disk_full, check=nothing_registered),
     Fault("non-finite loss", "student", lambda t: [*STUDENT, "--checkpoint_every_steps", "1"], 2,
           "loss became nan at epoch 1, step 2", setup=nan_after_first_step, check=checkpoint_kept),
     Fault("resuming a finished run", "student",
@@ -369,3 +374,26 @@ def test_commands_starting_together_on_a_fresh_sqlite_store_all_start(tmp_path):
         for w in workers:
             w.join(120)
         assert [results.get(timeout=10) for _ in workers] == ["ok"] * 4, attempt
+
+
+def test_a_working_directory_with_a_percent_keeps_its_artifacts_there(tmp_path, monkeypatch):
+    """MLflow gives a local store's experiment the plain path <cwd>/mlruns/<id> and reads it back
+    as a URI: from `a%20b` the artifacts went to `a b`. cinv creates the experiment with an encoded
+    location, and refuses an existing experiment with that fault before writing anything."""
+    here = tmp_path / "a%20b"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    assert cli.run("student", STUDENT) == 0
+    assert not (tmp_path / "a b").exists()
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    model = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")[0]
+    assert Path(mlflow.artifacts.download_artifacts(model.artifact_location)).is_relative_to(here / "mlruns")
+    assert any((here / "mlruns").rglob("MLmodel"))
+
+    mlflow.MlflowClient().create_experiment("made-by-mlflow")  # MLflow's own location: <cwd>/mlruns/<id>, unencoded
+    assert cli.run("student", [*STUDENT, "--experiment_name", "made-by-mlflow"]) == 2
+    assert not (tmp_path / "a b").exists()
+    assert not mlflow.search_runs(experiment_names=["made-by-mlflow"], output_format="list")

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,40 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def use_experiment(name: str | None = None) -> None:
+    """Make ``name`` (else $MLFLOW_EXPERIMENT_NAME) the experiment new runs go to, creating it
+    where its artifacts will really land.
+
+    MLflow gives a local store's new experiment the plain path ``<cwd>/mlruns/<id>`` and later
+    reads it as a URI, so a ``%`` in the working directory is decoded (``a%20b`` writes into
+    ``a b``): such an experiment is created with an encoded ``file://`` location instead, and an
+    existing one with that fault is refused before anything is written."""
+    from urllib.parse import unquote, urlparse
+
+    client = mlflow.MlflowClient()
+    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            root = Path.cwd() / "mlruns"
+            local = not urlparse(mlflow.get_tracking_uri()).netloc and "%" in str(root)
+            location = f"{root.as_uri()}/{uuid.uuid4().hex}" if local else None
+            try:
+                client.create_experiment(name, artifact_location=location)
+            except mlflow.exceptions.MlflowException:
+                pass  # a command starting at the same instant created it: set_experiment finds it
+        experiment = mlflow.set_experiment(name)
+    elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+    else:
+        return
+    location = experiment.artifact_location
+    if "%" in location and "://" not in location and unquote(location) != location:
+        raise StoreError(f"experiment {experiment.name!r} keeps its artifacts at {location}, which MLflow decodes as a URI: "
+                         f"they would be written to {unquote(location)}; use a new experiment_name (created with an "
+                         "encoded location) or a working directory without '%'")
 
 
 def sqlite_tables(path: Path) -> set[str]:
@@ -265,10 +300,21 @@ def with_retries(fn, what: str, attempts: int = 4, wait_s: float = 0.5):
         except Exception as exc:
             if not _transient(exc):
                 raise
+            if isinstance(exc, OSError) and exc.errno is not None:  # the disk under the artifacts, not the store
+                raise StoreError(f"{what} failed writing to {exc.filename or artifact_location()} ({attempts} attempts): "
+                                 f"{exc.strerror or one_line(exc)}") from None
             raise StoreError(f"MLflow store {redact(mlflow.get_tracking_uri())} failed while {what} "
                              f"({attempts} attempts): {one_line(exc)}") from None
 
     return call
+
+
+def artifact_location() -> str:
+    """Where the active run's experiment keeps artifacts (its models too), for an error line."""
+    try:
+        return redact(mlflow.get_experiment(mlflow.active_run().info.experiment_id).artifact_location)
+    except Exception:
+        return "the artifact store"
 
 
 def log_epoch_metrics(epoch: int, metrics: dict[str, float]) -> None:

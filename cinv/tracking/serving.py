@@ -20,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from cinv.data.datasets import decode_image
-from cinv.errors import CinvError, ModelLoadError
+from cinv.errors import CinvError, DatasetError, ModelLoadError
 from cinv.secrets import redact
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -83,16 +83,30 @@ class LoadedEncoder(nn.Module):
             raise ModelLoadError(f"{self.model_uri} is an encoder, not a classifier: it has no class names")
         return [classes[i] for i in self(images).argmax(dim=1).tolist()]
 
-    def embed_files(self, paths: Iterable[Path], batch_size: int = 256, corruption=None, generator=None) -> torch.Tensor:
-        """Embeddings of image files, optionally corrupted first (in [0, 1] pixel space)."""
+    def embed_files(self, paths: Iterable[Path], batch_size: int = 256, corruption=None, generator=None,
+                    skipped: list[Path] | None = None) -> torch.Tensor:
+        """Embeddings of image files, optionally corrupted first (in [0, 1] pixel space). An
+        unreadable file stops it with the file's name, unless a ``skipped`` list is given: the
+        file is then left out and appended to it (the rows follow the readable files' order)."""
         device = next(self.module.parameters()).device
         paths, out = list(paths), []
         for start in range(0, len(paths), batch_size):
-            batch = torch.stack([self.preprocessing(decode_image(p, str(p))) for p in paths[start:start + batch_size]])
-            batch = batch.to(device)
+            images = []
+            for p in paths[start:start + batch_size]:
+                try:
+                    images.append(self.preprocessing(decode_image(p, str(p))))
+                except DatasetError:
+                    if skipped is None:
+                        raise
+                    skipped.append(p)
+            if not images:
+                continue
+            batch = torch.stack(images).to(device)
             if corruption is not None:
                 batch = corruption(batch, generator)
             out.append(self(batch).float().cpu())
+        if not out:
+            raise DatasetError(f"none of the {len(paths)} image files could be read")
         return torch.cat(out)
 
 
