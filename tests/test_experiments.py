@@ -12,6 +12,7 @@ from cinv.config import ConfigError, build
 from cinv.corruption import restoration
 from cinv.corruption.restoration import Restored
 from cinv.evaluation.report import evaluations, method_by_corruption
+from conftest import check_experiment_run
 
 TINY = {"limit_per_class": 8, "image_size": 32, "student_epochs": 1, "student_batch_size": 32, "baseline_epochs": 1,
         "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2, "probe_log_model": False}
@@ -89,10 +90,8 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, params, rows", [
-    ("label_efficiency", {"label_fractions": "0.25"}, 4),
     ("severity_shift", {"corruptions": "random_mask(fraction=0.3); random_mask(fraction=0.99)"}, 4),
     ("label_shift", {"corruptions": "random_mask(fraction=0.5); random_mask(fraction=0.99)"}, 4),
-    ("loss_ablation", {"losses": "student_teacher,mse", "corruptions": "random_mask(fraction=0.9); random_mask(fraction=0.99)"}, 4),
     ("original_representations", {"corruptions": "gaussian_blur(kernel_size=5, sigma=1)"}, 2),
     ("clean_probe_transfer", {"corruptions": "random_mask(fraction=0.5)"}, 3),
     ("pixel_baselines", {"corruptions": "gaussian_noise(std=0.2); random_mask(fraction=0.5)"}, 6),
@@ -100,16 +99,10 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
                     "train_corruption": "random_blur_noise(blur_sigma=(1, 2))"}, 4),
 ])
 def test_each_experiment_runs_end_to_end(store, name, params, rows):
-    compares_the_baseline = name not in ("loss_ablation", "original_representations", "clean_probe_transfer")
+    """label_efficiency and loss_ablation run end to end in tests/test_protocols.py, with these checks."""
+    compares_the_baseline = name not in ("original_representations", "clean_probe_transfer")
     tiny = {k: v for k, v in TINY.items() if compares_the_baseline or not k.startswith("baseline_")}  # never an unused option
-    run_id = cinv.run_command("experiment", name=name, **params, **tiny)
-    table = parent_outputs(run_id, name)
-    assert len(table) == rows
-    assert table["top1_mean"].between(0, 100).all()
-    evaluated = children(run_id)
-    evaluated = evaluated[evaluated["tags.cinv.stage"] == "evaluation"]
-    assert len(evaluated) == rows and (evaluated["status"] == "FINISHED").all()
-    assert sorted(evaluated["metrics.test_top1_mean"].round(4)) == sorted(table["top1_mean"].round(4))
+    check_experiment_run(cinv.run_command("experiment", name=name, **params, **tiny), name, rows)
 
 
 def test_report_table_from_rows():

@@ -29,7 +29,7 @@ from cinv.probe import train_probe
 from cinv.runtime import FP32, Autocast, resolve_precision
 from cinv.settings import build, deviations
 from cinv.training.context import setup
-from conftest import ROOT, write_image_folder
+from conftest import ROOT, check_experiment_run, write_image_folder
 
 TINY = {"limit_per_class": 8, "image_size": 32, "student_epochs": 1, "student_batch_size": 32, "baseline_epochs": 1,
         "baseline_batch_size": 32, "probe_epochs": 2, "eval_draws": 2, "probe_log_model": False}
@@ -57,13 +57,14 @@ def test_loss_ablation_trains_on_the_mask_range_and_evaluates_at_90_to_99_percen
     """Section 4.5: "the same random masking model described in Section 4.2 [50-95%], with a
     similar evaluation on fixed masking levels of 90-99%"; not trained and tested at 90%."""
     tiny = {k: v for k, v in TINY.items() if not k.startswith("baseline_")}  # the ablation trains students only
-    run_id = cinv.run_command("experiment", name="loss_ablation", losses="mse", **tiny)
-    table = experiment_table(run_id, "loss_ablation")
+    run_id = cinv.run_command("experiment", name="loss_ablation", losses="student_teacher,mse", **tiny)
+    table = check_experiment_run(run_id, "loss_ablation", rows=14)  # 2 losses x 7 levels
     assert set(table["train_corruption"]) == {"random_mask(fraction=(0.5, 0.95))"}
-    assert list(table["corruption"]) == [f"random_mask(fraction={v})" for v in (0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99)]
+    levels = [f"random_mask(fraction={v})" for v in (0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99)]
+    assert [list(table[table["loss"] == loss]["corruption"]) for loss in ("student_teacher", "mse")] == [levels, levels]
     trained = child_runs(run_id)
     students = trained[trained["tags.cinv.stage"] == "student"]
-    assert len(students) == 1 and set(students["params.corruption"]) == {"random_mask(fraction=(0.5, 0.95))"}
+    assert len(students) == 2 and set(students["params.corruption"]) == {"random_mask(fraction=(0.5, 0.95))"}
     # train_corruption is honoured, no longer ignored
     other = cinv.run_command("experiment", name="loss_ablation", losses="mse", corruptions="random_mask(fraction=0.9)",
                              train_corruption="random_mask(fraction=(0.8, 0.9))", **tiny)
@@ -88,7 +89,7 @@ def test_probe_on_a_label_fraction_uses_the_papers_batch_size():
 @pytest.mark.slow
 def test_label_efficiency_runs_both_corruptions_against_an_all_labels_baseline(store):
     run_id = cinv.run_command("experiment", name="label_efficiency", label_fractions="1,0.25", **TINY)
-    table = experiment_table(run_id, "label_efficiency")
+    table = check_experiment_run(run_id, "label_efficiency", rows=6)
     assert set(table["corruption"]) == {"random_mask(fraction=0.9)", "gaussian_noise(std=0.5)"}  # Fig. 3: both
     student = table[table["method"] == "student (ours)"]
     baseline = table[table["method"] == "supervised baseline"]
