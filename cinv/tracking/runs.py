@@ -115,8 +115,9 @@ def use_experiment(name: str | None = None) -> None:
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             root = Path.cwd() / "mlruns"
-            local = not urlparse(mlflow.get_tracking_uri()).netloc and "%" in str(root)
-            location = f"{root.as_uri()}/{uuid.uuid4().hex}" if local else None
+            # A tracking server chooses its own artifact root; a database store (SQLite, PostgreSQL) uses <cwd>/mlruns.
+            local = urlparse(mlflow.get_tracking_uri()).scheme not in ("http", "https", "databricks")
+            location = f"{root.as_uri()}/{uuid.uuid4().hex}" if local and "%" in str(root) else None
             try:
                 client.create_experiment(name, artifact_location=location)
             except mlflow.exceptions.MlflowException:
