@@ -212,7 +212,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
             run_ = resume_run(command, resume, params.get("experiment_name"),
                               same_config=lambda run: check_same_config(run, settings.comparable(config)))
         else:
-            with_retries(choose_experiment, "starting a run")(params.get("experiment_name"))
+            with_retries(use_experiment, "starting a run")(params.get("experiment_name"))
             run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, params),
                                                                     log_system_metrics=asked(params.get(
                                                                         "system_metrics", declared(command, "system_metrics"))))
@@ -291,15 +291,6 @@ def set_verbosity(level: int) -> None:
     name = os.environ.get("CINV_LOG_LEVEL") or {-1: "WARNING", 0: "INFO"}.get(max(min(level, 1), -1), "DEBUG")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("cinv").setLevel(name.upper())
-
-
-def choose_experiment(name: str | None) -> None:
-    """The experiment a run goes to: ``experiment_name``, else $MLFLOW_EXPERIMENT_NAME / _ID (which
-    `mlflow run` sets), else ``cinv``."""
-    if name or not os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        use_experiment(name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT)
-    else:
-        use_experiment()
 
 
 EXPERIMENT_NOTE = """Runs of cinv (robust image representations by contrastive inversion).

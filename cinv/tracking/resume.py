@@ -14,6 +14,7 @@ from cinv.errors import ResumeError
 from cinv.secrets import redact
 from cinv.tracking import schema
 from cinv.tracking.lease import STALE_S, first_writer, owner, owner_alive, still_alive
+from cinv.tracking.runs import target_experiment
 
 __all__ = ["resume_run", "latest_resumable", "experiment_of_new_runs", "check_same_config"]
 
@@ -77,9 +78,10 @@ def claim(run) -> None:
 def experiment_of_new_runs(name: str | None) -> str | None:
     """The id of the experiment new runs go to (``experiment_name``, $MLFLOW_EXPERIMENT_ID / _NAME
     or cinv's default), without creating it."""
-    if not name and os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        return os.environ["MLFLOW_EXPERIMENT_ID"]
-    experiment = mlflow.get_experiment_by_name(name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT)
+    name, experiment_id = target_experiment(name)
+    if experiment_id is not None:
+        return experiment_id
+    experiment = mlflow.get_experiment_by_name(name)
     return experiment.experiment_id if experiment else None
 
 

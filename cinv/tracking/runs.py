@@ -99,8 +99,16 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
                 os.environ[key] = value
 
 
+def target_experiment(name: str | None) -> tuple[str | None, str | None]:
+    """Where new runs go, as (name, None) or (None, id): ``experiment_name``, else
+    $MLFLOW_EXPERIMENT_ID (which `mlflow run` sets), else $MLFLOW_EXPERIMENT_NAME, else ``cinv``."""
+    if not name and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return None, os.environ["MLFLOW_EXPERIMENT_ID"]
+    return name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or schema.DEFAULT_EXPERIMENT, None
+
+
 def use_experiment(name: str | None = None) -> None:
-    """Make ``name`` (else $MLFLOW_EXPERIMENT_NAME) the experiment new runs go to, creating it
+    """Make the experiment new runs go to (:func:`target_experiment`) the active one, creating it
     where its artifacts will really land.
 
     MLflow gives a local store's new experiment the plain path ``<cwd>/mlruns/<id>`` and later
@@ -110,10 +118,11 @@ def use_experiment(name: str | None = None) -> None:
     from urllib.parse import unquote, urlparse
 
     client = mlflow.MlflowClient()
-    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if name:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
+    name, experiment_id = target_experiment(name)
+    if experiment_id is not None:
+        experiment = mlflow.set_experiment(experiment_id=experiment_id)
+    else:
+        if client.get_experiment_by_name(name) is None:
             root = Path.cwd() / "mlruns"
             # A tracking server chooses its own artifact root; a database store (SQLite, PostgreSQL) uses <cwd>/mlruns.
             local = urlparse(mlflow.get_tracking_uri()).scheme not in ("http", "https", "databricks")
@@ -123,10 +132,6 @@ def use_experiment(name: str | None = None) -> None:
             except mlflow.exceptions.MlflowException:
                 pass  # a command starting at the same instant created it: set_experiment finds it
         experiment = mlflow.set_experiment(name)
-    elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
-        experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
-    else:
-        return
     location = experiment.artifact_location
     if "%" in location and "://" not in location and unquote(location) != location:
         raise StoreError(f"experiment {experiment.name!r} keeps its artifacts at {location}, which MLflow decodes as a URI: "
