@@ -397,3 +397,29 @@ def test_a_working_directory_with_a_percent_keeps_its_artifacts_there(tmp_path, 
     assert cli.run("student", [*STUDENT, "--experiment_name", "made-by-mlflow"]) == 2
     assert not (tmp_path / "a b").exists()
     assert not mlflow.search_runs(experiment_names=["made-by-mlflow"], output_format="list")
+
+
+def _write_and_die(path) -> None:
+    import os
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("pragma cache_size=1")  # the write spills to the file before any commit
+    db.execute("begin")
+    db.executemany("insert into tags (key, value, run_uuid) values (?, ?, ?)",
+                   [(f"k{i}", "x" * 1000, "none") for i in range(2000)])
+    os._exit(0)  # no commit and no rollback, as under SIGKILL
+
+
+def test_a_store_left_mid_write_by_a_killed_process_can_be_used_again(store, tmp_path):
+    """A process killed while writing leaves a hot journal beside the SQLite file; the next command
+    must roll it back (SQLite's recovery) and start, not fail reading the file read-only."""
+    import multiprocessing
+
+    db = tmp_path / "mlflow.db"
+    dying = multiprocessing.get_context("fork").Process(target=_write_and_die, args=(str(db),))
+    dying.start()
+    dying.join(60)
+    assert Path(f"{db}-journal").exists()  # the hot journal the killed writer left
+    assert cli.run("student", STUDENT) == 0
+    assert mlflow.search_runs(output_format="list")[0].info.status == "FINISHED"

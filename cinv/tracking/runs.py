@@ -140,11 +140,20 @@ def use_experiment(name: str | None = None) -> None:
 
 
 def sqlite_tables(path: Path) -> set[str]:
-    """The tables of an SQLite file, read without writing to it."""
+    """The tables of an SQLite file, read without writing to it, except that a process killed in
+    the middle of a write (SIGKILL, a lost machine) leaves a hot journal, which only a writable
+    connection may roll back: SQLite's own recovery, which changes no table."""
     import sqlite3
 
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-        return {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+    query = "select name from sqlite_master where type = 'table'"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            return {row[0] for row in db.execute(query)}
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc) or not Path(f"{path}-journal").exists():
+            raise
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        return {row[0] for row in db.execute(query)}
 
 
 @contextmanager
