@@ -29,6 +29,7 @@ import optuna
 import pandas as pd
 import sqlalchemy.exc
 import tenacity
+import torch
 
 from cinv.context import Setup
 from cinv.errors import ConfigError, NonFiniteLossError, one_line
@@ -48,11 +49,17 @@ PARENT_ATTR = schema.STUDY_RUN_ATTR
 SPACE_ATTR = schema.STUDY_SPACE_ATTR
 
 
-def parse_space(method: str, text: str) -> dict[str, Range]:
-    """The method's own search space (``Method.space``), overridden by ``"lr=(1e-4, 1e-2), temperature=(0.1, 0.5)"``."""
+def parse_space(method: str, text: str, search: str = "") -> dict[str, Range]:
+    """The method's own search space (``Method.space``), cut to the names in ``search`` ("lam" or
+    "lr, lam"; empty: all), overridden by ``"lr=(1e-4, 1e-2), temperature=(0.1, 0.5)"``."""
     space = dict(METHODS.get(method).space)
     if not space:
         raise ValueError(f"method: {method} has nothing to tune (its space is empty)")
+    if search.strip():
+        names = [n.strip() for n in search.split(",") if n.strip()]
+        if unknown := [n for n in names if n not in space]:
+            raise ValueError(f"search: unknown parameter(s) {', '.join(unknown)} for {method}; tunable: {', '.join(space)}")
+        space = {n: space[n] for n in names}
     if not text.strip():
         return space
     try:
@@ -61,7 +68,8 @@ def parse_space(method: str, text: str) -> dict[str, Range]:
         raise ValueError(f"space: cannot parse {text!r}; write name=(low, high), ...") from None
     for name, value in overrides.items():
         if name not in space:
-            raise ValueError(f"space: unknown parameter {name!r} for {method}; tunable: {', '.join(space)}")
+            raise ValueError(f"space: unknown parameter {name!r} for {method}; tunable: {', '.join(space)}"
+                             + (" (those in search)" if search.strip() else ""))
         if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
             raise ValueError(f"space: {name} needs a (low, high) pair; got {value!r}")
         low, high = float(value[0]), float(value[1])
@@ -120,7 +128,7 @@ def open_study(cfg, storage, run_id: str) -> tuple[optuna.Study, str, bool]:
     ``create_study`` without ``load_if_exists`` is atomic in the storage, so among workers that
     start together exactly one creates the study; the others wait for its run id.
     """
-    space = {name: [r.low, r.high, r.log] for name, r in parse_space(cfg.method, cfg.space).items()}
+    space = {name: [r.low, r.high, r.log] for name, r in parse_space(cfg.method, cfg.space, cfg.search).items()}
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.pruner_startup_trials) if cfg.pruner == "median"
               else optuna.pruners.NopPruner())
     try:
@@ -152,7 +160,8 @@ class Objective:
         self.cfg, self.s = cfg, setup
         self.parent_run_id, self.experiment_id = parent_run_id, experiment_id
         self.method = METHODS.get(cfg.method)
-        self.space = parse_space(cfg.method, cfg.space)
+        self.space = parse_space(cfg.method, cfg.space, cfg.search)
+        self.sets = validation_sets(cfg.objective, setup)
 
     def __call__(self, trial: optuna.Trial) -> float:
         with TrialOwnership(trial):
@@ -202,9 +211,14 @@ class Objective:
             if step not in checkpoints:
                 return
             # Score a snapshot: probing freezes an encoder, and this one is still training.
-            snapshot = copy.deepcopy(model).eval()
-            stream = s.stream("val", batch_size=cfg.eval.batch_size, purpose="eval", seed=cfg.eval.draw_seed)
-            value = evaluate(self.scored(snapshot), stream, cfg.val_draws, desc="validation", precision=s.precision).mean("top1")
+            scored = self.scored(copy.deepcopy(model).eval())
+            values = {}
+            for name, dataset in self.sets.items():
+                stream = s.stream("val", batch_size=cfg.eval.batch_size, purpose="eval", seed=cfg.eval.draw_seed, dataset=dataset)
+                values[name] = evaluate(scored, stream, cfg.val_draws, desc=f"validation {name}", precision=s.precision).mean("top1")
+            value = sum(values[name] for name in OBJECTIVES[cfg.objective]) / len(OBJECTIVES[cfg.objective])
+            if len(values) > 1:
+                mlflow.log_metrics({f"val_{name}_top1": v for name, v in values.items()}, step=checkpoints[step])
             scores.append(value)
             trial.report(value, checkpoints[step])
             mlflow.log_metric("val_top1", value, step=checkpoints[step])
@@ -214,6 +228,32 @@ class Objective:
         opts = cfg.options[self.method.name].model_copy(update=params | {"epochs": cfg.proxy_epochs})
         self.method.train(s, opts, on_step=on_step)
         return scores[-1]
+
+
+# What a trial's validation score is, by the ``objective`` option: the mean top-1 over these sets.
+OBJECTIVES = {
+    "val": ("val",),  # the validation split under the run's corruption
+    # FCL's section 4.1 test conditions on the validation images: clean, uniform and non-uniform pixel noise
+    # (``rare``, the classes 10-14 of synthetic MNIST, is logged beside them, not scored)
+    "val_noise_mean": ("bal", "un", "nun"),
+}
+
+
+def validation_sets(objective: str, s: Setup) -> dict:
+    """The datasets a trial is scored on (None: the validation split itself, under the run's corruption)."""
+    if objective == "val":
+        return {"val": None}
+    from cinv.data.synthetic_mnist import NOISE_FRACTION, CornerDigits, noisy_sets, stacked
+
+    images, labels = stacked(s.splits.val)
+    generator = torch.Generator().manual_seed(derive_seed(s.seed, "val_noise"))
+    noisy, stats = noisy_sets(images, labels, stacked(s.splits.train)[0], NOISE_FRACTION, generator)
+    if mlflow.active_run():
+        mlflow.log_metrics({f"val_{k}": v for k, v in stats.items()})
+    sets = {"bal": None, "un": noisy["un"], "nun": noisy["nun"]}
+    if isinstance(s.splits.val, CornerDigits):
+        sets["rare"] = s.splits.val.subset((labels >= 10).nonzero().flatten())
+    return sets
 
 
 OWNER_ATTR, HEARTBEAT_ATTR = schema.TRIAL_OWNER, schema.TRIAL_HEARTBEAT

@@ -19,6 +19,7 @@ from cinv.data.synthetic_mnist import (
     balanced_synthetic_mnist,
     load_synthetic_mnist,
     noise_mask,
+    noisy_sets,
     pixel_noise,
     std_weights,
     synthetic_mnist,
@@ -138,7 +139,7 @@ def test_training_set_has_rare_classes_10_to_14(synthetic):
 
 def test_corner_digit_is_present_exactly_where_labelled(mnist):
     x, y = mnist.x_train[:12000], mnist.y_train[:12000]
-    images, labels, corner = synthetic_mnist(x, y, seed=3, return_corners=True)
+    images, labels, corner, _ = synthetic_mnist(x, y, seed=3, return_corners=True)
     has = corner >= 0
     # Labels: 0-4 with a corner digit -> 10-14; 5-9 keep their label, and all carry one by default.
     assert torch.equal(labels, torch.where(has & (y < 5), y + 10, y))
@@ -168,7 +169,7 @@ def test_balanced_sets_are_balanced_and_pair_plain_and_corner_versions(synthetic
         assert counts.min() == counts.max() > 800
     assert len(splits.test) == 15 * int(torch.bincount(mnist.y_test).min())
     x, y = mnist.x_test[:3000], mnist.y_test[:3000]
-    images, labels, corner = balanced_synthetic_mnist(x, y, seed=1, per_class=50, return_corners=True)
+    images, labels, corner, _ = balanced_synthetic_mnist(x, y, seed=1, per_class=50, return_corners=True)
     assert torch.bincount(labels).tolist() == [50] * 15
     assert (corner[labels < 5] == -1).all() and (corner[labels >= 5] >= 0).all()
     # Class d + 10 is class d's very images with a corner digit added (pixel-wise max).
@@ -208,25 +209,51 @@ def test_pixel_noise_on_colour_float_images_turns_pixels_gray():
     assert gray.min() >= 0 and gray.max() < 1
 
 
-def test_nonuniform_noise_prefers_low_std_pixels(synthetic):
+def test_nonuniform_noise_lands_inversely_to_std_and_never_on_constant_pixels(synthetic):
     splits, extra = synthetic
-    weights = std_weights(splits.train.images)
-    std = splits.train.images[:, 0].float().div(255).std(0)
-    assert torch.allclose(weights, 1 / std.clamp_min(1 / 255), rtol=1e-4)
+    std = splits.train.images[:, 0].double().div(255).std(0)
+    constant = std == 0
+    assert 20 < constant.sum() < 200  # synthetic MNIST's border never varies
+    weights = std_weights(splits.train.images)  # zero_std="exclude", the default
+    assert (weights[constant] == 0).all()
+    assert torch.allclose(weights[~constant], (1 / std[~constant]).float(), rtol=1e-4)
     freq = noise_mask((3000, 1, 28, 28), 0.15, weights, gen(4))[:, 0].float().mean(0)
-    border = torch.ones(28, 28, dtype=torch.bool)
-    border[1:-1, 1:-1] = False  # the outer ring: (nearly) constant over the training set
+    assert freq[constant].max() == 0  # the rule is undefined there: no noise
     centre = freq[8:20, 8:20]
-    assert freq[border].mean() > 0.6 and centre.mean() < 0.03  # uniform placement would give 0.15 everywhere
-    assert freq[border].mean() > 20 * centre.mean()
+    assert centre.mean() < 0.05  # uniform placement would give 0.15 everywhere
     # Among pixels that vary, higher weight (lower std) means chosen more often.
     varying = std > 0.05
     rank = lambda t: t.argsort().argsort().float()
     spearman = torch.corrcoef(torch.stack([rank(weights[varying]), rank(freq[varying])]))[0, 1]
     assert spearman > 0.8
     nun = extra["bal_nun"]
-    changed = (nun.images != splits.test.images)[:, 0].float().mean(0)
-    assert changed[border].mean() > 20 * changed[8:20, 8:20].mean()
+    changed = (nun.images != splits.test.images)[:, 0]
+    assert changed[:, constant].sum() == 0 and changed.flatten(1).sum(1).float().mean() > 0.5 * round(0.15 * 784)
+    # The earlier handling, kept as an option: a constant pixel's std read as one gray level, so
+    # those pixels take the noise first.
+    floor = std_weights(splits.train.images, zero_std="floor")
+    assert torch.allclose(floor, (1 / std.clamp_min(1 / 255)).float(), rtol=1e-4)
+    assert noise_mask((3000, 1, 28, 28), 0.15, floor, gen(4))[:, 0].float().mean(0)[constant].mean() > 0.7
+    with pytest.raises(ValueError, match="zero_std"):
+        std_weights(splits.train.images, zero_std="clip")
+
+
+def test_nun_ink_share_counts_the_noisy_pixels_that_land_on_ink():
+    images = torch.zeros(50, 1, 10, 10, dtype=torch.uint8)
+    images[:, :, :, :5] = 200  # ink on the left half of every image
+    train = torch.zeros(40, 1, 10, 10, dtype=torch.uint8)
+    train[::2, :, :, 5:] = 255  # the right half varies in training, the left is constant
+    train[1::4, :, :, :5] = 10  # ... except that the left varies a little: low std, high NUN weight
+    labels = torch.zeros(50, dtype=torch.int64)
+    sets, stats = noisy_sets(images, labels, train, 0.2, gen(0))
+    assert stats["ink_share"] == pytest.approx(0.5)
+    noisy = (sets["nun"].images != images) | (sets["nun"].images == images)  # every chosen pixel, gray or not
+    assert noisy.all()
+    weights = std_weights(train)
+    expected = weights[:, :5].sum() / weights.sum()  # the share of the weight on the ink
+    assert stats["nun_ink_share"] > 0.8 and stats["nun_ink_share"] >= expected.item() - 0.1
+    _, uniform_stats = noisy_sets(images, labels, torch.rand(40, 1, 10, 10), 0.2, gen(0))
+    assert uniform_stats["ink_share"] == pytest.approx(0.5)
 
 
 def test_std_weights_of_colour_images_average_channels():
@@ -395,19 +422,36 @@ class _Looks(nn.Module):
         return self.linear((x * self.mask).flatten(1))
 
 
-def test_corner_utility_is_the_share_of_utility_in_the_most_used_corner_per_centre_group():
-    torch.manual_seed(0)
-    images, labels = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8), torch.arange(40) % 15
-    corner = torch.zeros(28, 28)
-    corner[-12:, :12] = 1  # bottom-left
-    shares, maps = fcl.corner_utility(_Looks(corner), images, labels, batch_size=16)
-    assert shares == pytest.approx({"corner_utility_share_0_4": 1.0, "corner_utility_share_5_9": 1.0})
-    assert maps["0_4"][:16].sum() == 0 and maps["5_9"][-12:, :12].sum() > 0
+def test_corner_utility_is_the_share_of_utility_on_the_corner_digits_own_pixels(mnist):
+    images, labels, corner, own = balanced_synthetic_mnist(mnist.x_test[:2000], mnist.y_test[:2000], seed=1, per_class=8,
+                                                           return_corners=True)
+    has = corner >= 0
+    assert torch.equal(own.flatten(1).any(1), has)  # a corner digit has pixels of its own
+    # Its own pixels are ink of the pasted digit in its corner, where the centre digit has none.
+    plain = balanced_synthetic_mnist(mnist.x_test[:2000], mnist.y_test[:2000], seed=1, per_class=8)[0][:40]
+    elsewhere = (images[40:80] != plain) & ~own[40:80]  # 0-4 with and without their corner digit
+    assert not (elsewhere & (plain == 0)).any()  # off its own pixels, the corner digit only brightens the centre's ink
+    assert (images[own] > 0).all()
+    for c in range(4):
+        square = corner_square(own[corner == c], c, 12)
+        assert square.flatten(1).sum(1).equal(own[corner == c].flatten(1).sum(1))
+    # A model that looks only at the corner digit's pixels of one image puts all its utility there.
+    one = has.nonzero()[0, 0]
+    shares, maps = fcl.corner_utility(_Looks(own[one, 0].float()), images[one:one + 1], labels[one:one + 1], own[one:one + 1])
+    group = "0_4" if labels[one] >= 10 else "5_9"
+    assert shares[f"corner_utility_share_{group}"] == pytest.approx(1.0)
+    # One that looks at the centre only puts none there.
     centre = torch.zeros(28, 28)
     centre[12:16, 12:16] = 1
-    shares, _ = fcl.corner_utility(_Looks(centre), images, labels, batch_size=16)
+    shares, _ = fcl.corner_utility(_Looks(centre), images, labels, own, batch_size=16)
     assert shares == {"corner_utility_share_0_4": 0.0, "corner_utility_share_5_9": 0.0}
-    assert fcl.plot_corner_utility(maps, {"corner_utility_share_0_4": 1.0, "corner_utility_share_5_9": 1.0}) is not None
+    # One that looks everywhere puts on them the share of the utility they hold, per group.
+    shares, maps = fcl.corner_utility(_Looks(torch.ones(28, 28)), images, labels, own, batch_size=16)
+    assert 0 < shares["corner_utility_share_0_4"] < 1 and 0 < shares["corner_utility_share_5_9"] < 1
+    assert set(maps) == {"0_4", "5_9"} and maps["0_4"].shape == (28, 28)
+    with pytest.raises(ValueError, match="corner_pixels"):
+        fcl.corner_utility(_Looks(centre), images, labels, own[:, :, :5])
+    assert fcl.plot_corner_utility(maps, shares) is not None
 
 
 def test_fcl_objective_adds_the_weighted_contrast_only_after_warm_up():

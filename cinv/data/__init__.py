@@ -3,4 +3,4 @@ lists, torchvision's CIFAR/STL files; ``mnist``: MNIST digits; ``synthetic_mnist
 paired clean and corrupted views (``stream``), and SimCLR's augmentations on whole batches
 (``augment``)."""
 
-from cinv.data import datasets, mnist  # noqa: F401  (mnist registers the ``mnist`` dataset)
+from cinv.data import datasets, mnist, synthetic_mnist  # noqa: F401  (they register ``mnist`` and ``synthetic_mnist``)

@@ -363,13 +363,14 @@ class DataFacts:
 # Each dataset's input size when none is given: the embedded subset's 48 px (minutes on a CPU), a
 # folder's 224 (the paper's), the native size of torchvision's and MNIST's images.
 NATIVE_SIZE = {EMBEDDED: EMBEDDED_IMAGE_SIZE, "folder": FOLDER_IMAGE_SIZE, "cifar10": 32, "cifar100": 32, "stl10": 96,
-               "mnist": 28}
+               "mnist": 28, "synthetic_mnist": 28}
+GREY = frozenset({"mnist", "synthetic_mnist"})  # one-channel datasets
 
 
 def facts(dataset: str, class_list: str | None = None, image_size: int | None = None) -> DataFacts:
     """The facts of a dataset spec, resolved without loading it."""
     name, params = dataset_spec(dataset, class_list)
-    return DataFacts(name, image_size or NATIVE_SIZE.get(name), 1 if name == "mnist" else 3, params.get("class_list"))
+    return DataFacts(name, image_size or NATIVE_SIZE.get(name), 1 if name in GREY else 3, params.get("class_list"))
 
 
 def check_dataset(dataset: str, class_list: str | None = None) -> str:

@@ -29,17 +29,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cinv.data.datasets import EMBEDDED, Splits, TensorImages, checked, load_splits, stratified_indices
+from cinv.data.datasets import DATASETS, EMBEDDED, Splits, TensorImages, checked, load_splits, stratified_indices
 from cinv.data.mnist import load_mnist, mnist_source
 from cinv.errors import DatasetError
 from cinv.runtime import derive_seed, uniform
 
 __all__ = [
     "CLASSES", "corner_digits", "synthetic_mnist", "balanced_synthetic_mnist",
-    "noise_mask", "pixel_noise", "std_weights", "load_synthetic_mnist", "fcl_test_sets", "stacked",
+    "noise_mask", "pixel_noise", "std_weights", "ZERO_STD", "CornerDigits", "noisy_sets", "load_synthetic_mnist",
+    "synthetic_splits", "fcl_test_sets", "stacked", "NOISE_FRACTION",
 ]
 
 CLASSES = [str(d) for d in range(10)] + [f"{d}+corner" for d in range(5)]
+NOISE_FRACTION = 0.15  # section 4.1: "we replace 15% of the pixels, with a uniformly chosen random gray level"
 RARE_DIGITS = range(5)  # digits whose label changes (d -> d + 10) with a corner digit
 
 
@@ -53,10 +55,11 @@ def _as_images(x) -> torch.Tensor:
 
 
 def corner_digits(x, has_corner: torch.Tensor, generator: torch.Generator, *, scale: float = 0.4,
-                  margin: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                  margin: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Paste a scaled-down random digit of ``x`` in a random corner of the images where
-    ``has_corner``: returns uint8 [N, 1, H, W] and the corner of each (-1 none; 0 top-left,
-    1 top-right, 2 bottom-left, 3 bottom-right)."""
+    ``has_corner``: returns uint8 [N, 1, H, W], the corner of each (-1 none; 0 top-left,
+    1 top-right, 2 bottom-left, 3 bottom-right) and the corner digit's own pixels, bool
+    [N, 1, H, W]: where it has ink and the centre digit none (what only the corner digit explains)."""
     x = _as_images(x)
     n, h, w = x.shape
     has_corner = torch.as_tensor(has_corner, dtype=torch.bool)
@@ -70,6 +73,7 @@ def corner_digits(x, has_corner: torch.Tensor, generator: torch.Generator, *, sc
     corner = (uniform((n,), generator, x.device) * 4).long().clamp_(max=3)
     idx = has_corner.nonzero().flatten()
     out = x.clone()
+    own = torch.zeros_like(x, dtype=torch.bool)
     if len(idx):
         small = F.interpolate(x[source[idx]].float()[:, None], size=(size, size), mode="bilinear",
                               antialias=True, align_corners=False)[:, 0].round().clamp(0, 255)
@@ -87,7 +91,8 @@ def corner_digits(x, has_corner: torch.Tensor, generator: torch.Generator, *, sc
         batch = torch.arange(len(idx), device=x.device)[:, None, None]
         canvas = small[batch, rr.clamp(0, size - 1), cc.clamp(0, size - 1)] * inside
         out[idx] = torch.maximum(out[idx], canvas.to(torch.uint8))
-    return out[:, None], torch.where(has_corner, corner, -1)
+        own[idx] = (canvas > 0) & (x[idx] == 0)
+    return out[:, None], torch.where(has_corner, corner, -1), own[:, None]
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -101,7 +106,8 @@ def synthetic_mnist(x, y, seed: int, *, rare_fraction: float = 0.01, high_corner
     """The training distribution: image i comes from ``x[i]``. Exactly round(rare_fraction * n_d)
     (at least one) images of each digit d in 0-4 get a corner digit and label d + 10; each 5-9
     image gets one with probability ``high_corner_fraction``. Returns (images uint8
-    [N, 1, 28, 28], labels 0-14), plus the corner of each image with ``return_corners``."""
+    [N, 1, 28, 28], labels 0-14), plus the corner of each image and the corner digit's own
+    pixels (see :func:`corner_digits`) with ``return_corners``."""
     x, y = _as_images(x), torch.as_tensor(y, dtype=torch.int64)
     rare_fraction = _check_fraction("rare_fraction", rare_fraction)
     high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
@@ -113,16 +119,16 @@ def synthetic_mnist(x, y, seed: int, *, rare_fraction: float = 0.01, high_corner
         if len(idx):
             chosen = idx[keys[idx].argsort()[: max(1, round(rare_fraction * len(idx)))]]
             has_corner[chosen] = True
-    images, corner = corner_digits(x, has_corner, generator, scale=scale, margin=margin)
+    images, corner, own = corner_digits(x, has_corner, generator, scale=scale, margin=margin)
     labels = torch.where(has_corner & (y < 5), y + 10, y)
-    return (images, labels, corner) if return_corners else (images, labels)
+    return (images, labels, corner, own) if return_corners else (images, labels)
 
 
 def balanced_synthetic_mnist(x, y, seed: int, *, per_class: int | None = None, high_corner_fraction: float = 1.0,
                              scale: float = 0.4, margin: int = 1, return_corners: bool = False):
     """The balanced sets (the paper's BAL, and its validation set): ``per_class`` images (default:
     the smallest digit count) in each of the 15 classes; each chosen 0-4 image appears plain
-    (class d) and with a corner digit (class d + 10)."""
+    (class d) and with a corner digit (class d + 10); ``return_corners`` as :func:`synthetic_mnist`."""
     x, y = _as_images(x), torch.as_tensor(y, dtype=torch.int64)
     high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
     counts = torch.bincount(y, minlength=10)
@@ -136,9 +142,9 @@ def balanced_synthetic_mnist(x, y, seed: int, *, per_class: int | None = None, h
     source = torch.cat(picks[:5] + picks[:5] + picks[5:])
     has_corner = torch.cat([torch.zeros(5 * n, dtype=torch.bool), torch.ones(5 * n, dtype=torch.bool),
                             uniform((5 * n,), generator, torch.device("cpu")) < high_corner_fraction])
-    images, corner = corner_digits(x[source], has_corner, generator, scale=scale, margin=margin)
+    images, corner, own = corner_digits(x[source], has_corner, generator, scale=scale, margin=margin)
     labels = torch.where(has_corner & (y[source] < 5), y[source] + 10, y[source])
-    return (images, labels, corner) if return_corners else (images, labels)
+    return (images, labels, corner, own) if return_corners else (images, labels)
 
 
 def _weights_2d(weights, h: int, w: int, device) -> torch.Tensor:
@@ -186,10 +192,20 @@ def pixel_noise(images: torch.Tensor, fraction: float = 0.15, weights=None,
     return torch.where(mask, level, images)
 
 
-def std_weights(train_images, eps: float = 1 / 255, chunk: int = 4096) -> torch.Tensor:
+ZERO_STD = ("exclude", "floor")  # NUN's handling of pixels that never vary in training (see std_weights)
+
+
+def std_weights(train_images, eps: float = 1 / 255, chunk: int = 4096, zero_std: str = "exclude") -> torch.Tensor:
     """[H, W] NUN placement weights: 1 / (per-pixel std over the training images, channels
-    averaged), images read as [0, 1]. A pixel that never changes gets 1 / eps (eps = one gray
-    level by default) instead of an infinite weight."""
+    averaged), images read as [0, 1].
+
+    The paper's rule ("inversely proportional to its sample standard deviation") gives no
+    probability where the std is 0. ``zero_std="exclude"`` (default) applies it where it is
+    defined: a pixel that never varies in training gets weight 0. ``"floor"`` reads its std as
+    ``eps`` (one gray level): cinv's earlier handling, which put about 44% of the noise mass on
+    synthetic MNIST's never-varying border pixels (and more the smaller eps: a free parameter)."""
+    if zero_std not in ZERO_STD:
+        raise ValueError(f"zero_std must be one of {', '.join(ZERO_STD)}; got {zero_std!r}")
     images = torch.as_tensor(train_images)
     if images.ndim == 3:
         images = images[:, None]
@@ -203,20 +219,76 @@ def std_weights(train_images, eps: float = 1 / 255, chunk: int = 4096) -> torch.
         squares += part.square().sum(0)
     n = len(images)
     var = ((squares - total.square() / n) / (n - 1)).clamp_min(0)
-    return (1 / var.sqrt().mean(0).clamp_min(eps)).float()
+    std = var.sqrt().mean(0)
+    # float64 sums leave ~1e-9 of rounding where a pixel is constant: below a hundredth of a gray level is 0
+    constant = std < 1e-2 / 255
+    if zero_std == "floor":
+        return (1 / std.clamp_min(eps)).float()
+    if constant.all():
+        raise ValueError("NUN placement: no pixel varies over the training images")
+    return torch.where(constant, torch.zeros_like(std), 1 / std.clamp_min(1e-12)).float()
+
+
+class CornerDigits(TensorImages):
+    """Synthetic MNIST images that know their corner digit: ``corner_pixels`` bool [N, 1, H, W]
+    (the pasted digit's own pixels, see :func:`corner_digits`)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, corner_pixels: torch.Tensor):
+        super().__init__(images, labels)
+        self.corner_pixels = corner_pixels
+
+    def subset(self, index) -> CornerDigits:
+        index = torch.as_tensor(index)
+        return CornerDigits(self.images[index], self.labels[index], self.corner_pixels[index])
+
+
+def noisy_sets(images: torch.Tensor, labels: torch.Tensor, train_images, fraction: float, generator: torch.Generator,
+               zero_std: str = "exclude") -> tuple[dict[str, TensorImages], dict[str, float]]:
+    """The paper's two noisy versions of an evaluation set: ``un`` (uniformly placed gray pixels)
+    and ``nun`` (placed by :func:`std_weights` of the training images), and where the NUN pixels
+    land: ``nun_ink_share``, the share on pixels with ink (> 0 in any channel), beside
+    ``ink_share``, the share of the images' pixels that have ink (what uniform placement gives)."""
+    weights = std_weights(train_images, zero_std=zero_std)
+    un = pixel_noise(images, fraction, None, generator)
+    state = generator.get_state()
+    nun = pixel_noise(images, fraction, weights, generator)
+    mask = noise_mask(tuple(images.shape), fraction, weights, torch.Generator().set_state(state), images.device)
+    ink = (images > 0).any(1, keepdim=True)
+    stats = {"nun_ink_share": ((mask & ink).sum() / mask.sum().clamp_min(1)).item(), "ink_share": ink.float().mean().item()}
+    return {"un": TensorImages(un, labels), "nun": TensorImages(nun, labels)}, stats
 
 
 def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction: float = 1 / 6,
-                         noise_fraction: float = 0.15, rare_fraction: float = 0.01,
+                         noise_fraction: float = NOISE_FRACTION, rare_fraction: float = 0.01,
                          high_corner_fraction: float = 1.0, scale: float = 0.4,
-                         margin: int = 1) -> tuple[Splits, dict[str, TensorImages]]:
-    """Train (imbalanced), val and test (BAL, balanced) splits, and the noisy test sets
-    ``bal_un`` and ``bal_nun`` (names MLflow accepts as metric keys; "+" is not allowed there).
+                         margin: int = 1, zero_std: str = "exclude") -> tuple[Splits, dict[str, TensorImages]]:
+    """Train (imbalanced), val and test (BAL, balanced, :class:`CornerDigits`) splits, and the
+    noisy test sets ``bal_un`` and ``bal_nun`` (names MLflow accepts as metric keys; "+" is not
+    allowed there).
 
     Validation digits are a class-stratified ``val_fraction`` of MNIST's training digits (10,000
     of 60,000: the paper's ~50k train / ~15k val / ~15k test). NUN weights come from the
     synthetic training images, as the paper's "standard deviation (over training images)".
     """
+    splits = synthetic_splits(path, seed, val_fraction=val_fraction, rare_fraction=rare_fraction,
+                              high_corner_fraction=high_corner_fraction, scale=scale, margin=margin)
+    sets, _ = _test_noise(splits, noise_fraction, seed, zero_std)
+    return splits, sets
+
+
+def _test_noise(splits: Splits, fraction: float, seed: int, zero_std: str) -> tuple[dict[str, TensorImages], dict[str, float]]:
+    """BAL+UN and BAL+NUN of a synthetic MNIST test split, with where the NUN pixels land."""
+    noise = torch.Generator().manual_seed(derive_seed(seed, "test_noise"))
+    sets, stats = noisy_sets(splits.test.images, splits.test.labels, splits.train.images, fraction, noise, zero_std)
+    return {f"bal_{name}": dataset for name, dataset in sets.items()}, stats
+
+
+def synthetic_splits(path: str | Path | None, seed: int = 0, *, val_fraction: float = 1 / 6, rare_fraction: float = 0.01,
+                     high_corner_fraction: float = 1.0, scale: float = 0.4, margin: int = 1) -> Splits:
+    """The three splits of :func:`load_synthetic_mnist`, without the noisy sets."""
+    if not 0 < val_fraction < 1:
+        raise DatasetError(f"synthetic_mnist: val_fraction must be in (0, 1) (its validation set is balanced from held-out "
+                           f"digits); got {val_fraction}")
     mnist = load_mnist(path)
     held_out = stratified_indices(mnist.y_train.tolist(), fraction=val_fraction, seed=seed)
     keep = torch.ones(len(mnist.y_train), dtype=torch.bool)
@@ -224,18 +296,27 @@ def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction
     options = {"high_corner_fraction": high_corner_fraction, "scale": scale, "margin": margin}
     train = TensorImages(*synthetic_mnist(mnist.x_train[keep], mnist.y_train[keep], derive_seed(seed, "train"),
                                           rare_fraction=rare_fraction, **options))
-    val = TensorImages(*balanced_synthetic_mnist(mnist.x_train[held_out], mnist.y_train[held_out],
-                                                 derive_seed(seed, "val"), **options))
-    test = TensorImages(*balanced_synthetic_mnist(mnist.x_test, mnist.y_test, derive_seed(seed, "test"), **options))
-    noise = torch.Generator().manual_seed(derive_seed(seed, "test_noise"))
-    extra = {
-        "bal_un": TensorImages(pixel_noise(test.images, noise_fraction, None, noise), test.labels),
-        "bal_nun": TensorImages(pixel_noise(test.images, noise_fraction, std_weights(train.images), noise),
-                                test.labels),
-    }
-    splits = Splits(train=train, val=val, test=test, classes=list(CLASSES), image_size=28, name="synthetic_mnist",
-                    augment_on_batch=True, resize="resize", source=mnist_source(path))
-    return splits, extra
+    val = CornerDigits(*_without_corner(balanced_synthetic_mnist(
+        mnist.x_train[held_out], mnist.y_train[held_out], derive_seed(seed, "val"), return_corners=True, **options)))
+    test = CornerDigits(*_without_corner(balanced_synthetic_mnist(
+        mnist.x_test, mnist.y_test, derive_seed(seed, "test"), return_corners=True, **options)))
+    return Splits(train=train, val=val, test=test, classes=list(CLASSES), image_size=28, name="synthetic_mnist",
+                  augment_on_batch=True, resize="resize", flip=False, channels=1, source=mnist_source(path))
+
+
+def _without_corner(parts):
+    images, labels, _, own = parts
+    return images, labels, own
+
+
+@DATASETS.register("synthetic_mnist")
+def _synthetic_mnist_dataset(image_size: int | None, val_fraction: float, seed: int, skip_bad_images: bool = False,
+                             path: str | None = None) -> Splits:
+    """FCL's synthetic MNIST (section 4.1) as a dataset any command can use:
+    ``synthetic_mnist(path=/data/mnist.npz)``; 28 px unless told otherwise."""
+    splits = synthetic_splits(path or None, seed, val_fraction=val_fraction)
+    splits.image_size = image_size or 28
+    return splits
 
 
 # ---- FCL's test sets: balanced, uniform noise (UN), non-uniform noise (NUN) ----
@@ -250,34 +331,36 @@ def stacked(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit_per_class: int | None,
-                  noise_fraction: float, seed: int) -> tuple[Splits, dict[str, TensorImages]]:
+                  noise_fraction: float, seed: int,
+                  zero_std: str = "exclude") -> tuple[Splits, dict[str, TensorImages], dict[str, float]]:
     """The splits and the noisy test sets: UN (uniformly placed gray pixels) and NUN (placed
-    inversely to each pixel's standard deviation over the training images); for synthetic MNIST
-    also ``bal_rare``, the BAL images of the rare classes 10-14 (their mean recall: whether the
-    model kept its sensitivity to the corner digits where they matter)."""
+    inversely to each pixel's standard deviation over the training images, ``zero_std`` for
+    pixels that never vary); for synthetic MNIST also ``bal_rare``, the BAL images of the rare
+    classes 10-14 (their mean recall: whether the model kept its sensitivity to the corner digits
+    where they matter). Last, where the NUN pixels landed (:func:`noisy_sets`), before any limit."""
     if dataset == "synthetic_mnist":
-        splits, noisy = load_synthetic_mnist(mnist, seed, noise_fraction=noise_fraction)
-        splits.flip, splits.channels = False, 1  # digits are grey and not mirror-symmetric
+        splits = synthetic_splits(mnist, seed)
+        noisy, stats = _test_noise(splits, noise_fraction, seed, zero_std)
         names = {"test": "bal", "bal_un": "bal_un", "bal_nun": "bal_nun"}
     else:
         splits = load_splits(EMBEDDED, None, image_size or 32, 0.05, seed, None)
         images, labels = stacked(splits.test)
         generator = torch.Generator().manual_seed(derive_seed(seed, "test_noise"))
-        noisy = {"un": TensorImages(pixel_noise(images, noise_fraction, None, generator), labels),
-                 "nun": TensorImages(pixel_noise(images, noise_fraction, std_weights(stacked(splits.train)[0]), generator),
-                                     labels)}
+        noisy, stats = noisy_sets(images, labels, stacked(splits.train)[0], noise_fraction, generator, zero_std)
         names = {"test": "clean", "un": "un", "nun": "nun"}
     if image_size:
         splits.image_size = image_size
     if limit_per_class:
+        test = splits.test
         splits = checked(splits, limit_per_class, seed)
+        if isinstance(test, CornerDigits):  # keep the corner pixels of the images kept
+            splits.test = test.subset(stratified_indices(test.labels.tolist(), per_class=limit_per_class, seed=seed))
         noisy = {k: _limited(v, limit_per_class, seed) for k, v in noisy.items()}
     sets = {names["test"]: splits.test, **{names[k]: v for k, v in noisy.items()}}
     if dataset == "synthetic_mnist":
-        images, labels = stacked(splits.test)
-        rare = labels >= len(CLASSES) - len(RARE_DIGITS)
-        sets["bal_rare"] = TensorImages(images[rare], labels[rare])
-    return splits, sets
+        rare = splits.test.labels >= len(CLASSES) - len(RARE_DIGITS)
+        sets["bal_rare"] = splits.test.subset(rare.nonzero().flatten())
+    return splits, sets, stats
 
 
 def _limited(dataset: TensorImages, per_class: int, seed: int) -> TensorImages:

@@ -87,29 +87,29 @@ def utility(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
     return grad.abs().float()
 
 
-CORNER = 12  # px: synthetic MNIST's corner digit (0.4 x 28 = 11 px) and its 1-px margin
-
-
-def corner_utility(model: nn.Module, images: Tensor, labels: Tensor, *, batch_size: int = 256,
-                   corner: int = CORNER) -> tuple[dict[str, float], dict[str, Tensor]]:
+def corner_utility(model: nn.Module, images: Tensor, labels: Tensor, corner_pixels: Tensor, *,
+                   batch_size: int = 256) -> tuple[dict[str, float], dict[str, Tensor]]:
     """The paper's Figure 4 as numbers: on synthetic MNIST's balanced images with a corner digit,
-    the share of each image's utility |d CE / d x| that lies in its most-used corner, averaged
-    separately over centre digits 0-4 (labels 10-14: the corner decides the class) and 5-9 (the
-    corner is a distraction). A model that learnt the context puts more of its utility in the
-    corner for 0-4 than for 5-9. Returns those two shares and the mean utility maps [H, W]."""
+    the share of each image's utility |d CE / d x| that lies on the corner digit's own pixels
+    (``corner_pixels``, bool like ``images``: where the pasted digit has ink and the centre digit
+    none), averaged separately over centre digits 0-4 (labels 10-14: the corner decides the
+    class) and 5-9 (the corner is a distraction). A model that learnt the context puts more of
+    its utility there for 0-4 than for 5-9. Returns those two shares and the mean utility maps [H, W]."""
+    if corner_pixels.shape != images.shape:
+        raise ValueError(f"corner_pixels must have the images' shape {tuple(images.shape)}; got {tuple(corner_pixels.shape)}")
     device = next(model.parameters()).device
     groups = {"0_4": lambda y: y >= 10, "5_9": lambda y: (y >= 5) & (y < 10)}
     shares: dict[str, list[Tensor]] = {g: [] for g in groups}
     maps: dict[str, Tensor] = {}
-    for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True):
+    for x, y, own in zip(images.split(batch_size), labels.split(batch_size), corner_pixels.split(batch_size), strict=True):
         x = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).to(device)
-        u = utility(model, x, y.to(device)).sum(1).cpu()  # [b, H, W]
-        total = u.sum((1, 2)).clamp_min(1e-30)
-        c = corner
-        in_corners = torch.stack([u[:, :c, :c], u[:, :c, -c:], u[:, -c:, :c], u[:, -c:, -c:]]).sum((2, 3))
-        share = in_corners.amax(0) / total
+        u = utility(model, x, y.to(device)).cpu()  # [b, C, H, W]
+        total = u.flatten(1).sum(1).clamp_min(1e-30)
+        share = (u * own).flatten(1).sum(1) / total
+        has_corner = own.flatten(1).any(1)
+        u = u.sum(1)
         for name, pick in groups.items():
-            chosen = pick(y)
+            chosen = pick(y) & has_corner
             shares[name].append(share[chosen])
             maps[name] = maps.get(name, torch.zeros_like(u[0])) + u[chosen].sum(0)
     counts = {name: sum(len(v) for v in values) for name, values in shares.items()}
@@ -131,7 +131,7 @@ def plot_corner_utility(maps: dict[str, Tensor], shares: dict[str, float]):
         ax.set_title(f"centre {name.replace('_', '-')}: corner share {shares[f'corner_utility_share_{name}']:.2f}",
                      fontsize=9)
         ax.axis("off")
-    figure.suptitle("mean utility |dCE/dx| (the paper's Figure 4)", fontsize=10)
+    figure.suptitle("mean utility |dCE/dx| (the paper's Figure 4); share: on the corner digit's own pixels", fontsize=9)
     figure.tight_layout()
     return figure
 
