@@ -54,8 +54,9 @@ def paired(fcl: list[float], xe: list[float]) -> dict:
 def empty() -> dict:
     return {"command": {}, "machine": machine_line(), "wall_s": 0.0, "objective": OBJECTIVE, "epochs": 20,
             "xe": {"seeds": [], "per_seed": {k: [] for k in [*SETS, *EXTRA]}, "wall_s": []},
-            "readings": {r: {"lambda": None, "space": list(SPACE[r]), "study": None, "seeds": [],
-                             "per_seed": {"fcl": {k: [] for k in [*SETS, *EXTRA]}}, "wall_s": [], "fcl_minus_xe": {}}
+            "readings": {r: {"lambda": None, "space": list(SPACE[r]), "objective": OBJECTIVE, "study": None, "seeds": [],
+                             "fcl_runs": {"seeds": [], **{k: [] for k in [*SETS, *EXTRA]}}, "per_seed": {},
+                             "wall_s": [], "fcl_minus_xe": {}}
                          for r in SPACE}}
 
 
@@ -65,14 +66,15 @@ def load() -> dict:
 
 
 def save(out: dict) -> None:
-    """The file as the docs read it: each reading's XE per seed beside its FCL (same seeds), and the differences."""
+    """The file as the docs read it: per reading, ``seeds`` where both XE and FCL ran, ``per_seed``
+    XE and FCL on those seeds (in that order), and FCL - XE paired by seed."""
     for reading in out["readings"].values():
-        seeds = [s for s in reading["seeds"] if s in out["xe"]["seeds"]]
+        runs = reading["fcl_runs"]
+        seeds = [s for s in runs["seeds"] if s in out["xe"]["seeds"]]
         xe = {k: [out["xe"]["per_seed"][k][out["xe"]["seeds"].index(s)] for s in seeds] for k in out["xe"]["per_seed"]}
-        fcl = {k: [reading["per_seed"]["fcl"][k][reading["seeds"].index(s)] for s in seeds] for k in reading["per_seed"]["fcl"]}
-        reading["per_seed"]["xe"] = xe
-        reading["paired_seeds"] = seeds
-        reading["fcl_minus_xe"] = {k: paired(fcl[k], xe[k]) for k in SETS} if seeds else {}
+        fcl = {k: [runs[k][runs["seeds"].index(s)] for s in seeds] for k in runs if k != "seeds"}
+        reading.update(seeds=seeds, per_seed={"xe": xe, "fcl": fcl},
+                       fcl_minus_xe={k: paired(fcl[k], xe[k]) for k in SETS} if seeds else {})
     write_result(NAME, out)
 
 
@@ -115,8 +117,6 @@ def tune(out: dict, reading: str, args, env: dict) -> None:
                "val": {k: round(v, 2) for k, v in sorted(t.intermediate_values.items())},
                "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None} for t in study.trials]
     best = study.best_trial
-    out["readings"][reading].update(lambda_=None)
-    out["readings"][reading].pop("lambda_")
     out["readings"][reading]["lambda"] = float(f"{best.params['lam']:.3g}")
     out["readings"][reading]["study"] = {"name": study_name, "storage": "Optuna journal beside the MLflow store",
                                          "best_trial": best.number, "best_value": round(best.value, 3),
@@ -148,7 +148,7 @@ def main() -> None:
     out = load()
     if args.status:
         for name, reading in out["readings"].items():
-            print(f"{name}: lambda {reading['lambda']}, FCL seeds {reading['seeds']}")
+            print(f"{name}: lambda {reading['lambda']}, FCL seeds {reading['fcl_runs']['seeds']}")
         print(f"XE seeds {out['xe']['seeds']}")
         return
     store = Path(args.store)
@@ -180,12 +180,13 @@ def main() -> None:
             save(out)
             print(f"seed {seed} xe: {values}", flush=True)
         for name, reading in out["readings"].items():
-            if seed in reading["seeds"]:
+            runs = reading["fcl_runs"]
+            if seed in runs["seeds"]:
                 continue
             values, wall = run_fcl(out, "fcl", seed, {"lam": reading["lambda"], "reduction": name}, args, env)
             for k, v in values.items():
-                reading["per_seed"]["fcl"][k].append(v)
-            reading["seeds"].append(seed)
+                runs[k].append(v)
+            runs["seeds"].append(seed)
             reading["wall_s"].append(round(wall, 1))
             out["wall_s"] = round(time.perf_counter() - started, 1)
             save(out)

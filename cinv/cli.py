@@ -268,6 +268,9 @@ def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume:
     if result is not None and hasattr(result, "to_markdown"):
         shown = result.drop(columns=[c for c in result.columns if c.endswith(("_mean", "_se"))]).to_markdown(index=False)
         print(shown)
+        against = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get(schema.PAPER_COMPARISON)
+        if against:
+            print("against the paper:\n" + "\n".join(f"  {line}" for line in against.splitlines()))
         describe(command, shown, preset_line)
 
 
@@ -338,9 +341,12 @@ def describe(command: str, table: str, preset_line: str | None) -> None:
     """The run's description (shown on its page in the UI): its results table, and what the ± means.
     The table is a code block: the UI renders Markdown tables with no cell padding, so that
     neighbouring cells ran together ("62.40 ± 0.0096.40 ± 0.00")."""
-    statistic = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get(schema.STATISTIC, "")
+    tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
+    statistic, against = tags.get(schema.STATISTIC, ""), tags.get(schema.PAPER_COMPARISON, "")
     lines = [f"**cinv {command}**", "", "```text", table, "```", ""]
     lines += [f"± : {statistic}", ""] if statistic else []
+    lines += ["**Against the paper** (paper_comparison table):", "", *(f"- {line}" for line in against.splitlines()), ""] \
+        if against else []
     lines += [preset_line] if preset_line else []
     mlflow.set_tag(schema.NOTE, "\n".join(lines)[:60_000])
 

@@ -15,7 +15,7 @@ from cinv.commands.experiment import ExperimentConfig
 from cinv.config.base import Section, Select
 from cinv.config.options import AttackOptions, OptionalCorruption, SpecList
 from cinv.experiments import EXPERIMENTS
-from cinv.experiments.engine import log_results
+from cinv.experiments.engine import hold_against_paper, log_results
 from cinv.experiments.engine import run as run_recipe
 from cinv.tracking import schema
 from cinv.training.context import setup
@@ -52,5 +52,6 @@ class BenchmarkConfig(ExperimentConfig):
 def run(cfg: BenchmarkConfig) -> pd.DataFrame:
     s = with_teacher(setup(cfg, "none"), cfg.teacher, cfg.teacher_weights)
     mlflow.set_tags({schema.STAGE: "experiment", schema.EXPERIMENT: "benchmark"})
-    rows, plot, _ = run_recipe(cfg, s, EXPERIMENTS.get("benchmark"))
+    rows, plot, labs = run_recipe(cfg, s, EXPERIMENTS.get("benchmark"))
+    hold_against_paper(cfg, rows, labs)
     return log_results(rows, "benchmark", plot)

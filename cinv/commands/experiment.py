@@ -33,7 +33,7 @@ from cinv.config.options import (
 from cinv.corruption.restoration import DeepDecoder, NLMeans
 from cinv.corruption.restoration import from_spec as restorer_from_spec
 from cinv.experiments import EXPERIMENTS
-from cinv.experiments.engine import log_results
+from cinv.experiments.engine import hold_against_paper, log_results
 from cinv.experiments.engine import run as run_recipe
 from cinv.tracking import schema
 from cinv.training.context import setup
@@ -137,5 +137,6 @@ class ExperimentConfig(Comparison, WithTeacher):
 def run(cfg: ExperimentConfig) -> pd.DataFrame:
     s = with_teacher(setup(cfg, "none"), cfg.teacher, cfg.teacher_weights)
     mlflow.set_tags({schema.STAGE: "experiment", schema.EXPERIMENT: cfg.name})
-    rows, plot, _ = run_recipe(cfg, s, EXPERIMENTS.get(cfg.name))
+    rows, plot, labs = run_recipe(cfg, s, EXPERIMENTS.get(cfg.name))
+    hold_against_paper(cfg, rows, labs)
     return log_results(rows, cfg.name, plot)

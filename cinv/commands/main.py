@@ -26,6 +26,7 @@ from cinv.config.options import (
 )
 from cinv.evaluation.tables import statistic_note
 from cinv.experiments import EXPERIMENTS
+from cinv.experiments.engine import hold_against_paper
 from cinv.experiments.engine import run as run_recipe
 from cinv.experiments.main import PARENT_METRICS, main_table
 from cinv.tracking import schema
@@ -65,6 +66,7 @@ def run(cfg: MainConfig) -> pd.DataFrame:
     mlflow.set_tags({schema.STAGE: "main", **schema.corruption_tags(s.corruption.spec, s.corruption.name, s.corruption.params)})
     log_samples(s)
     rows, plot, labs = run_recipe(cfg, s, EXPERIMENTS.get("main"))
+    hold_against_paper(cfg, rows, labs)
     per_seed, table = main_table(rows, [key for lab in labs for key in lab.keys])
     log_table(table, "results")  # the one table the UI's Evaluation view opens on
     log_table(per_seed, "results_per_seed", listed=False)

@@ -11,8 +11,10 @@ from pydantic import Field
 
 from cinv.commands.common import MethodList, method_list
 from cinv.config.base import Strict
-from cinv.evaluation.report import cells, evaluations, method_by_corruption, search
+from cinv.evaluation.against_paper import log_comparison
+from cinv.evaluation.report import against_paper, cells, evaluations, method_by_corruption, search
 from cinv.methods import label
+from cinv.settings import method_fields, registered_methods
 from cinv.tracking.runs import log_table
 
 
@@ -38,4 +40,6 @@ def run(cfg: ReportConfig) -> pd.DataFrame:
     log_table(table, f"report_{cfg.metric}")
     pivot = method_by_corruption(rows)
     log_table(pivot, f"report_{cfg.metric}_table")
+    options = {name: [f.key for f in method_fields(name)] for name in registered_methods()}
+    log_comparison(against_paper(rows, cfg.metric, options))
     return pivot

@@ -52,7 +52,7 @@ def evaluations(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     ``draws``, ``mean`` and ``se`` of ``metric`` over the draws, experiment and run id. Runs
     logged before cinv tagged recipes get their run id as recipe (never averaged with another)."""
     mean, se = f"metrics.test_{metric}_mean", f"metrics.test_{metric}_se"
-    columns = [*FIELDS, "seed", "experiment", "mean", "se", "draws", "run_id"]
+    columns = [*FIELDS, "seed", "experiment", "mean", "se", "draws", "run_id", "key", "parent"]
     if mean not in runs:
         return pd.DataFrame(columns=columns).rename(columns={"eval_corruption": "corruption"})
     runs = runs[runs[mean].notna() & (_column(runs, "status") == "FINISHED")]
@@ -78,6 +78,8 @@ def evaluations(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
         "se": _column(runs, se, 0.0).fillna(0.0).astype(float),
         "draws": _column(runs, "metrics.test_draws", float("nan")).astype(float),
         "run_id": runs["run_id"],
+        "key": _column(runs, _tag(schema.METHOD)).fillna(""),  # the cell key the published values are found by
+        "parent": _column(runs, "tags.mlflow.parentRunId").fillna(""),
         "start_time": _column(runs, "start_time"),
     })
     # Oldest first, so that when the same model was evaluated twice the latest evaluation counts.
@@ -118,6 +120,42 @@ def method_by_corruption(rows: pd.DataFrame) -> pd.DataFrame:
     text = table.set_index([*index, "corruption"])["cell"].unstack("corruption").fillna("")
     columns = list(dict.fromkeys(rows["corruption"]))
     return text[[c for c in columns if c in text.columns]].reset_index()
+
+
+def against_paper(rows: pd.DataFrame, metric: str = "top1", options: dict | None = None) -> pd.DataFrame:
+    """Each experiment's cells in the store held against their papers (``evaluation.against_paper``),
+    with the deviations its latest parent run logged (``deviations.json``); ``options``: each
+    method's option keys, so a cell lists only its own method's."""
+    from cinv.evaluation.against_paper import compare
+
+    tables = []
+    for experiment, part in rows[rows["experiment"] != ""].groupby("experiment", sort=False):
+        stats = part.rename(columns={"mean": f"{metric}_mean", "se": f"{metric}_se"})
+        labels = stats["condition"].map(_condition_labels).apply(pd.Series) if stats["condition"].any() else None
+        keys = ["key", "corruption", "train_corruption", "label_fraction", "recipe"]
+        table = across_seeds(stats[[*keys, "seed", "draws", f"{metric}_mean", f"{metric}_se"]].assign(
+            draws=stats["draws"].fillna(1).astype(int)), keys=keys)
+        if labels is not None and not labels.empty:
+            first = stats.assign(**labels).drop_duplicates(subset=keys)[[*keys, *labels.columns]]
+            table = table.merge(first, on=keys, how="left")
+        table = table.drop(columns="recipe")
+        compared = compare(table, experiment, _deviations(part["parent"].iloc[-1]), options=options, metrics=[metric])
+        tables.append(compared.assign(experiment=experiment))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _condition_labels(condition: str) -> dict[str, str]:
+    """``target=cifar10(root=/d); label_shift=cifar10`` -> {"target": ..., "label_shift": ...}."""
+    return dict(part.split("=", 1) for part in str(condition).split("; ") if "=" in part)
+
+
+def _deviations(parent: str) -> dict:
+    if not parent:
+        return {}
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{parent}/deviations.json").get("differs_from_paper", {})
+    except Exception:  # a run without one (logged before cinv wrote it)
+        return {}
 
 
 def search(experiment_names: list[str] | None) -> pd.DataFrame:

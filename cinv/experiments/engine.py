@@ -28,6 +28,7 @@ from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.corruption.base import Distortion
 from cinv.corruption.restoration import Restored
+from cinv.evaluation.against_paper import compare, log_comparison
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model, evaluation_of, link
 from cinv.evaluation.tables import across_seeds, statistic_note
@@ -52,7 +53,7 @@ from cinv.tracking.runs import (
 from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.checkpoint import Checkpointer, for_active_run
 
-__all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "log_results"]
+__all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "log_results", "hold_against_paper"]
 
 Plot = Callable[[pd.DataFrame], object]  # a recipe's figure, drawn from its final (across-seed) table
 
@@ -362,5 +363,17 @@ def log_results(rows: pd.DataFrame, stem: str, plot: Plot) -> pd.DataFrame:
     log_table(rows, f"{stem}_per_seed", listed=False)
     log_figure(plot(table), f"{stem}.png")
     mlflow.set_tag(schema.STATISTIC, statistic_note(table)[:5000])
+    return table
+
+
+def hold_against_paper(cfg, rows: pd.DataFrame, labs: list[Lab]) -> pd.DataFrame:
+    """Every cell of a recipe's run beside its published value (``evaluation.against_paper``):
+    logged as the ``paper_comparison`` table, its headline in a tag; returned."""
+    keys = [key for lab in labs for key in lab.keys]
+    cells = across_seeds(rows.drop(columns="method").assign(key=keys))
+    defaults = {"label_fraction": cfg.probe.label_fraction} if hasattr(cfg, "probe") else {}
+    options = {name: [f.key for f in settings.method_fields(name)] for name in cfg.options}
+    table = compare(cells, labs[0].name if labs else "", settings.deviations(cfg), options=options, defaults=defaults)
+    log_comparison(table)
     return table
 

@@ -26,6 +26,7 @@ AUTOCAST = "cinv.autocast"  # the precision decided for the command, per role
 PROCESSES = "cinv.processes"  # processes of a distributed run
 SE_KIND = "cinv.se_kind"  # seeds or draws: what the main table's ± is
 STATISTIC = "cinv.statistic"  # the sentence that says what a table's ± is
+PAPER_COMPARISON = "cinv.paper_comparison"  # the lines that hold a run's cells against their papers (paper_comparison table)
 REUSED = "cinv.reused"  # prefix: cinv.reused.<kind>.<fingerprint> = URI of a model reused instead of trained
 CORRUPTION = "cinv.corruption"  # prefix: the main run's corruption spec and each of its parameters
 
