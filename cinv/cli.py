@@ -367,7 +367,8 @@ def log_preset(config: Strict) -> str | None:
         return None
     deviations = settings.deviations(config)
     mlflow.set_tags({schema.PRESET: config.preset, schema.PAPER_DEVIATIONS: str(len(deviations))})
-    log_json({"preset": config.preset, "differs_from_paper": deviations}, "deviations.json")
+    log_json({"preset": config.preset, "differs_from_paper": deviations, "paper_vs_code": settings.paper_vs_code(config)},
+             "deviations.json")
     if not deviations:
         return f"preset {config.preset}: every setting is the paper's"
     shown = ", ".join(f"{k}={v['value']} (paper: {v['paper']})" for k, v in deviations.items())

@@ -33,7 +33,7 @@ from cinv.methods import METHODS
 from cinv.runtime import resolve_device, resolve_precision
 
 __all__ = ["method_fields", "registered_methods", "parameters", "build", "to_flat", "settings", "paper_recipe",
-           "deviations", "recipe_key", "fingerprint", "training_settings", "describe", "method_preset_defaults",
+           "deviations", "paper_vs_code", "as_released", "recipe_key", "fingerprint", "training_settings", "describe", "method_preset_defaults",
            "method_preset_keys"]
 
 NOT_SETTINGS = {"seed", "seeds", "preset"}  # what a recipe is repeated over, and where its values came from
@@ -235,10 +235,32 @@ def deviations(config: Strict) -> dict[str, dict[str, Any]]:
     resolved = settings(config)
     out = {}
     for key, paper in paper_recipe(config).items():
+        if key not in resolved:  # a setting this run does not read (an experiment's, another experiment reads)
+            continue
         value = resolved.get(key)
         if not _same(value, paper.value):
             out[key] = {"value": value, "paper": paper.value, **({"source": paper.source} if paper.source else {})}
     return out
+
+
+def paper_vs_code(config: Strict) -> list[dict[str, Any]]:
+    """Where the paper's text and its authors' released code disagree, for the settings this run
+    uses: the command's own (``PAPER_VS_CODE``, an experiment's only where it reads the setting)
+    and each used method's (``Method.RELEASED``, as ``<method>_<option>``), each as {setting,
+    paper, released, cinv, value (this run's), changes_training}."""
+    if not isinstance(config, Trains):
+        return []
+    used = settings(config)
+    experiment = getattr(config, "name", None)
+    found = [(r.setting, r) for r in type(config).PAPER_VS_CODE if not r.only or experiment in r.only]
+    found += [(f"{name}_{r.setting}", r) for name in config.options for r in METHODS.get(name).RELEASED]
+    return [{"setting": key, "paper": r.paper, "released": r.released, "cinv": r.cinv, "value": used[key],
+             "changes_training": r.changes_training, "as_released": r.as_released} for key, r in found if key in used]
+
+
+def as_released(config: Strict) -> dict[str, Any]:
+    """The parameters that run the released code's behaviour where it and the paper's text disagree."""
+    return {c["setting"]: c["as_released"] for c in paper_vs_code(config) if c["as_released"] is not None}
 
 
 def _digest(payload: Any, length: int) -> str:
@@ -283,8 +305,9 @@ def fingerprint(config: Strict, name: str, opts: Strict, *, corruption: str, see
 
 
 def describe(config: Strict) -> dict[str, Any]:
-    """The dry run's answer: the whole resolved configuration and its deviations from the paper."""
-    return {"config": config.model_dump(mode="json"), "deviations": deviations(config)}
+    """The dry run's answer: the whole resolved configuration, its deviations from the paper, and
+    where the paper's text and its released code disagree on the settings it uses."""
+    return {"config": config.model_dump(mode="json"), "deviations": deviations(config), "paper_vs_code": paper_vs_code(config)}
 
 
 EMBEDDED_FACTS = DataFacts("embedded", 48)  # what --help shows a method's presets on (the default dataset)

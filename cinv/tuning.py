@@ -32,6 +32,7 @@ import tenacity
 import torch
 
 from cinv.context import Setup
+from cinv.data.synthetic_mnist import NOISE_FRACTION, CornerDigits, noisy_sets, stacked
 from cinv.errors import ConfigError, NonFiniteLossError, one_line
 from cinv.evaluation.metrics import evaluate
 from cinv.evaluation.protocol import evaluate_model, link
@@ -243,8 +244,6 @@ def validation_sets(objective: str, s: Setup) -> dict:
     """The datasets a trial is scored on (None: the validation split itself, under the run's corruption)."""
     if objective == "val":
         return {"val": None}
-    from cinv.data.synthetic_mnist import NOISE_FRACTION, CornerDigits, noisy_sets, stacked
-
     images, labels = stacked(s.splits.val)
     generator = torch.Generator().manual_seed(derive_seed(s.seed, "val_noise"))
     noisy, stats = noisy_sets(images, labels, stacked(s.splits.train)[0], NOISE_FRACTION, generator)

@@ -157,7 +157,7 @@ def provenance(d: dict, source: str, script: str | None = None, command: str | N
     """What every table states: the command, the commit, the machine, the wall time, the file."""
     command = (command if command is not None else d.get("command") or "").strip()
     lines = [f"- Command: {code(command) if command else 'not recorded in the file'}"
-             + (f", run by {code(script)}" if script else ""),
+             + (f", run by {code(script)}" if script and script != command else ""),
              f"- Measured at: {commit(d)}",
              f"- Machine: {machine(d.get('machine'))}"]
     if seconds is not None:
@@ -745,6 +745,20 @@ def render_fcl_readings(d: dict) -> list[str]:
     return out
 
 
+def render_nun_placement(d: dict) -> list[str]:
+    """nun_placement.json: where each handling of never-varying pixels puts BAL+NUN's noisy pixels."""
+    out = provenance(d, "nun_placement.json", "python benchmarks/nun_placement.py",
+                     extra=[f"seed {d['seed']}: {grouped(d['train_images'])} training images, {grouped(d['test_images'])} "
+                            f"BAL images; {d['constant_pixels']} training pixels never vary; "
+                            f"{num(100 * d['ink_share_of_test_pixels'], 1)}% of the BAL pixels have ink"])
+    out += ["Shares of the placement weight and of the noisy pixels (15% of each image), in percent:", ""]
+    out += table(["placement", "weight on never-varying pixels", "noisy pixels there", "in the outer 2-pixel ring",
+                  "on ink"], [[code(name), *[num(100 * r[k], 1) for k in ("weight_on_constant_pixels",
+                               "noisy_pixels_on_constant_pixels", "noisy_pixels_in_outer_ring", "noisy_pixels_on_ink")]]
+                              for name, r in d["placements"].items()], "lrrrr")
+    return out
+
+
 def page_fcl(results: Path) -> str:
     """fcl.md: fcl_readings.json, fcl_paper.json (or that it is not measured yet), fcl_speed.json and fcl_demo.json."""
     out = ["# FCL against XE on synthetic MNIST", "",
@@ -761,6 +775,9 @@ def page_fcl(results: Path) -> str:
            "the validation set\"), then 10 seeds against XE.", ""]
     readings = load(results, "fcl_readings")
     out += render_fcl_readings(readings) if readings else absent("fcl_readings", "python benchmarks/fcl_readings.py")
+    out += ["## Where BAL+NUN puts its noise", ""]
+    placement = load(results, "nun_placement")
+    out += render_nun_placement(placement) if placement else absent("nun_placement", "python benchmarks/nun_placement.py")
     out += ["## The paper's protocol on the full MNIST, before the instruments were fixed", "",
             "Measured before NUN placed its noise only where the pixel's standard deviation is defined (here 44% of the "
             "noise mass sat on the 53 border pixels that never vary, so BAL+NUN was nearly clean) and before the corner "
@@ -954,7 +971,7 @@ PAGES: dict[str, tuple[str, str, Callable[[Path], str], tuple[str, ...]]] = {
                 "attack, paired by seed.", page_rocl, ("rocl_demo",)),
     "fcl.md": ("FCL against XE", "FCL's open reading (the FCL term summed or averaged) settled by measurement, the "
                "earlier run of the paper's protocol, FCL's epoch time before and after the speed-up, and the earlier run "
-               "on 5,000 digits.", page_fcl, ("fcl_readings", "fcl_paper", "fcl_speed", "fcl_demo")),
+               "on 5,000 digits.", page_fcl, ("fcl_readings", "nun_placement", "fcl_paper", "fcl_speed", "fcl_demo")),
     "speed.md": ("Speed and memory", "throughput against the reference protocol, peak memory, hyper-parameter "
                  "search with and without pruning, and what system metrics cost.", page_speed,
                  ("throughput", "memory", "tune_pruning", "system_metrics")),

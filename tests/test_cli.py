@@ -74,7 +74,18 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
         "embedded-train", "embedded-val", "embedded-test"}
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"results.csv", "results.md", "results.html", "results.json", "results.png", "samples.png", "config.json"} <= artifacts
+    assert {"results.csv", "results.md", "results.html", "results.json", "results.png", "samples.png", "config.json",
+            "paper_comparison.json", "deviations.json"} <= artifacts
+    # Held against the paper: Table 1's Random Mask 90% beside the student, in the table, the description and the output.
+    compared = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/paper_comparison.csv"))
+    student = compared[(compared["key"] == "student") & (compared["metric"] == "top1")].iloc[0]
+    assert student["published"] == "82.96 ± 0.08" and student["source"].startswith("inversion: Table 1, Random Mask 90%, Ours")
+    assert student["difference"] == pytest.approx(children["student (ours)"].data.metrics["test_top1_mean"] - 82.96, abs=0.01)
+    assert {"dataset", "image_size", "teacher"} <= set(student["deviations"].split(", "))
+    assert compared[compared["key"] == "teacher_clean_probe"]["published"].tolist() == ["not in the paper"]
+    assert "paper 82.96 ± 0.08" in parent.data.tags["mlflow.note.content"] and "paper 82.96 ± 0.08" in proc.stdout
+    listed = mlflow.artifacts.load_dict(f"runs:/{parent.info.run_id}/deviations.json")
+    assert "student_teacher_batchnorm" in {c["setting"] for c in listed["paper_vs_code"]}
     assert not client.list_artifacts(children["student"].info.run_id, "checkpoints")  # FINISHED: removed
 
     # MLflow 3 logged models: evaluation metrics linked to the model, final training metrics, distinct names.

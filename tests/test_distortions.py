@@ -138,8 +138,10 @@ def test_random_blur_noise_matches_torchvision_per_image_and_p_switches_it_off()
     from torchvision.transforms.v2 import functional as TF
 
     images = torch.rand(4, 3, 24, 24)
-    blur_only = distortions.get("random_blur_noise", blur_sigma=2.0, noise_std=0.0, p=1.0)
-    assert torch.allclose(blur_only(images), TF.gaussian_blur(images, kernel_size=[13, 13], sigma=[2.0, 2.0]), atol=1e-5)
+    blur_only = distortions.get("random_blur_noise", blur_sigma=2.0, noise_std=0.0, p=1.0)  # the released 23-px kernel
+    assert torch.allclose(blur_only(images), TF.gaussian_blur(images, kernel_size=[23, 23], sigma=[2.0, 2.0]), atol=1e-5)
+    three_sigma = distortions.get("random_blur_noise", blur_sigma=2.0, noise_std=0.0, p=1.0, kernel_size=0)
+    assert torch.allclose(three_sigma(images), TF.gaussian_blur(images, kernel_size=[13, 13], sigma=[2.0, 2.0]), atol=1e-5)
     assert torch.equal(distortions.get("random_blur_noise", p=0.0)(images), images)
     mixed = distortions.get("random_blur_noise", blur_sigma=(1, 5), noise_std=(0.05, 0.5), p=0.8)
     a, b = mixed(images, torch.Generator().manual_seed(1)), mixed(images, torch.Generator().manual_seed(1))

@@ -87,6 +87,18 @@ def test_fixed_corruption_reuses_trained_models_and_the_report_rebuilds_its_tabl
     expected = table[(table["method"] == "student (ours)") & (table["label_fraction"] == 0.5) & (table["corruption"] == "gaussian_noise(std=0.3)")]
     assert cell == f"{expected['top1_mean'].item():.2f} ± {expected['top1_se'].item():.2f}"
 
+    # Every cell held against its paper: Table 1's Gaussian noise 0.3 row (student, all labels and 10%; baseline),
+    # in the experiment's run and in the report's, with measured - published.
+    for run_id in (run_a, report_run):
+        compared = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/paper_comparison.csv"))
+        top1 = compared[compared["metric"] == "top1"]
+        student = top1[(top1["key"] == "student") & top1["labels"].astype(str).str.contains("label_fraction=1.0")].iloc[0]
+        assert student["published"] == "81.30 ± 0.07" and "Table 1, Gaussian Noise σ = 0.3, Ours" in student["source"]
+        assert student["difference"] == pytest.approx(student["measured_mean"] - 81.30, abs=0.01)
+        assert "dataset" in student["deviations"] and "baseline_epochs" not in student["deviations"]
+        assert (top1["published"] == "not in the paper").sum() == 2  # the student's and the baseline's 50% cells
+        assert "81.30 ± 0.07" in mlflow.get_run(run_id).data.tags["cinv.paper_comparison"]
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, params, rows", [

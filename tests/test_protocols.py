@@ -467,7 +467,9 @@ def test_presets_set_the_papers_settings_and_explicit_parameters_win():
     assert (paper.teacher, paper.data.image_size, baseline.backbone) == ("open_clip:RN101", 224, "torchvision:resnet101")
     assert (student.epochs, student.batch_size, student.lr) == (25, 256, 1e-4)
     assert (paper.probe.feature_draws, baseline.epochs) == (10, 25)
-    assert set(deviations(paper)) == {"dataset", "class_list", "precision"}  # the embedded data is not the paper's
+    # The embedded data is not the paper's: its kind, its class list, its stored 32-px images upsampled to 224 and its
+    # fixed validation images; and the precision.
+    assert set(deviations(paper)) == {"dataset", "class_list", "image_size", "val_fraction", "precision"}
     cpu = build(MainConfig, {})
     assert cpu.preset == "cpu" and {"teacher", "student_epochs", "image_size"} <= set(deviations(cpu))
     assert build(MainConfig, {"preset": "paper", "student_epochs": "2"}).options["student"].epochs == 2

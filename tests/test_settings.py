@@ -83,10 +83,14 @@ def test_the_cpu_preset_lists_every_difference_the_data_size_and_the_resolved_im
     assert {"dataset", "class_list", "val_fraction", "image_size", "teacher", "teacher_weights", "student_epochs",
             "student_lr", "student_batch_size", "baseline_backbone", "baseline_backbone_weights", "baseline_epochs",
             "probe_feature_draws", "precision"} <= set(differs)
-    assert differs["image_size"] == {"value": 48, "paper": 224, "source": differs["image_size"]["source"]}  # not None
+    assert differs["image_size"] == {"value": "48 (upsampled from the stored 32 px)", "paper": 224,
+                                     "source": differs["image_size"]["source"]}  # not None
     assert differs["teacher_weights"]["value"] == "imagenet" and differs["teacher_weights"]["paper"] == "openai"
     # preset=paper on the embedded subset: the data is not the paper's, and the run says so
-    assert {"dataset", "class_list"} <= set(deviations(build(COMMANDS["main"], {"preset": "paper"})))
+    paper = deviations(build(COMMANDS["main"], {"preset": "paper"}))
+    assert {"dataset", "class_list", "val_fraction"} <= set(paper)
+    assert paper["image_size"]["value"] == "224 (upsampled from the stored 32 px)"  # 224 px, but not the paper's photos
+    assert deviations(build(COMMANDS["main"], {"image_size": 32}))["image_size"]["value"] == 32  # the stored size itself
 
 
 def other_value(key: str, value):
@@ -95,6 +99,8 @@ def other_value(key: str, value):
              "student_loss": "mse", "baseline_backbone": "efficientnet_lite0", "baseline_backbone_weights": "IMAGENET1K_V2",
              "rocl_encoder": "cifar_resnet:resnet34", "rocl_encoder_weights": "/weights/rocl.pt", "fcl_encoder_weights": "/w.pt", "rocl_optimizer": "sgd",
              "fcl_encoder": "efficientnet_lite0", "fcl_loss": "margin", "fcl_reduction": "mean", "image_size": 40,
+             "student_schedule": "released", "baseline_schedule": "released", "student_teacher_batchnorm": "train",
+             "rocl_regularizer": "separate", "rocl_augment_order": "simclr", "nun_zero_std": "floor",
              "limit_per_class": 5, "attack_budgets": "inf:8/255", "dataset": "embedded", "mnist": ""}
     table |= {"probe_optimizer": "adam" if value == "sgd" else "sgd", "probe_milestones": "7",
               "rocl_warmup_multiplier": None if value else 15.0, "attack_step_fraction": None if value else 0.1,
@@ -152,8 +158,12 @@ def test_recipe_key_and_fingerprint_hash_the_whole_resolved_configuration_but_ru
                     {"student_registered_model_name": ""}, {"student_checkpoint_every_steps": "5"}, {"eval_batch_size": "7"},
                     {"reuse": "true"}, {"methods": "student, baseline, teacher"}):
         assert settings.recipe_key(build(main, runtime)) == key, runtime
-    for setting in ({"probe_epochs": "3"}, {"student_temperature": "0.2"}, {"val_fraction": "0.1"}, {"teacher_weights": "none"}):
+    for setting in ({"probe_epochs": "3"}, {"student_temperature": "0.2"}, {"teacher_weights": "none"}):
         assert settings.recipe_key(build(main, setting)) != key, setting
+    # val_fraction counts where the data reads it; the embedded split keeps its own validation images whatever it says.
+    assert settings.recipe_key(build(main, {"val_fraction": "0.1"})) == key
+    digits = {"dataset": "mnist()"}
+    assert settings.recipe_key(build(main, {**digits, "val_fraction": "0.1"})) != settings.recipe_key(build(main, digits))
     # Precision counts: bf16 and fp32 trainings are never averaged as seeds of one recipe, nor reused for each other.
     monkeypatch.setattr(settings, "resolve_precision", lambda device, precision: Autocast("cpu") if precision == "fp32"
                         else Autocast("cpu", frozen=torch.bfloat16))
@@ -189,8 +199,10 @@ def test_dry_run_prints_the_resolved_configuration_and_its_deviations(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     cpu = dry(["main"], work)
-    assert set(cpu) == {"config", "deviations"}
-    assert {"dataset", "val_fraction", "image_size"} <= set(cpu["deviations"]) and cpu["deviations"]["image_size"]["value"] == 48
+    assert set(cpu) == {"config", "deviations", "paper_vs_code"}
+    assert {"dataset", "val_fraction", "image_size"} <= set(cpu["deviations"])
+    assert cpu["deviations"]["image_size"]["value"] == "48 (upsampled from the stored 32 px)"
+    assert {"student_weight_decay", "student_schedule", "student_teacher_batchnorm"} <= {c["setting"] for c in cpu["paper_vs_code"]}
     assert cpu["config"]["options"]["student"]["epochs"] == 3 and cpu["config"]["data"]["image_size"] == 48
     assert "dataset" in dry(["main", "--preset", "paper"], work)["deviations"]
     assert dry(["experiment", "--methods", "rocl", "--rocl_epochs", "2"], work)["config"]["options"]["rocl"]["epochs"] == 2
@@ -209,7 +221,7 @@ def test_every_command_has_a_dry_run(command, tmp_path, monkeypatch, capsys):
     required = {"evaluate": ["--model", "models:/m/1"], "embed": ["--images", str(ROOT)]}.get(command, [])
     assert cli.run(command, [*required, "--dry_run", "true"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"config", "deviations"} and not list(tmp_path.iterdir())
+    assert set(out) == {"config", "deviations", "paper_vs_code"} and not list(tmp_path.iterdir())
 
 
 def test_mlproject_declares_no_parameter_that_would_show_as_the_literal_empty_string():

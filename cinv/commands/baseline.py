@@ -25,7 +25,7 @@ class BaselineConfig(Trains):
 
     METHOD: ClassVar[str] = "baseline"
     # The paper ran only its CLIP networks in 16-bit (appendix C): the ResNet-101 baseline in 32-bit.
-    PAPER = INVERSION_PAPER | {"precision": Paper(FP32.describe(), "appendix C: only the CLIP networks ran in 16-bit")}
+    PAPER = INVERSION_PAPER | {"precision": Paper(FP32.describe(), "appendix D.1: only the CLIP networks ran in 16-bit")}
     resume_run_id: Annotated[str | None, Runtime()] = RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Annotated[Corruption, Select()] = CORRUPTION

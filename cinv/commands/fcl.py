@@ -19,11 +19,12 @@ from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.data.datasets import DataFacts
 from cinv.data.synthetic_mnist import NOISE_FRACTION, ZERO_STD, fcl_test_sets
+from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
 from cinv.methods import METHODS
 from cinv.methods.fcl import corner_utility, plot_corner_utility
 from cinv.runtime import resolve_device, resolve_precision
-from cinv.settings import recipe_key
+from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
 from cinv.tracking.models import register
 from cinv.tracking.runs import child_run, log_figure, log_table, training_tags
@@ -114,6 +115,8 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
         for _, row in table.iterrows():
             mlflow.log_metrics({f"{row['test set']}_top1_{k}": row[f"top1_{k}"] for k in ("mean", "sd", "se")})
     log_table(table, "fcl_results")
+    cells = as_cells(table, opts.method, "test set", *(("top1",) if len(seeds) == 1 else ("top1_mean", "top1_se")))
+    log_comparison(compare(cells, "fcl", deviations(cfg), metrics=["top1"]))
     return table
 
 

@@ -16,6 +16,7 @@ from cinv.config.base import Runtime, Section, Select
 from cinv.config.options import (
     CORRUPTION,
     INVERSION_PAPER,
+    INVERSION_RELEASED,
     RESUME,
     Comparison,
     Corruption,
@@ -38,7 +39,7 @@ from cinv.training.context import setup
 class MainConfig(Comparison, WithTeacher):
     """The whole experiment on one corruption: teacher probes, then each method trained and evaluated."""
 
-    PAPER = INVERSION_PAPER
+    PAPER, PAPER_VS_CODE = INVERSION_PAPER, INVERSION_RELEASED
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Annotated[Corruption, Select()] = CORRUPTION
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()

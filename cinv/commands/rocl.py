@@ -16,12 +16,13 @@ from cinv.config.options import AttackOptions, DataOptions, EvalOptions, ProbeOp
 from cinv.data.augment import simclr_augment
 from cinv.data.datasets import EMBEDDED
 from cinv.encoders.base import freeze
+from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
 from cinv.evaluation.robustness import attack_subset, robust_accuracy, smoothed_predict
 from cinv.methods import METHODS
 from cinv.probe import robust_linear_probe, train_probe
 from cinv.runtime import FP32, derive_seed
-from cinv.settings import recipe_key
+from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
 from cinv.tracking.models import register
 from cinv.tracking.runs import log_table, training_tags
@@ -117,4 +118,6 @@ def run(cfg: RoCLConfig) -> pd.DataFrame:
                          "top1": round(accuracy, 2)})
     table = pd.DataFrame(rows)
     log_table(table, "rocl_results")
+    cells = as_cells(table, "rocl" if opts.adversarial else "simclr", "attack", "top1", labels=("probe",))
+    log_comparison(compare(cells, "rocl", deviations(cfg), metrics=["top1"]))
     return table

@@ -11,7 +11,16 @@ from pydantic import Field
 from cinv import distributed, settings
 from cinv.commands.common import checkpointer, log_samples, with_teacher
 from cinv.config.base import Runtime, Section, Select
-from cinv.config.options import CORRUPTION, INVERSION_PAPER, RESUME, Corruption, DataOptions, Trains, WithTeacher
+from cinv.config.options import (
+    CORRUPTION,
+    INVERSION_PAPER,
+    INVERSION_RELEASED,
+    RESUME,
+    Corruption,
+    DataOptions,
+    Trains,
+    WithTeacher,
+)
 from cinv.encoders.base import Encoder
 from cinv.methods import METHODS
 from cinv.tracking import schema
@@ -24,7 +33,7 @@ class StudentConfig(Trains, WithTeacher):
     """Train a robust student encoder by contrastive inversion of a frozen teacher."""
 
     METHOD: ClassVar[str] = "student"
-    PAPER = INVERSION_PAPER
+    PAPER, PAPER_VS_CODE = INVERSION_PAPER, INVERSION_RELEASED
     resume_run_id: Annotated[str | None, Runtime()] = RESUME
     data: Annotated[DataOptions, Section()] = DataOptions()
     corruption: Annotated[Corruption, Select()] = CORRUPTION

@@ -13,6 +13,7 @@ from cinv.config.base import Runtime, Section, Select
 from cinv.config.options import (
     CORRUPTION,
     INVERSION_PAPER,
+    INVERSION_RELEASED,
     Corruption,
     DataOptions,
     EvalOptions,
@@ -29,7 +30,7 @@ from cinv.tuning import OBJECTIVES, parse_space, tune
 class TuneConfig(Trains, WithTeacher):
     """Search the paper's hyper-parameters with Optuna: one MLflow run per study, one child run per trial."""
 
-    PAPER = INVERSION_PAPER
+    PAPER, PAPER_VS_CODE = INVERSION_PAPER, INVERSION_RELEASED
     study_name: Annotated[str, Runtime()] = Field(
         "", description="Optuna study; re-running with the same name resumes it (default: <method>-<corruption>, e.g. "
         "student-random_mask(fraction=0.9))")

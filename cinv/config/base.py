@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cinv.errors import ConfigError
 
-__all__ = ["Strict", "Section", "Runtime", "Select", "Paper", "Presets", "PRESET_NAMES", "FlatField", "flat_fields", "build", "validate",
+__all__ = ["Strict", "Section", "Runtime", "Select", "Paper", "Released", "Presets", "PRESET_NAMES", "FlatField", "flat_fields", "build", "validate",
            "to_flat", "class_presets", "preset_values", "preset_keys"]
 
 PRESET_NAMES = ("cpu", "paper")
@@ -63,6 +63,23 @@ class Paper:
 
     value: Any
     source: str = ""
+
+
+@dataclass(frozen=True)
+class Released:
+    """A place where a paper's text and its authors' released code disagree on a setting: what the
+    text says (section or table), what the code does (repository file and line), and what cinv does,
+    with the option that runs the other. Declared beside the setting's owner (a method's
+    ``RELEASED``, a command's ``PAPER_VS_CODE``); every dry run and every run's deviations.json
+    list those of the settings it uses (``settings.paper_vs_code``)."""
+
+    setting: str  # the option it bears on (a method's: its bare name; the run lists it as <method>_<option>)
+    paper: str
+    released: str
+    cinv: str
+    changes_training: bool = True
+    only: tuple[str, ...] = ()  # the experiments it bears on (a command-level setting several experiments read)
+    as_released: Any = None  # the option's value that runs as the released code did (None: none does, or preset paper)
 
 
 Preset = Literal["cpu", "paper"]

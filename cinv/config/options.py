@@ -16,8 +16,16 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from cinv import corruption, encoders, losses
-from cinv.config.base import Paper, Presets, Runtime, Strict
-from cinv.data.datasets import DATASETS, EMBEDDED, EMBEDDED_IMAGE_SIZE, DataFacts, check_dataset, facts
+from cinv.config.base import Paper, Presets, Released, Runtime, Strict
+from cinv.data.datasets import (
+    DATASETS,
+    EMBEDDED,
+    EMBEDDED_IMAGE_SIZE,
+    EMBEDDED_VAL_FRACTION,
+    DataFacts,
+    check_dataset,
+    facts,
+)
 from cinv.errors import DatasetError
 from cinv.registry import parse_spec
 from cinv.runtime import resolve_device
@@ -168,6 +176,11 @@ class OptimOptions(Strict):
         0, ge=0, description="also checkpoint every N optimiser steps (0: every epoch only)")
 
 
+SCHEDULE = Field("cosine", description="learning-rate schedule: cosine, annealed to 0 over every step (appendix D.1's "
+                 "'cosine learning rate schedule'), or released: the authors' CosineAnnealingLR stepped once per epoch with "
+                 "T_max set to one epoch's steps, so the rate barely moves (paper_vs_code in a dry run)")
+
+
 class ProbeOptions(Strict):
     """Paper defaults: Adam lr 1e-3, batch 128, 10 epochs, trained on corrupted images."""
 
@@ -251,13 +264,33 @@ SeedList = Annotated[str, AfterValidator(lambda v: ",".join(map(str, seed_list(v
 INVERSION_PAPER: dict[str, Any] = {
     "dataset": Paper("folder", "ImageNet-100: ImageNet's train and val folders with class_list=imagenet100 (section 4)"),
     "class_list": Paper("imagenet100", "section 4 and appendix C"),
-    "image_size": Paper(224, "appendix C: RandomResizedCrop(224), Resize(256) + CenterCrop(224)"),
-    "val_fraction": Paper(0.0, "appendix C: 'we did not use a separate validation set'; ImageNet-100's val split is the "
+    "image_size": Paper(224, "appendix D.1, Image Pre-Processing: crops resized to 224 pixels"),
+    "val_fraction": Paper(0.0, "appendix D.1: 'we did not use a separate validation set'; ImageNet-100's val split is the "
                           "evaluation set"),
     "limit_per_class": Paper(None, "every image of each class"),
-    "precision": Paper("fp16 for CLIP networks", "appendix C: 'Experiments using CLIP networks were run using 16-bit "
+    "precision": Paper("fp16 for CLIP networks", "appendix D.1: 'Experiments using CLIP networks were run using 16-bit "
                        "floating point models and data'"),
 }
+
+
+# Where seed 000's text and the released code disagree on a command's own settings (the methods declare their own).
+_CI = "Sriram-Ravula/Contrastive-Inversion"
+INVERSION_RELEASED: tuple[Released, ...] = (
+    Released("precision", "appendix D.1: 'Experiments using CLIP networks were run using 16-bit floating point models "
+             "and data'",
+             f"{_CI} config/NoisyRN101/rand90_contrastive_nonfixed.yaml:10 @9abfd56: device: 'cpu' for clip.load, which "
+             "returns float32 weights there, and no Lightning precision (32); only the inputs are rounded through fp16 "
+             "(noisy_clip_dataparallel.py:259 @fe426a1)",
+             "precision=auto: bf16 autocast where the hardware has it natively, else fp32; precision=fp32 runs as the "
+             "released configs did", as_released="fp32"),
+    Released("probe_batch_size", "appendix D.1: the probe 'with a batch size of 128'",
+             f"{_CI} config/LinearProbeSubset/rand90_alldata.yaml:33 @9abfd56: batch_size: 128 per process with gpus: 4 "
+             "and ddp (lines 12, 14): 512 per step (its checkpoint epoch=9-step=2479: 248 steps an epoch)",
+             "preset paper: 128, the text; probe_batch_size=512 runs as released", as_released=512),
+    Released("probe_fraction_batch_size", "appendix D.1: 'For label-efficiency experiments, we lower the batch size to 8'",
+             f"{_CI} config/LinearProbeSubset/rand90_nonfixed.yaml:32 @9abfd56: batch_size: 8 per process on 4 processes: "
+             "32 per step", "preset paper: 8, the text; probe_fraction_batch_size=32 runs as released", as_released=32),
+)
 
 
 class WithTeacher(Strict):
@@ -281,6 +314,7 @@ class Trains(RunOptions, Presets):
 
     METHOD: ClassVar[str | None] = None  # a single-method command: its method's options also go by their bare names
     PAPER: ClassVar[dict[str, Any]] = {}
+    PAPER_VS_CODE: ClassVar[tuple[Released, ...]] = ()  # its own settings where the paper's text and code disagree
     options: dict[str, Any] = Field(default_factory=dict, description="each run method's options, resolved",
                                     json_schema_extra={"flat": False})
 
@@ -301,10 +335,18 @@ class Trains(RunOptions, Presets):
         return DataFacts(kind, paper.get("image_size", 224), 1 if "mnist" in kind else 3, paper.get("class_list"))
 
     def canonical(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """Settings as they compare with the paper's: the dataset by its kind (embedded, folder,
-        cifar10, ...; the spec itself is in the config)."""
+        """Settings as they compare with the paper's, as the data has them: the dataset by its kind
+        (embedded, folder, cifar10, ...; the spec itself is in the config); an input size larger
+        than the stored images says it upsamples them; the embedded split's fixed validation
+        images whatever ``val_fraction`` says."""
+        facts = self.data_facts()
         if "dataset" in settings and "data" in type(self).model_fields:
-            settings["dataset"] = self.data_facts().kind
+            settings["dataset"] = facts.kind
+        stored, size = facts.stored_size, settings.get("image_size")
+        if stored and isinstance(size, int) and size > stored:
+            settings["image_size"] = f"{size} (upsampled from the stored {stored} px)"
+        if facts.kind == EMBEDDED and "val_fraction" in settings:
+            settings["val_fraction"] = f"{EMBEDDED_VAL_FRACTION:.3f} (the embedded split's fixed 100 per class)"
         return settings
 
 

@@ -20,7 +20,11 @@ import torch
 from kornia import augmentation as K
 from torch import Tensor, nn
 
-__all__ = ["SimCLRAugment", "simclr_augment", "simclr_views", "augment"]
+__all__ = ["SimCLRAugment", "simclr_augment", "simclr_views", "augment", "ORDERS"]
+
+# The order of the four steps: SimCLR's (crop, flip, colour jitter, grey) or RoCL's released code's
+# (colour jitter, grey, flip, crop: src/data_loader.py lines 17-23); the paper names the steps, not their order.
+ORDERS = ("simclr", "released")
 
 
 def _seed_from(generator: torch.Generator | None) -> int:
@@ -42,9 +46,12 @@ class SimCLRAugment:
         jitter_p: float = 0.8,
         grayscale_p: float = 0.2,
         flip_p: float = 0.5,
+        order: str = "simclr",
     ):
+        if order not in ORDERS:
+            raise ValueError(f"augment: order must be one of {', '.join(ORDERS)}; got {order!r}")
         self.scale, self.ratio, self.jitter = tuple(scale), tuple(ratio), tuple(jitter)
-        self.jitter_p, self.grayscale_p, self.flip_p = jitter_p, grayscale_p, flip_p
+        self.jitter_p, self.grayscale_p, self.flip_p, self.order = jitter_p, grayscale_p, flip_p, order
         self._pipelines: dict[tuple[int, int], nn.Module] = {}
 
     def _pipeline(self, size: tuple[int, int]) -> nn.Module:
@@ -55,6 +62,8 @@ class SimCLRAugment:
             steps = [K.RandomResizedCrop(size, scale=self.scale, ratio=self.ratio, cropping_mode="resample"),
                      K.RandomHorizontalFlip(p=self.flip_p), K.ColorJitter(b, c, s, h, p=self.jitter_p),
                      K.RandomGrayscale(p=self.grayscale_p)]
+            if self.order == "released":  # RoCL's src/data_loader.py lines 17-23: jitter, grey, flip, crop
+                steps = steps[2:] + steps[1::-1]
             # A step that never applies is left out: kornia would still check its input (colour jitter: RGB).
             self._pipelines[size] = nn.Sequential(*[step for step in steps if getattr(step, "p", 1.0) > 0])
         return self._pipelines[size]
@@ -73,7 +82,7 @@ class SimCLRAugment:
 
     def __repr__(self) -> str:
         return (f"SimCLRAugment(scale={self.scale}, ratio={self.ratio}, jitter={self.jitter}, "
-                f"jitter_p={self.jitter_p}, grayscale_p={self.grayscale_p}, flip_p={self.flip_p})")
+                f"jitter_p={self.jitter_p}, grayscale_p={self.grayscale_p}, flip_p={self.flip_p}, order={self.order!r})")
 
 
     def views(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -86,15 +95,16 @@ _DEFAULT = SimCLRAugment()
 _GREY = SimCLRAugment(jitter_p=0.0, grayscale_p=0.0, flip_p=0.0)
 
 
-def simclr_augment(channels: int = 3, flip: bool = True) -> SimCLRAugment:
+def simclr_augment(channels: int = 3, flip: bool = True, order: str = "simclr") -> SimCLRAugment:
     """SimCLR's family T for a dataset's images (``Splits.channels``, ``Splits.flip``): RoCL's
-    CIFAR setting for colour images; crops alone for grey, unflippable ones such as MNIST."""
-    if channels == 3 and flip:
+    CIFAR setting for colour images; crops alone for grey, unflippable ones such as MNIST.
+    ``order``: simclr (crop, flip, jitter, grey) or released (RoCL's code: jitter, grey, flip, crop)."""
+    if channels == 3 and flip and order == "simclr":
         return _DEFAULT
-    if channels == 1 and not flip:
+    if channels == 1 and not flip and order == "simclr":
         return _GREY
     return SimCLRAugment(jitter_p=0.8 if channels == 3 else 0.0, grayscale_p=0.2 if channels == 3 else 0.0,
-                         flip_p=0.5 if flip else 0.0)
+                         flip_p=0.5 if flip else 0.0, order=order)
 
 
 def augment(images: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -359,12 +359,21 @@ class DataFacts:
     channels: int = 3
     class_list: str | None = None
 
+    @property
+    def stored_size(self) -> int | None:
+        """The stored images' side in pixels (None: photos of their own sizes, or unknown)."""
+        return STORED_SIZE.get(self.kind)
+
 
 # Each dataset's input size when none is given: the embedded subset's 48 px (minutes on a CPU), a
 # folder's 224 (the paper's), the native size of torchvision's and MNIST's images.
 NATIVE_SIZE = {EMBEDDED: EMBEDDED_IMAGE_SIZE, "folder": FOLDER_IMAGE_SIZE, "cifar10": 32, "cifar100": 32, "stl10": 96,
                "mnist": 28, "synthetic_mnist": 28}
 GREY = frozenset({"mnist", "synthetic_mnist"})  # one-channel datasets
+# The side of the stored images, where every image has one: a larger input size upsamples them.
+STORED_SIZE = {EMBEDDED: 32, "cifar10": 32, "cifar100": 32, "stl10": 96, "mnist": 28, "synthetic_mnist": 28}
+# The embedded split's validation images: 100 of the 700 training-split images per class, whatever val_fraction says.
+EMBEDDED_VAL_FRACTION = 100 / 700
 
 
 def facts(dataset: str, class_list: str | None = None, image_size: int | None = None) -> DataFacts:
@@ -425,6 +434,9 @@ class Relabeled(Dataset):
         return self._targets
 
 
+# Table 3 names the classes only; their wnids are the released README's (Sriram-Ravula/Contrastive-Inversion
+# README.md lines 38-42 @7e998f7): cup is n07930864, the ILSVRC-2012 class (n03147509, the WordNet synset cinv had
+# before, is no ILSVRC class, so ImageNet's val/ has no folder for it).
 LABEL_SHIFT_TABLES = {"imagenet100": "label_shift_imagenet100.tsv", "cifar10": "label_shift_cifar10.tsv"}
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from cinv.registry import Registry
 
-__all__ = ["Encoder", "FrozenEncoder", "REGISTRY", "get", "names", "freeze", "student_from"]
+__all__ = ["Encoder", "FrozenEncoder", "TrainModeBatchNorm", "REGISTRY", "get", "names", "freeze", "student_from"]
 
 
 class Encoder(nn.Module):
@@ -78,6 +78,30 @@ class FrozenEncoder(nn.Module):
     @property
     def preprocessing(self) -> dict:
         return self.encoder.preprocessing
+
+
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+class TrainModeBatchNorm(FrozenEncoder):
+    """The released code's "frozen" teacher (Sriram-Ravula/Contrastive-Inversion
+    noisy_clip_dataparallel.py lines 155-157: ``eval()`` once, then Lightning's ``model.train()``
+    puts it back in train mode): weights frozen, BatchNorm on each batch's statistics, its running
+    statistics updated every step. A copy, so the run's own teacher (its probes) stays untouched."""
+
+    def __init__(self, teacher: FrozenEncoder):
+        super().__init__(copy.deepcopy(teacher.encoder))
+        self._batchnorm_train()
+
+    def _batchnorm_train(self) -> None:
+        for module in self.encoder.modules():
+            if isinstance(module, BATCHNORMS):
+                module.train()
+
+    def train(self, mode: bool = True) -> TrainModeBatchNorm:
+        super().train(mode)
+        self._batchnorm_train()
+        return self
 
 
 def freeze(encoder: Encoder, input_gradients: bool = False) -> FrozenEncoder:

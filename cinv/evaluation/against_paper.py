@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
+import mlflow
 import pandas as pd
 
 from cinv.evaluation.published import Published, counterparts
 from cinv.methods import METHODS, label
+from cinv.tracking import schema
+from cinv.tracking.runs import log_table
 
-__all__ = ["NOT_IN_PAPER", "compare", "headline", "relevant_deviations", "family_means", "log_comparison"]
+__all__ = ["NOT_IN_PAPER", "compare", "headline", "relevant_deviations", "family_means", "log_comparison", "as_cells"]
 
 NOT_IN_PAPER = "not in the paper"
 
@@ -104,6 +107,15 @@ def headline(table: pd.DataFrame, limit: int = 6) -> list[str]:
     return lines
 
 
+def as_cells(table: pd.DataFrame, key: str, condition: str, mean: str, se: str | None = None,
+             labels: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A single-method command's results table as top-1 cells for :func:`compare`: one model
+    (``key``), the ``condition`` column as what each row was evaluated on, the ``mean`` (and
+    ``se``) columns as measured, and the ``labels`` columns."""
+    return pd.DataFrame({"key": key, "corruption": table[condition], "top1_mean": table[mean].astype(float),
+                         "top1_se": table[se] if se else float("nan"), **{name: table[name] for name in labels}})
+
+
 def family_means(cells: pd.DataFrame) -> pd.DataFrame:
     """Table 14's cells: the mean top-1 over the five severities of each ImageNet-C family (s.e.
     propagated from the severities' own), as cells evaluated on ``imagenet_c``."""
@@ -130,11 +142,6 @@ IMAGENET_C = "imagenet_c"  # Table 14's condition: a family's mean over its seve
 def log_comparison(table: pd.DataFrame) -> list[str]:
     """The ``paper_comparison`` table on the active run, and its headline lines as a tag (the run's
     description and the command's output show them)."""
-    import mlflow
-
-    from cinv.tracking import schema
-    from cinv.tracking.runs import log_table
-
     if table.empty:
         return []
     lines = headline(table)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 
+from cinv.evaluation.against_paper import compare
 from cinv.evaluation.tables import across_seeds
 from cinv.methods import label
 from cinv.tracking import schema
@@ -126,8 +127,6 @@ def against_paper(rows: pd.DataFrame, metric: str = "top1", options: dict | None
     """Each experiment's cells in the store held against their papers (``evaluation.against_paper``),
     with the deviations its latest parent run logged (``deviations.json``); ``options``: each
     method's option keys, so a cell lists only its own method's."""
-    from cinv.evaluation.against_paper import compare
-
     tables = []
     for experiment, part in rows[rows["experiment"] != ""].groupby("experiment", sort=False):
         stats = part.rename(columns={"mean": f"{metric}_mean", "se": f"{metric}_se"})

@@ -1,7 +1,8 @@
 """Contrastive-inversion losses (seed 000, eq. 1-4 and appendix C), one small module each.
 
 Every loss takes unnormalised student embeddings S(A(x)) and teacher embeddings R(x), both
-[N, D], normalises them, and returns the mean over the batch. The teacher side is detached:
+[N, D], normalises them (all but ``mse_unnormalized``, the released code's ablation), and
+returns the mean over the batch. The teacher side is detached:
 only the student learns. All contrastive variants are (1/tau) * mse + a uniformity term; they
 differ only in what the uniformity term contrasts against, so they share one implementation.
 """
@@ -44,12 +45,15 @@ class InversionLoss(nn.Module):
             raise ValueError(f"loss {self.name}: temperature must be a positive float; got {temperature!r}")
         self.temperature = float(temperature)
 
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+    def check(self, student: Tensor, teacher: Tensor) -> None:
         if student.ndim != 2 or student.shape != teacher.shape:
             raise ValueError(
                 f"loss {self.name}: student and teacher must both be [N, D]; got "
                 f"{tuple(student.shape)} and {tuple(teacher.shape)}"
             )
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        self.check(student, teacher)
         s = F.normalize(student.float(), dim=1)
         t = F.normalize(teacher.detach().float(), dim=1)
         return self.compute(s, t)
@@ -72,6 +76,21 @@ class MSELoss(InversionLoss):
 
     def compute(self, s, t):
         return -(s * t).sum(dim=1).mean()
+
+
+@REGISTRY.register("mse_unnormalized")
+class UnnormalizedMSELoss(InversionLoss):
+    """Element-wise mean squared error on the raw embeddings, the released code's MSE ablation
+    (Sriram-Ravula/Contrastive-Inversion noisy_clip_dataparallel.py lines 215-216:
+    ``F.mse_loss(input2, input1)``), not eq. 1: it also pulls the embeddings' norms together.
+
+    ``temperature`` is accepted for a uniform interface and has no effect."""
+
+    name = "mse_unnormalized"
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        self.check(student, teacher)
+        return F.mse_loss(student.float(), teacher.detach().float())
 
 
 class UniformityLoss(InversionLoss):

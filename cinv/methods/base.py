@@ -45,7 +45,7 @@ from mlflow.models.model import ModelInfo
 from torch import nn
 
 from cinv import distributed
-from cinv.config.base import PRESET_NAMES, Strict, validate
+from cinv.config.base import PRESET_NAMES, Released, Strict, validate
 from cinv.context import Setup
 from cinv.data.datasets import DataFacts, label_subset
 from cinv.data.stream import BatchStream
@@ -56,7 +56,19 @@ from cinv.tracking.runs import last_step, training_logger
 from cinv.training.checkpoint import Checkpointer
 from cinv.training.loop import Objective, Optim, Trainer, validation_loss
 
-__all__ = ["Method", "Range", "METHODS", "CELL_LABELS", "ModelStepHook"]
+__all__ = ["Method", "Range", "METHODS", "CELL_LABELS", "ModelStepHook", "released_schedule", "CI_CODE", "ROCL_CODE"]
+
+# The authors' released code, read at these commits (paper_vs_code cites file and line in them).
+CI_CODE = "Sriram-Ravula/Contrastive-Inversion"
+ROCL_CODE = "Kim-Minseon/RoCL"
+
+
+def released_schedule(opts, t_max: int) -> Optim:
+    """Adam with ``opts.schedule``: ``cosine`` over every step, or ``released``: the contrastive-
+    inversion code's CosineAnnealingLR(T_max=t_max) stepped once per epoch by Lightning."""
+    if opts.schedule == "released":
+        return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, schedule="epoch_cosine", period=t_max)
+    return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay)
 
 ModelStepHook = Callable[[nn.Module, int, int], None]  # (model in training, steps done, total steps)
 
@@ -85,6 +97,8 @@ class Method:
         clean_training: trains on clean images (RoCL, FCL); otherwise on the command's corruption.
         needs_teacher: uses the frozen teacher of the run context (``ctx.teacher``).
         trains: False for a method that only evaluates an existing network (the teacher's representations).
+        RELEASED: each setting where its paper's text and its authors' released code disagree
+            (:class:`cinv.config.base.Released`), with what cinv does and the option that runs the other.
     """
 
     name: ClassVar[str] = ""
@@ -97,6 +111,7 @@ class Method:
     clean_training: ClassVar[bool] = False
     needs_teacher: ClassVar[bool] = False
     trains: ClassVar[bool] = True
+    RELEASED: ClassVar[tuple[Released, ...]] = ()  # where its paper's text and its released code disagree
 
     # ---- its settings ------------------------------------------------------------------------
 

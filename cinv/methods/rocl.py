@@ -15,13 +15,13 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from cinv import encoders, losses
-from cinv.config.base import Runtime, Select
+from cinv.config.base import Released, Runtime, Select
 from cinv.config.options import EncoderRef, OptimOptions, RegisteredName, WeightsRef
-from cinv.data.augment import SimCLRAugment, simclr_augment
+from cinv.data.augment import ORDERS, SimCLRAugment, simclr_augment
 from cinv.data.stream import Views
 from cinv.encoders.heads import Projector
 from cinv.losses.rocl import RoCLLoss, nt_xent_pair
-from cinv.methods.base import METHODS, Method, Range
+from cinv.methods.base import METHODS, ROCL_CODE, Method, Range
 from cinv.runtime import derive_seed, eval_mode, uniform
 from cinv.training.loop import Objective, Optim
 
@@ -54,6 +54,13 @@ class RoCLOptions(OptimOptions):
     eps: float = Field(8 / 255, ge=0, le=1, description="instance-wise attack l_inf radius")
     alpha: float = Field(0.007, gt=0, le=1, description="instance-wise attack step")
     instance_steps: int = Field(7, ge=1, le=1000, description="instance-wise attack steps")
+    regularizer: Literal["shared", "separate"] = Field(
+        "shared", description="the lambda term NT-Xent(x_adv, t'(x)): shared, on the embeddings of the one forward pass "
+        "(eq. 6: its negatives the batch's); separate, the released code's second train-mode forward of [x_adv; t'(x)] "
+        "with that pair's own negatives at tau 0.5 (src/attack_lib.py lines 164-177)")
+    augment_order: Literal[ORDERS] = Field(
+        "released", description="the order of SimCLR's four steps: released, RoCL's code (colour jitter, grey, flip, crop: "
+        "src/data_loader.py lines 17-23; the paper names the steps, not their order) or simclr (crop, flip, jitter, grey)")
     projector_hidden: int = Field(2048, ge=1, description="projector hidden width")
     projector_dim: int = Field(128, ge=1, description="projector output width")
     registered_model_name: Annotated[RegisteredName, Runtime()] = Field(None, description="register the RoCL encoder under this name")
@@ -116,6 +123,7 @@ def rocl_objective(
     adversarial: bool = True,
     augmentation: SimCLRAugment | None = None,
     generator: torch.Generator | None = None,
+    regularizer: str = "shared",
 ) -> Objective:
     """Per batch: two SimCLR views of the clean images, the instance-wise attack on the first (model
     in eval mode), then the RoCL loss on one forward pass of all three in train mode;
@@ -124,9 +132,15 @@ def rocl_objective(
     Labels and ``views.corrupted`` are ignored: RoCL is label-free and makes its own views
     (``augmentation``: the dataset's family, default the colour one). Pass
     ``nn.ModuleList([encoder, projector])`` (or any module holding both) to ``fit`` as the model.
+    ``regularizer="separate"``: the lambda term from a second forward pass of [x_adv; t'(x)] in
+    train mode, NT-Xent at tau 0.5 against that pair's own embeddings (the released code,
+    src/attack_lib.py lines 164-177), instead of the shared forward's embeddings.
     """
+    if regularizer not in ("shared", "separate"):
+        raise ValueError(f"rocl: regularizer must be shared or separate; got {regularizer!r}")
     model = nn.Sequential(encoder, projector)
     augmentation = augmentation or simclr_augment()
+    main = RoCLLoss(loss.temperature, 0.0, pooled=loss.pooled, detach=loss.detach) if regularizer == "separate" else loss
 
     def objective(views: Views) -> Tensor:
         view, other = augmentation.views(views.clean, generator)
@@ -135,9 +149,15 @@ def rocl_objective(
         adv = instance_wise_pgd(model, view, other, eps=eps, alpha=alpha, steps=steps,
                                 temperature=loss.temperature, generator=generator, detach_similarity=loss.detach)
         z_view, z_other, z_adv = model(torch.cat([view, other, adv])).chunk(3)
-        return loss(z_view, z_other, z_adv)
+        if regularizer == "shared":
+            return loss(z_view, z_other, z_adv)
+        reg = nt_xent_pair(*model(torch.cat([adv, other])).chunk(2), RELEASED_REGULARIZER_TAU, detach_columns=loss.detach)
+        return main(z_view, z_other, z_adv) + loss.lam * reg
 
     return objective
+
+
+RELEASED_REGULARIZER_TAU = 0.5  # src/attack_lib.py line 176: pairwise_similarity(output, temperature=0.5, ...)
 
 
 def rocl_stream(ctx, batch_size: int, dataset=None):
@@ -167,11 +187,27 @@ class RoCL(Method):
         # settings cinv's measured RoCL/SimCLR tables ran with).
         "cpu": {"encoder": "efficientnet_lite0", "encoder_weights": None, "epochs": 3, "batch_size": 128, "lr": 1e-3,
                 "weight_decay": 1e-6, "optimizer": "adam", "warmup_epochs": 0, "warmup_multiplier": None,
-                "projector_hidden": 512, "detach_similarity": False},
+                "projector_hidden": 512, "detach_similarity": False, "augment_order": "simclr"},
     }
     space = {"lr": Range(1e-4, 1.0, log=True), "temperature": Range(0.1, 1.0)}
     produces = frozenset({"encoder"})
     clean_training = True
+    # Read at Kim-Minseon/RoCL @6816b7b (src/attack_lib.py @b6d5185).
+    RELEASED = (
+        Released("regularizer", "eq. 6 and Algorithm 1: + lambda L_con(t(x)^adv, {t'(x)}, {t(x)_neg}), the batch's "
+                 "negatives of t(x)",
+                 f"{ROCL_CODE} src/attack_lib.py:164-177 @b6d5185: model.train(), a second forward of [x_adv; t'(x)], "
+                 "NT-Xent at temperature 0.5 over that pair's own 2N embeddings, weight 1/lamda = 1/256",
+                 "regularizer=shared, the one forward's embeddings; rocl_regularizer=separate runs as released",
+                 as_released="separate"),
+        Released("augment_order", "section 3: 'random cropping, random flip, random color distortion, and random grey "
+                 "scale' (no order)",
+                 f"{ROCL_CODE} src/data_loader.py:17-23 @6816b7b: Compose([rnd_color_jitter, rnd_gray, "
+                 "RandomHorizontalFlip(), RandomResizedCrop(32), ToTensor()])",
+                 "the paper is silent, so the released order decides (preset paper); preset cpu keeps SimCLR's crop, flip, "
+                 "jitter, grey (its measured tables); only the contrast jitter differs: its mean over the whole image, "
+                 "not the crop"),
+    )
 
     def preset(self, name, data):
         values = super().preset(name, data)
@@ -196,8 +232,9 @@ class RoCL(Method):
         return rocl_objective(encoder, projector, RoCLLoss(opts.temperature, opts.lam, detach=opts.detach_similarity),
                               eps=opts.eps, alpha=opts.alpha,
                               steps=opts.instance_steps, adversarial=opts.adversarial,
-                              augmentation=simclr_augment(ctx.splits.channels, ctx.splits.flip),
-                              generator=torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "rocl")))
+                              augmentation=simclr_augment(ctx.splits.channels, ctx.splits.flip, opts.augment_order),
+                              generator=torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "rocl")),
+                              regularizer=opts.regularizer)
 
     def optim(self, opts):
         released = opts.warmup_multiplier is not None

@@ -46,8 +46,10 @@ class Optim:
     ``cosine`` over all steps after a linear warm-up of ``warmup_epochs``; ``gradual_warmup``, the
     released RoCL's GradualWarmupScheduler (lr up to ``warmup_multiplier`` x lr over
     ``warmup_epochs``, then a cosine over ``epochs``, both per epoch); ``exponential``, the
-    learning rate times ``decay`` once per epoch (FCL's Adam, 0.89); or ``multistep``, divided by 10
-    at each of ``milestones`` (epochs; RoCL's linear evaluation)."""
+    learning rate times ``decay`` once per epoch (FCL's Adam, 0.89); ``multistep``, divided by 10
+    at each of ``milestones`` (epochs; RoCL's linear evaluation); or ``epoch_cosine``, PyTorch's
+    CosineAnnealingLR with ``T_max = period`` stepped once per epoch, as the contrastive-inversion
+    code's Lightning modules ran it (the factor (1 + cos(pi * epoch / period)) / 2)."""
 
     epochs: int
     lr: float
@@ -59,6 +61,7 @@ class Optim:
     decay: float = 0.89
     warmup_multiplier: float = 1.0
     milestones: tuple[int, ...] = ()
+    period: int = 1
 
 
 class Trainer:
@@ -257,7 +260,10 @@ def make_schedule(optimizer, optim: Optim, steps_per_epoch: int):
     if name == "multistep":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: step_factor(step // steps_per_epoch, optim.milestones))
-    raise ValueError(f"schedule must be one of cosine, gradual_warmup, exponential, multistep; got {name!r}")
+    if name == "epoch_cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * (step // steps_per_epoch) / max(optim.period, 1))))
+    raise ValueError(f"schedule must be one of cosine, gradual_warmup, exponential, multistep, epoch_cosine; got {name!r}")
 
 
 def step_factor(epoch: int, milestones) -> float:
