@@ -82,7 +82,7 @@ def help_rows(command: str, cls: type[Strict]) -> list[HelpRow]:
     preset decides it): what ``--help`` prints and the documentation's command pages list."""
     governed = preset_keys(cls)
     presets = {name: preset_values(cls, name) for name in ("cpu", "paper")} if governed else {}
-    methods = settings.registered_methods() if issubclass(cls, Trains) else []
+    methods = settings.runnable_methods(cls)
     single = getattr(cls, "METHOD", None)
     fields = settings.parameters(cls)
     own = {f.key for f in fields}

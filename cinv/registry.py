@@ -7,6 +7,7 @@ same everywhere, in the spirit of timm's ``create_model`` and open_clip's model 
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -15,13 +16,16 @@ T = TypeVar("T")
 
 class Registry(Generic[T]):
     """Factories by name; ``family:variant`` names pass ``variant`` to the family's factory.
-    Old names can stay as ``aliases`` of a renamed entry: they resolve to it, and are not listed."""
+    Old names can stay as ``aliases`` of a renamed entry: they resolve to it, are not listed, and
+    warn once (a FutureWarning, as timm's deprecated names do). A registered class gets its
+    ``name`` from the registration, so a name is written once."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
         self._families: set[str] = set()
         self._aliases: dict[str, str] = {}
+        self._warned: set[str] = set()
 
     def register(self, name: str, *, family: bool = False,
                  aliases: tuple[str, ...] = ()) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -31,6 +35,12 @@ class Registry(Generic[T]):
             for taken in (name, *aliases):
                 if taken in self._factories or taken in self._aliases:
                     raise ValueError(f"{self.kind} {taken!r} is already registered")
+            if isinstance(factory, type) and hasattr(factory, "name"):
+                declared = vars(factory).get("name")
+                if declared not in (None, "", name):
+                    raise ValueError(f"{self.kind} {name!r}: its class declares name = {declared!r}; drop it, the "
+                                     "registration names it")
+                factory.name = name
             self._factories[name] = factory
             self._aliases.update(dict.fromkeys(aliases, name))
             if family:
@@ -54,6 +64,10 @@ class Registry(Generic[T]):
     def _resolve(self, name: str) -> tuple[Callable[..., T], tuple[str, ...]]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.kind} name must be a non-empty string; allowed: {', '.join(self.names())}")
+        if name in self._aliases and name not in self._warned:
+            self._warned.add(name)
+            warnings.warn(f"{self.kind} {name!r} is an old name of {self._aliases[name]!r}, which it stands for; "
+                          "use the new name", FutureWarning, stacklevel=4)
         name = self._aliases.get(name, name)
         family, sep, variant = name.partition(":")
         if sep and family in self._families:

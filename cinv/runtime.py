@@ -148,15 +148,21 @@ def resolve_precision(device: torch.device, precision: Precision = "auto") -> Au
     native bf16, only for frozen encoders feeding training: about 3x faster, and top-1 holds
     (benchmarks/throughput.py); CPU training and evaluation stay fp32, so a logged (fp32) model
     re-evaluated later gives the run's own numbers. ``fp32``: no autocast anywhere, and no TF32
-    either (see :func:`full_fp32`)."""
-    if precision == "fp32":
-        full_fp32()
+    either, once a run applies the decision (:func:`use_precision`). No side effect: a dry run
+    decides it too."""
     if precision == "fp32" or not native_bf16(device):
         return Autocast(device.type)
     bf16 = torch.bfloat16
     if device.type == "cuda":
         return Autocast(device.type, train=bf16, frozen=bf16, eval=bf16)
     return Autocast(device.type, frozen=bf16)
+
+
+def use_precision(device: torch.device, precision: Precision = "auto") -> Autocast:
+    """What a run calls once: the decision of :func:`resolve_precision`, applied (``fp32``: TF32 off)."""
+    if precision == "fp32":
+        full_fp32()
+    return resolve_precision(device, precision)
 
 
 def full_fp32() -> None:

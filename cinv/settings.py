@@ -1,8 +1,9 @@
 """What a command's configuration resolves to, derived from the one place each setting is declared.
 
-Every command that runs methods (:class:`cinv.config.options.Trains`) takes every registered
-method's options, plug-ins included, as ``<method>_<option>`` (a single-method command also by
-their bare names). :func:`build` validates the command's own parameters, finds the methods the run
+A command that compares methods (:class:`cinv.config.options.Trains`: main, experiment,
+benchmark, tune) takes every registered method's options, plug-ins included, as
+``<method>_<option>``; a single-method command (student, baseline, rocl, fcl) takes its own
+method's, also by their bare names (:func:`runnable_methods`). :func:`build` validates the command's own parameters, finds the methods the run
 uses, rejects an option for any other method, and resolves each used method's options from its
 presets (``Method.preset``) and what was given. It records the resolved image size and weights in
 the config itself, so what a run logs is what it did.
@@ -26,13 +27,13 @@ from cinv.config.base import FlatField, Paper, Strict, flat_fields, validate
 from cinv.config.base import build as build_fields
 from cinv.config.base import to_flat as own_flat
 from cinv.config.options import MODEL_URI_SCHEMES, Trains
-from cinv.data.datasets import DataFacts
+from cinv.data.datasets import EMBEDDED_FACTS, DataFacts
 from cinv.encoders import default_weights
 from cinv.errors import ConfigError
 from cinv.methods import METHODS
 from cinv.runtime import resolve_device, resolve_precision
 
-__all__ = ["method_fields", "registered_methods", "parameters", "build", "to_flat", "settings", "paper_recipe",
+__all__ = ["method_fields", "registered_methods", "runnable_methods", "parameters", "build", "to_flat", "settings", "paper_recipe",
            "deviations", "paper_vs_code", "as_released", "recipe_key", "fingerprint", "training_settings", "describe", "method_preset_defaults",
            "method_preset_keys"]
 
@@ -48,12 +49,17 @@ def registered_methods() -> list[str]:
     return [name for name in METHODS.names() if ":" not in name]
 
 
+def runnable_methods(cls: type[Strict]) -> list[str]:
+    """The methods a command can run, whose options it takes: a single-method command's own, every
+    registered method's for the commands that compare methods (main, experiment, benchmark, tune)."""
+    if not issubclass(cls, Trains):
+        return []
+    return [cls.METHOD] if cls.METHOD else registered_methods()
+
+
 def parameters(cls: type[Strict]) -> list[FlatField]:
-    """Every parameter a command takes: its own, then each registered method's options."""
-    fields = flat_fields(cls)
-    if issubclass(cls, Trains):
-        fields += [f for name in registered_methods() for f in method_fields(name)]
-    return fields
+    """Every parameter a command takes: its own, then the options of each method it can run."""
+    return flat_fields(cls) + [f for name in runnable_methods(cls) for f in method_fields(name)]
 
 
 def _optional(field) -> bool:
@@ -67,7 +73,7 @@ def build(cls: type[Strict], flat: dict[str, Any], *, check: bool = True):
     if not issubclass(cls, Trains):
         return build_fields(cls, flat)
     own = {f.key for f in flat_fields(cls)}
-    by_key = {f.key: f for name in registered_methods() for f in method_fields(name)}
+    by_key = {f.key: f for name in runnable_methods(cls) for f in method_fields(name)}
     given: dict[str, dict[str, Any]] = {}
     static, unknown = {}, []
     for key, value in flat.items():
@@ -80,7 +86,7 @@ def build(cls: type[Strict], flat: dict[str, Any], *, check: bool = True):
         else:
             given.setdefault(field.path[1], {})[field.path[2]] = value
     if unknown:
-        allowed = ", ".join(sorted(own)) + "; and <method>_<option> for " + ", ".join(registered_methods())
+        allowed = ", ".join(sorted(own)) + "; and <method>_<option> for " + ", ".join(runnable_methods(cls))
         raise ConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed} (see --help)")
     config = build_fields(cls, static)
     used = [METHODS.canonical(name) for name in config.method_names()]
@@ -310,7 +316,6 @@ def describe(config: Strict) -> dict[str, Any]:
     return {"config": config.model_dump(mode="json"), "deviations": deviations(config), "paper_vs_code": paper_vs_code(config)}
 
 
-EMBEDDED_FACTS = DataFacts("embedded", 48)  # what --help shows a method's presets on (the default dataset)
 
 
 def method_preset_defaults(name: str, option: str) -> dict[str, Any]:

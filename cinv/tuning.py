@@ -31,6 +31,7 @@ import sqlalchemy.exc
 import tenacity
 import torch
 
+from cinv.config.base import updated
 from cinv.context import Setup
 from cinv.data.synthetic_mnist import NOISE_FRACTION, CornerDigits, noisy_sets, stacked
 from cinv.errors import ConfigError, NonFiniteLossError, one_line
@@ -226,7 +227,8 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at report {checkpoints[step]} with validation top-1 {value:.2f}")
 
-        opts = cfg.options[self.method.name].model_copy(update=params | {"epochs": cfg.proxy_epochs})
+        opts = updated(cfg.options[self.method.name], lambda loc: f"{cfg.method}_{'.'.join(loc)}",
+                       **params, epochs=cfg.proxy_epochs)
         self.method.train(s, opts, on_step=on_step)
         return scores[-1]
 
@@ -392,7 +394,7 @@ def retrain_best(cfg, s: Setup, study: optuna.Study, parent_run_id: str, experim
         schema.PARENT: parent_run_id, schema.STAGE: "retrain", schema.STUDY: cfg.study})
     with mlflow.start_run(run_id=run.info.run_id, nested=True):
         mlflow.log_params(best | {"method": cfg.method})
-        opts = cfg.options[method.name].model_copy(update=best)
+        opts = updated(cfg.options[method.name], lambda loc: f"{cfg.method}_{'.'.join(loc)}", **best)
         trained = method.train(s, opts)
         infos = method.log(s, trained, opts, cfg.teacher, study=cfg.study)
         classifier = trained if "classifier" in method.produces else train_probe(s, trained, cfg.probe)

@@ -521,3 +521,24 @@ def test_patch_gaussian_noises_one_square_per_image_and_is_registered():
     assert sizes.min() < 4 and sizes.max() > 17
     with pytest.raises(ValueError, match="patch_size"):
         PatchGaussian(patch_size=0)
+
+
+@pytest.mark.parametrize("variant", sorted(fcl.VARIANTS))
+def test_every_declared_variant_trains_from_its_declared_stream(variant):
+    """FCL and its baselines are declared once each (fcl.VARIANTS): the option offers exactly them,
+    and each one's stream corruption and objective give a finite loss with gradients."""
+    from typing import get_args
+
+    from cinv.methods import METHODS
+
+    assert set(get_args(fcl.FCLOptions.model_fields["method"].annotation)) == set(fcl.VARIANTS)
+    opts = METHODS.get("fcl").configure("cpu", method=variant, k=16, warmup_start=0, warmup_epochs=0)
+    corruption = distortions.from_spec(fcl.fcl_corruption(opts))
+    model = _classifier()
+    clean, labels = torch.rand(6, 1, 28, 28), torch.arange(6) % 15
+    objective = fcl.VARIANTS[variant].objective(model, opts, lambda epoch: 1e-3, lambda: 1.0, gen())
+    loss = objective(Views(clean, corruption(clean, gen()), labels))
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert (corruption.name == "none") == (variant in ("fcl", "xe"))

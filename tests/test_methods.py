@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import cinv
+from cinv.methods import label
+from cinv.settings import registered_methods
 from cinv.tracking import schema
 
 QUICK_FCL = {"epochs": 1, "limit_per_class": 20, "warmup_start": 0, "warmup_epochs": 0.5, "batch_size": 64}
@@ -114,15 +116,17 @@ def test_benchmark_evaluates_every_method_on_one_suite(store):
     run_id = cinv.run_command(
         "benchmark", limit_per_class=8, image_size=32, student_epochs=1, student_batch_size=32, baseline_epochs=1,
         baseline_batch_size=32, probe_epochs=2, probe_log_model=False, eval_draws=1, rocl_epochs=1, rocl_batch_size=32, fcl_epochs=1,
-        fcl_batch_size=32, corruptions="random_mask(fraction=0.5); imagenet_c(corruption='fog', severity=3)",
+        fcl_batch_size=32, trades_epochs=1, trades_batch_size=32, trades_steps=1,
+        corruptions="random_mask(fraction=0.5); imagenet_c(corruption='fog', severity=3)",
         attack_images=16, attack_steps=2, attack_budgets="inf:4/255")
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/benchmark.csv"))
+    # By default every registered method, and the teacher's clean probe as the reference row.
     assert table.groupby("method").size().to_dict() == {m: 3 for m in [
-        "FCL", "RoCL (linear evaluation)", "student (ours)", "supervised baseline", "teacher probe trained on clean images"]}
+        *(label(name) for name in registered_methods()), "teacher probe trained on clean images"]}
     assert table["top1_mean"].between(0, 100).all()
     assert "benchmark.png" in {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
     children = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
-    assert set(children["tags.cinv.stage"]) == {"student", "baseline", "rocl", "fcl", "evaluation"}
+    assert set(children["tags.cinv.stage"]) == {"student", "baseline", "rocl", "fcl", "trades", "evaluation"}
 
 
 # ---- methods as peers ----------------------------------------------------------------------

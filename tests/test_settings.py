@@ -258,3 +258,40 @@ def test_presets_are_declared_beside_their_owners_and_name_real_parameters():
         for values in method.PRESETS.values():
             assert set(values) <= set(method.Options.model_fields), name
     assert not (ROOT / "cinv" / "config" / "presets.py").exists()  # no second place for the papers' settings
+
+
+def test_a_single_method_command_takes_its_own_methods_options_and_no_others():
+    from cinv import cli
+
+    for command, method in (("student", "student"), ("baseline", "baseline"), ("rocl", "rocl"), ("fcl", "fcl")):
+        keys = {f.key for f in settings.parameters(COMMANDS[command])}
+        others = {f.key for name in settings.registered_methods() if name != method for f in settings.method_fields(name)}
+        assert not keys & others, command
+        assert {f.key for f in settings.method_fields(method)} <= keys
+        shown = {row.key for row in cli.help_rows(command, COMMANDS[command])}
+        assert not shown & others, command
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) baseline_lr.*for student"):
+        build(COMMANDS["student"], {"baseline_lr": "0.1"})
+    assert {"student_lr", "baseline_lr", "rocl_lr", "fcl_lr", "trades_lr"} <= {f.key for f in settings.parameters(COMMANDS["main"])}
+
+
+def test_a_registered_class_is_named_by_its_registration_and_old_names_warn_once():
+    import warnings
+
+    from cinv.registry import Registry
+
+    registry = Registry("thing")
+
+    @registry.register("new", aliases=("old",))
+    class Thing:
+        name = ""
+
+    assert Thing.name == "new" and registry.names() == ["new"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert registry.canonical("old") == "new" and registry.canonical("old") == "new"
+    assert [str(w.message) for w in caught] == ["thing 'old' is an old name of 'new', which it stands for; use the new name"]
+    with pytest.raises(ValueError, match="declares name = 'other'"):
+        @registry.register("third")
+        class Other:
+            name = "other"

@@ -10,13 +10,14 @@ import mlflow
 import pandas as pd
 from pydantic import Field
 
-from cinv.commands.common import MethodList, with_teacher
+from cinv.commands.common import MethodList, method_list, with_teacher
 from cinv.commands.experiment import ExperimentConfig
 from cinv.config.base import Section, Select
 from cinv.config.options import AttackOptions, OptionalCorruption, SpecList
 from cinv.experiments import EXPERIMENTS
 from cinv.experiments.engine import hold_against_paper, log_results
 from cinv.experiments.engine import run as run_recipe
+from cinv.settings import registered_methods
 from cinv.tracking import schema
 from cinv.training.context import setup
 
@@ -43,10 +44,14 @@ class BenchmarkConfig(ExperimentConfig):
         "random_mask(fraction=(0.5, 0.95))", description="what the student and the baseline train on (RoCL and FCL train "
         "on clean images)")
     methods: Annotated[MethodList, Select()] = Field(
-        "student, baseline, rocl, fcl", description="methods to compare, separated by ',': any registered method (student, "
-        "baseline, rocl, fcl, trades, teacher: the teacher's original representations, plug-ins); the teacher's probe on "
-        "clean images is always the reference row")
+        "", description="methods to compare, separated by ',' (default: every registered method, plug-ins included: "
+        "student, baseline, rocl, fcl, trades, teacher: the teacher's original representations); the teacher's probe "
+        "on clean images is always the reference row")
     attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions(smoothing_samples=0, rle_epochs=0)
+
+    def compared(self) -> list[str]:
+        """``methods`` when given, else every registered method (plug-ins included)."""
+        return method_list(self.methods) or registered_methods()
 
 
 def run(cfg: BenchmarkConfig) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
 from cinv.methods import METHODS
 from cinv.methods.fcl import corner_utility, plot_corner_utility
-from cinv.runtime import resolve_device, resolve_precision
+from cinv.runtime import resolve_device, use_precision
 from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
 from cinv.tracking.models import register
@@ -93,7 +93,7 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
     child run and this run's table and metrics are the mean, s.d. and s.e. across seeds."""
     opts = cfg.options["fcl"]
     device = resolve_device(cfg.device)
-    precision = resolve_precision(device, cfg.precision)
+    precision = use_precision(device, cfg.precision)
     seeds = cfg.seed_list
 
     def tags(seed: int) -> dict[str, str]:  # FCL's noise is the method's own: no cinv corruption in training

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cinv.errors import ConfigError
 
-__all__ = ["Strict", "Section", "Runtime", "Select", "Paper", "Released", "Presets", "PRESET_NAMES", "FlatField", "flat_fields", "build", "validate",
+__all__ = ["Strict", "Section", "Runtime", "Select", "Paper", "Released", "Presets", "updated", "PRESET_NAMES", "FlatField", "flat_fields", "build", "validate",
            "to_flat", "class_presets", "preset_values", "preset_keys"]
 
 PRESET_NAMES = ("cpu", "paper")
@@ -195,6 +195,11 @@ def validate(cls: type[Strict], values: dict[str, Any], key_of=lambda loc: ".".j
             shown = err["type"] != "value_error" and "input" in err and not isinstance(err["input"], dict)
             problems.append(f"{key}: {msg}" + (f" (got {err['input']!r})" if shown else ""))
         raise ConfigError("invalid parameter " + "; ".join(problems)) from None
+
+
+def updated(model: Strict, key_of=lambda loc: ".".join(loc), **changes) -> Strict:
+    """``model`` with ``changes``, validated again (``model_copy(update=...)`` would skip every check)."""
+    return validate(type(model), {**model.model_dump(), **changes}, key_of)
 
 
 def build(cls: type[Strict], flat: dict[str, Any]):

@@ -305,9 +305,10 @@ class WithTeacher(Strict):
 
 
 class Trains(RunOptions, Presets):
-    """A command that runs methods: it takes every registered method's options as
-    ``<method>_<option>``, and ``cinv.settings`` resolves those of the methods it runs (and only
-    those) from each method's presets into ``options``.
+    """A command that runs methods: it takes the options of the methods it can run as
+    ``<method>_<option>`` (every registered method's, or a single-method command's own: ``METHOD``),
+    and ``cinv.settings`` resolves those of the methods it runs (and only those) from each
+    method's presets into ``options``.
 
     ``PAPER``: the paper's recipe for what presets cannot set (its data, its precision), each
     value a :class:`Paper` that says where the paper says so."""

@@ -365,6 +365,8 @@ class DataFacts:
         return STORED_SIZE.get(self.kind)
 
 
+EMBEDDED_FACTS = DataFacts(EMBEDDED, EMBEDDED_IMAGE_SIZE)  # the default dataset, as presets and --help read it
+
 # Each dataset's input size when none is given: the embedded subset's 48 px (minutes on a CPU), a
 # folder's 224 (the paper's), the native size of torchvision's and MNIST's images.
 NATIVE_SIZE = {EMBEDDED: EMBEDDED_IMAGE_SIZE, "folder": FOLDER_IMAGE_SIZE, "cifar10": 32, "cifar100": 32, "stl10": 96,

@@ -45,7 +45,7 @@ def _attackable(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-@recipe("benchmark", methods=("student", "baseline", "rocl", "fcl"))
+@recipe("benchmark")  # compares every registered method unless told otherwise (BenchmarkConfig.compared)
 def benchmark(lab: Lab) -> Plot:
     """The suite's cells for one seed, then PGD at each budget on the same seeded, class-balanced
     test images for every method and seed (paired)."""

@@ -24,6 +24,7 @@ import torch
 from mlflow.models.model import ModelInfo
 
 from cinv import encoders, settings
+from cinv.config.base import updated
 from cinv.context import Setup
 from cinv.corruption import get as get_corruption
 from cinv.corruption.base import Distortion
@@ -143,7 +144,7 @@ class Lab:
         """Method ``name``'s options in this run, never registering what the lab trains."""
         opts = self.cfg.options[METHODS.canonical(name)]
         update = {k: v for k, v in {**overrides, "registered_model_name": None}.items() if k in type(opts).model_fields}
-        return opts.model_copy(update=update)
+        return updated(opts, **update)
 
     # ---- models ----------------------------------------------------------------------------
 
@@ -278,7 +279,7 @@ class Lab:
         fraction = self.cfg.probe.label_fraction if label_fraction is None else label_fraction
         key = (id(held.model), corruption.spec, fraction, id(s.splits))
         if key not in self._probes:
-            opts = self.cfg.probe.model_copy(update={"label_fraction": fraction})
+            opts = updated(self.cfg.probe, label_fraction=fraction)
             here = dataclasses.replace(s, corruption=corruption)
             log_datasets(s.splits, "train")
             for info in held.logged[:1]:

@@ -16,7 +16,7 @@ Example, a method as a plug-in would write it (``my_method.py``)::
 
     @METHODS.register("my_method")
     class MyMethod(Method):
-        name, display = "my_method", "my method"
+        display = "my method"
         Options = MyMethodOptions
         PRESETS = {"cpu": {"epochs": 3, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0},
                    "paper": {"epochs": 25, "batch_size": 64, "lr": 1e-3, "weight_decay": 0.0}}
@@ -47,7 +47,7 @@ from torch import nn
 from cinv import distributed
 from cinv.config.base import PRESET_NAMES, Released, Strict, validate
 from cinv.context import Setup
-from cinv.data.datasets import DataFacts, label_subset
+from cinv.data.datasets import EMBEDDED_FACTS, DataFacts, label_subset
 from cinv.data.stream import BatchStream
 from cinv.registry import Registry
 from cinv.runtime import derive_seed
@@ -101,7 +101,7 @@ class Method:
             (:class:`cinv.config.base.Released`), with what cinv does and the option that runs the other.
     """
 
-    name: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # set by METHODS.register: the registered name, written once
     display: ClassVar[str] = ""
     title: ClassVar[str] = ""
     Options: ClassVar[type[Strict]] = Strict
@@ -131,7 +131,7 @@ class Method:
 
     def configure(self, preset: str = "cpu", data: DataFacts | None = None, **values) -> Strict:
         """Validated options: preset ``preset`` on ``data`` (default: the embedded dataset), then ``values``."""
-        data = data or DataFacts("embedded", 48)
+        data = data or EMBEDDED_FACTS
         return validate(self.Options, self.preset(preset, data) | values, lambda loc: f"{self.name}_{'.'.join(loc)}")
 
     # ---- what a method defines ---------------------------------------------------------------

@@ -56,7 +56,7 @@ def backbone_classifier(ctx, backbone: str, weights: str | None) -> Classifier:
 class Baseline(Method):
     """The supervised baseline: a pretrained backbone fine-tuned end to end on corrupted images."""
 
-    name, display, title = "baseline", "supervised baseline", "Supervised baseline (end to end)"
+    display, title = "supervised baseline", "Supervised baseline (end to end)"
     Options = BaselineOptions
     PRESETS = {
         # Seed 000, section 4 and appendix C: ImageNet ResNet-101, Adam lr 1e-3, batch 64, 25 epochs, no weight decay.

@@ -5,7 +5,8 @@ Noise on the k lowest-utility features gives the positive view (the embedding sh
 noise on the k highest gives a negative view (it should), and the other examples of the batch are
 negatives too. The total objective is CE + lambda(epoch) * FCL, with lambda 0 until a warm-up;
 the FCL term is summed over the batch, as the paper's Algorithm 1 writes it. ``method`` picks FCL
-or a baseline: XE, XE+Gaussian, CL+Gaussian, Patch Gaussian (+FCL). Its terms are
+or a baseline, each declared once in :data:`VARIANTS` (XE, XE+Gaussian, CL+Gaussian, Patch
+Gaussian, Patch Gaussian + FCL): what the stream hands it and its objective. Its terms are
 ``cinv.losses.fcl``, its MNIST network ``mnist_cnn`` in the encoder zoo.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
@@ -33,36 +35,10 @@ from cinv.runtime import derive_seed, normal
 from cinv.training.loop import Optim
 
 __all__ = [
-    "FCLOptions", "FCL", "MNIST_PAPER", "CIFAR_PAPER", "MIN_UTILITY", "utility", "fcl_views", "fcl_weight", "FCLObjective", "fcl_objective",
+    "FCLOptions", "FCL", "VARIANTS", "Variant", "MNIST_PAPER", "CIFAR_PAPER", "MIN_UTILITY", "utility", "fcl_views", "fcl_weight", "FCLObjective", "fcl_objective",
     "xe_gaussian_objective", "cl_gaussian_objective", "fcl_corruption", "fcl_loss", "corner_utility", "plot_corner_utility",
 ]
 
-
-class FCLOptions(OptimOptions):
-    """Adam with the learning rate decayed once per epoch; the FCL term switched on after a warm-up."""
-
-    method: Annotated[Literal["fcl", "xe", "xe_gaussian", "cl_gaussian", "patch_gaussian", "patch_gaussian_fcl"], Select()] = Field(
-        "fcl", description="fcl, or a baseline: xe, xe_gaussian, cl_gaussian, patch_gaussian, patch_gaussian_fcl")
-    encoder: EncoderRef = Field("mnist_cnn", description="network trained from scratch (mnist_cnn) or a registry encoder")
-    encoder_weights: WeightsRef = Field(None, description="encoder weights ('none': random initialisation); default: the "
-                                        "encoder's own (recorded as resolved)")
-    decay: float = Field(0.89, gt=0, le=1, description="learning rate factor per epoch")
-    loss: Literal["xe", "margin"] = Field("xe", description="FCL loss: xe (contrastive) or margin")
-    k: int = Field(256, ge=1, description="features perturbed in each view")
-    sigma: float = Field(0.5, gt=0, le=10, description="std of FCL's noise on the chosen features (and of XE/CL+Gaussian)")
-    lam: float = Field(1e-3, ge=0, le=100, description="weight of the FCL term after warm-up")
-    reduction: Literal["sum", "mean"] = Field(
-        "sum", description="FCL term over the batch: sum, as the paper's Algorithm 1 (FCL = sum_i l_i, added to the mean "
-        "cross-entropy), so lam means the paper's lambda; mean divides it by the batch size")
-    temperature: float = Field(0.1, gt=0, le=100, description="xe loss temperature tau")
-    gamma: float = Field(1.0, gt=0, le=10, description="margin loss gamma")
-    warmup_start: float = Field(2, ge=0, description="epoch at which the FCL term starts")
-    warmup_epochs: float = Field(2, ge=0, description="epochs of linear ramp of lambda")
-    patch_size: int = Field(25, ge=1, description="Patch Gaussian square side (pixels)")
-    patch_sigma: float = Field(0.1, gt=0, le=10, description="Patch Gaussian noise std (Lopes et al.'s CIFAR-10 setting, "
-                               "kept apart from FCL's sigma in patch_gaussian_fcl, as the paper does)")
-    registered_model_name: Annotated[RegisteredName, Runtime()] = Field(
-        None, description="register the trained classifier under this name")
 
 # "we drop high utility perturbations if the max utility value is smaller than 10^-12"
 MIN_UTILITY = 1e-12
@@ -256,13 +232,57 @@ class GaussianContrast(FCLObjective):
         return ce + lam * contrast
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One of FCL's trainings (the paper's method or a baseline of its section 4.2): what the
+    stream hands the objective as ``views.corrupted`` (``corruption(opts)``: a spec), and the
+    objective (``objective(model, opts, weight, progress, generator)``)."""
+
+    doc: str
+    corruption: Callable[[FCLOptions], str]
+    objective: Callable[..., Callable[[Views], Tensor]]
+
+
+def _clean(opts: FCLOptions) -> str:
+    return "none"
+
+
+def _gaussian(opts: FCLOptions) -> str:
+    return f"gaussian_noise(std={opts.sigma})"
+
+
+def _patch(opts: FCLOptions) -> str:  # the patch's own sigma; FCL's (opts.sigma) perturbs its views
+    return f"patch_gaussian(patch_size={opts.patch_size}, sigma={opts.patch_sigma})"
+
+
+def _contrastive(model, opts, weight, progress, generator):
+    return fcl_objective(model, fcl_loss(opts), opts.k, opts.sigma, weight, generator=generator, progress=progress)
+
+
+def _cross_entropy(model, opts, weight, progress, generator):
+    return supervised_objective(model)
+
+
+def _cl_gaussian(model, opts, weight, progress, generator):
+    objective = cl_gaussian_objective(model, fcl_loss(opts), weight)
+    objective.progress = progress
+    return objective
+
+
+VARIANTS: dict[str, Variant] = {
+    "fcl": Variant("FCL (Algorithm 1) on clean images", _clean, _contrastive),
+    "xe": Variant("cross-entropy alone", _clean, _cross_entropy),
+    "xe_gaussian": Variant("cross-entropy plus 1e-4 x that of Gaussian-noised images", _gaussian,
+                           lambda model, *_: xe_gaussian_objective(model)),
+    "cl_gaussian": Variant("a contrastive term with a Gaussian-noised view as the positive", _gaussian, _cl_gaussian),
+    "patch_gaussian": Variant("cross-entropy on Patch Gaussian augmented images", _patch, _cross_entropy),
+    "patch_gaussian_fcl": Variant("FCL on Patch Gaussian augmented images", _patch, _contrastive),
+}
+
+
 def fcl_corruption(opts: FCLOptions) -> str:
     """What the stream hands the objective as ``views.corrupted``."""
-    if opts.method in ("xe_gaussian", "cl_gaussian"):
-        return f"gaussian_noise(std={opts.sigma})"
-    if opts.method.startswith("patch_gaussian"):  # the patch's own sigma; FCL's (opts.sigma) perturbs its views
-        return f"patch_gaussian(patch_size={opts.patch_size}, sigma={opts.patch_sigma})"
-    return "none"
+    return VARIANTS[opts.method].corruption(opts)
 
 
 def fcl_loss(opts: FCLOptions) -> FCLLoss:
@@ -272,18 +292,48 @@ def fcl_loss(opts: FCLOptions) -> FCLLoss:
     return LOSSES.get(opts.loss, reduction=opts.reduction, **params)
 
 
+# Section 4.1: "initial learning rate of 0.01 and exponential decay at a rate of 0.89 per epoch".
+FCL_DECAY = 0.89
+
+
+class FCLOptions(OptimOptions):
+    """Adam with the learning rate decayed once per epoch; the FCL term switched on after a warm-up."""
+
+    method: Annotated[Literal[tuple(VARIANTS)], Select()] = Field(
+        "fcl", description="the training (FCL.VARIANTS): " + "; ".join(f"{k}: {v.doc}" for k, v in VARIANTS.items()))
+    encoder: EncoderRef = Field("mnist_cnn", description="network trained from scratch (mnist_cnn) or a registry encoder")
+    encoder_weights: WeightsRef = Field(None, description="encoder weights ('none': random initialisation); default: the "
+                                        "encoder's own (recorded as resolved)")
+    decay: float = Field(FCL_DECAY, gt=0, le=1, description="learning rate factor per epoch (section 4.1: 0.89)")
+    loss: Literal["xe", "margin"] = Field("xe", description="FCL loss: xe (contrastive) or margin")
+    k: int = Field(256, ge=1, description="features perturbed in each view")
+    sigma: float = Field(0.5, gt=0, le=10, description="std of FCL's noise on the chosen features (and of XE/CL+Gaussian)")
+    lam: float = Field(1e-3, ge=0, le=100, description="weight of the FCL term after warm-up")
+    reduction: Literal["sum", "mean"] = Field(
+        "sum", description="FCL term over the batch: sum, as the paper's Algorithm 1 (FCL = sum_i l_i, added to the mean "
+        "cross-entropy), so lam means the paper's lambda; mean divides it by the batch size")
+    temperature: float = Field(0.1, gt=0, le=100, description="xe loss temperature tau")
+    gamma: float = Field(1.0, gt=0, le=10, description="margin loss gamma")
+    warmup_start: float = Field(2, ge=0, description="epoch at which the FCL term starts")
+    warmup_epochs: float = Field(2, ge=0, description="epochs of linear ramp of lambda")
+    patch_size: int = Field(25, ge=1, description="Patch Gaussian square side (pixels)")
+    patch_sigma: float = Field(0.1, gt=0, le=10, description="Patch Gaussian noise std (Lopes et al.'s CIFAR-10 setting, "
+                               "kept apart from FCL's sigma in patch_gaussian_fcl, as the paper does)")
+    registered_model_name: Annotated[RegisteredName, Runtime()] = Field(
+        None, description="register the trained classifier under this name")
+
 # Seed 002, section 4.1 (synthetic MNIST): a LeNet-like CNN from scratch, Adam lr 0.01 decayed 0.89 per epoch, 20
 # epochs, k 256, lambda 1e-3, tau 0.1, sigma 0.5, FCL on after 2 epochs with a 2-epoch linear warm-up. The paper does
 # not state its batch size or weight decay: cinv's 128 and 0.
 MNIST_PAPER = {"encoder": "mnist_cnn", "encoder_weights": "none", "epochs": 20, "batch_size": 128, "lr": 0.01,
-               "weight_decay": 0.0, "decay": 0.89, "k": 256, "lam": 1e-3, "temperature": 0.1, "sigma": 0.5,
+               "weight_decay": 0.0, "k": 256, "lam": 1e-3, "temperature": 0.1, "sigma": 0.5,
                "warmup_start": 2, "warmup_epochs": 2}
 # Seed 002, appendix B (noisy CIFAR-10, FCL xe): ResNet-56 from scratch, SGD with Nesterov momentum ramped up to 1.0
 # over 15 epochs and divided by 10 at epochs 200, 300 and 400, 450 epochs of batch 1024; FCL after 300 epochs with
 # a 14,000-step ramp; k 256, sigma 0.5, tau 2, lambda 1e-4. cinv runs what its FCL can: a ResNet-18 (32-px stem on
 # small images) from scratch, its Adam schedule, the paper's epochs, batch and FCL settings.
 CIFAR_PAPER = {"encoder_weights": "none", "epochs": 450, "batch_size": 1024, "lr": 0.01, "weight_decay": 0.0,
-               "decay": 0.89, "k": 256, "lam": 1e-4, "temperature": 2.0, "sigma": 0.5, "warmup_start": 300,
+               "k": 256, "lam": 1e-4, "temperature": 2.0, "sigma": 0.5, "warmup_start": 300,
                "warmup_epochs": 2}
 
 
@@ -291,7 +341,7 @@ CIFAR_PAPER = {"encoder_weights": "none", "epochs": 450, "batch_size": 1024, "lr
 class FCL(Method):
     """FCL or one of its baselines (``method``), trained from scratch on clean images; produces a classifier."""
 
-    name, display, title = "fcl", "FCL", "FCL"
+    display, title = "FCL", "FCL"
     Options = FCLOptions
     PRESETS = {
         "paper": MNIST_PAPER,
@@ -301,7 +351,7 @@ class FCL(Method):
     # On colour images, minutes on a CPU: EfficientNet-Lite0 from its ImageNet weights (as every method of the
     # benchmark starts from), 3 epochs at lr 1e-3, FCL on after 1, k 1024.
     RGB_CPU = {"encoder": "efficientnet_lite0", "encoder_weights": None, "epochs": 3, "batch_size": 128, "lr": 1e-3,
-               "weight_decay": 0.0, "decay": 0.89, "k": 1024, "lam": 1e-3, "temperature": 0.1, "sigma": 0.5,
+               "weight_decay": 0.0, "k": 1024, "lam": 1e-3, "temperature": 0.1, "sigma": 0.5,
                "warmup_start": 1, "warmup_epochs": 1}
     space = {"lr": Range(1e-4, 1e-1, log=True), "lam": Range(1e-4, 1e-2, log=True)}
     produces = frozenset({"classifier", "encoder"})
@@ -344,16 +394,8 @@ class FCL(Method):
         def weight(epoch: float) -> float:
             return fcl_weight(epoch, opts.warmup_start, opts.warmup_epochs, opts.lam)
 
-        if opts.method in ("fcl", "patch_gaussian_fcl"):
-            generator = torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "fcl views"))
-            inner = fcl_objective(model, fcl_loss(opts), opts.k, opts.sigma, weight, generator=generator, progress=progress)
-        elif opts.method == "cl_gaussian":
-            inner = cl_gaussian_objective(model, fcl_loss(opts), weight)
-            inner.progress = progress
-        elif opts.method == "xe_gaussian":
-            inner = xe_gaussian_objective(model)
-        else:  # xe, patch_gaussian: plain cross-entropy on the stream's images
-            inner = supervised_objective(model)
+        generator = torch.Generator(ctx.device).manual_seed(derive_seed(ctx.seed, "fcl views"))
+        inner = VARIANTS[opts.method].objective(model, opts, weight, progress, generator)
 
         def objective(views: Views) -> Tensor:
             return inner(views)

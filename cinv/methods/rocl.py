@@ -172,7 +172,7 @@ class RoCL(Method):
     """Trained from scratch on clean images (the attack is its own); produces the encoder, a linear
     probe on clean features makes it a classifier (linear evaluation, LE)."""
 
-    name, display, title = "rocl", "RoCL (linear evaluation)", "RoCL (linear evaluation)"
+    display, title = "RoCL (linear evaluation)", "RoCL (linear evaluation)"
     Options = RoCLOptions
     PRESETS = {
         # Seed 003, section 4, and the released code where the paper is silent (CIFAR-10): ResNet-18 from scratch, LARS

@@ -60,7 +60,7 @@ def inversion_objective(student: nn.Module, teacher: nn.Module, loss: nn.Module,
 class Student(Method):
     """Contrastive inversion, the paper's method: the student starts as an exact copy of the teacher (``ctx.teacher``)."""
 
-    name, display, title = "student", "student (ours)", "Student (contrastive inversion)"
+    display, title = "student (ours)", "Student (contrastive inversion)"
     Options = StudentOptions
     PRESETS = {
         # Seed 000, section 4 and appendix C: Adam lr 1e-4, weight decay 1e-4, batch 256, 25 epochs, tau 0.1.

@@ -14,7 +14,7 @@ class TeacherOptions(Strict):
 
 @METHODS.register("teacher")
 class Teacher(Method):
-    name, display, title = "teacher", "teacher, original representations", "Teacher's original representations"
+    display, title = "teacher, original representations", "Teacher's original representations"
     Options = TeacherOptions
     produces = frozenset({"encoder"})
     needs_teacher = True

@@ -58,7 +58,7 @@ def trades_objective(model, *, beta: float, eps: float, alpha: float, steps: int
 class Trades(Method):
     """TRADES as a supervised adversarial baseline over the baseline's pretrained backbone."""
 
-    name, display, title = "trades", "TRADES (adversarial baseline)", "TRADES baseline (end to end, adversarial)"
+    display, title = "TRADES (adversarial baseline)", "TRADES baseline (end to end, adversarial)"
     Options = TradesOptions
     PRESETS = {
         # TRADES's CIFAR setting (Zhang et al. 2019): beta 6, eps 8/255, step 2/255, 10 steps; its backbone and budget

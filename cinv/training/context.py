@@ -10,7 +10,7 @@ from cinv import corruption as corruptions
 from cinv import distributed
 from cinv.context import Setup
 from cinv.data.datasets import load_splits
-from cinv.runtime import resolve_device, resolve_precision
+from cinv.runtime import resolve_device, use_precision
 from cinv.tracking import schema
 from cinv.tracking.runs import log_datasets, log_json
 
@@ -28,7 +28,7 @@ def setup(cfg, corruption: str | None = None) -> Setup:
         if splits.skipped:
             log_json({"skipped": splits.skipped}, "skipped_images.json")
     device = distributed.device_for(resolve_device(cfg.device))
-    precision = resolve_precision(device, cfg.precision)
+    precision = use_precision(device, cfg.precision)
     if distributed.is_main() and mlflow.active_run():
         mlflow.set_tag(schema.AUTOCAST, precision.describe())
         log_datasets(splits, "train", "val", "test")

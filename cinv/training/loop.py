@@ -58,7 +58,7 @@ class Optim:
     momentum: float = 0.9
     warmup_epochs: int = 0
     schedule: str = "cosine"
-    decay: float = 0.89
+    decay: float = 1.0
     warmup_multiplier: float = 1.0
     milestones: tuple[int, ...] = ()
     period: int = 1
