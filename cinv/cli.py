@@ -25,6 +25,7 @@ from cinv.commands import COMMANDS
 from cinv.config.base import Strict, preset_keys, preset_values
 from cinv.config.mlproject import mlproject_text as write_mlproject
 from cinv.config.options import Trains
+from cinv.data.stream import end_loader_workers
 from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, Terminated, one_line
 from cinv.runtime import termination
 from cinv.secrets import redact, redacted
@@ -162,6 +163,7 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
         return (143 if isinstance(exc, Terminated) else 130), None
     finally:
         distributed.shutdown()
+        end_loader_workers()  # before interpreter exit, which would wait on them (data.stream)
 
 
 def build(command: str, params: dict[str, Any]):

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["MASK", "SECRET_KEYS", "redact", "redact_url", "redacted"]
+__all__ = ["MASK", "SECRET_KEYS", "redact", "redact_url", "redacted", "unclean_userinfo"]
 
 MASK = "***"
 # Query parameters that hold a secret (libpq, SQLAlchemy drivers, cloud SDKs, generic tokens).
@@ -41,8 +41,33 @@ def _mask_raw_userinfo(url: str) -> str:
     return f"{match['scheme']}{MASK}@{match['rest']}"
 
 
+# RFC 3986 user-info (unreserved, percent-encoded, sub-delims but the quote, and ":"): anything else
+# ends the authority for some parser ('#', '/', '?', '@') or a URL inside a message (quotes, spaces,
+# '<', '>'), so a password holding it would be read as a host, a port, a fragment, or printed whole.
+_CLEAN_USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&()*+,;=:]|%[0-9A-Fa-f]{2})*")
+
+
+def unclean_userinfo(url: str) -> str | None:
+    """Why ``url``'s user-info cannot be taken as ``user:password`` (None when it can, or has none):
+    such a URL is refused before any connection, never guessed at. The reason names no character
+    of the secret, and :func:`redact_url` masks the URL whole around it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    match = _RAW_USERINFO.match(url)
+    userinfo = match["userinfo"] if match else rest.rpartition("@")[0]
+    if _CLEAN_USERINFO.fullmatch(userinfo):
+        return None
+    return ("its user-info is not user:password as a URL must write it (the password holds a character that "
+            "ends it: '#', '/', '?', '@', a quote, a space, '<' or '>', or a '%' not followed by two hex digits); "
+            "percent-encode the password, e.g. # as %23, / as %2F, @ as %40, a space as %20")
+
+
 def redact_url(url: str) -> str:
     """``url`` with the password of its userinfo and every secret query value replaced by ``***``."""
+    if unclean_userinfo(url):  # no part of such a user-info is shown, whatever a parser makes of it
+        match = _RAW_USERINFO.match(url)
+        return f"{url.partition('://')[0]}://{MASK}@{match['rest'] if match else url.rpartition('@')[2]}"
     url = _mask_raw_userinfo(url)
     try:
         parts = urlsplit(url)

@@ -4,7 +4,9 @@ what must still hold afterwards. The documentation's troubleshooting section (do
 from __future__ import annotations
 
 import errno
+import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,6 +225,13 @@ FAULTS = [
           "corruption: spec is 100,021 characters long", check=nothing_started),
     Fault("spec nested too deeply", "main", lambda t: ["--corruption", f"gaussian_noise(std={'-' * 3_000}1)"], 2,
           "corruption: cannot parse the spec .*nested too deeply", check=nothing_started),
+    Fault("blur kernel wider than any image", "main", lambda t: ["--corruption", "gaussian_blur(kernel_size=99999, sigma=5)"],
+          2, "corruption: gaussian_blur: kernel_size must be a positive odd integer up to 2047", check=nothing_started),
+    Fault("registered model name of 1000 characters", "student", lambda t: [*STUDENT, "--registered_model_name", "m" * 1000],
+          2, "registered_model_name: a registered model name has at most 256 characters", check=nothing_started),
+    Fault("experiment in MLflow's trash", "student", lambda t: [*STUDENT, "--experiment_name", "binned"], 2,
+          r"experiment 'binned' is in MLflow's trash: restore it \(mlflow experiments restore --experiment-id \d+\), purge it",
+          setup=lambda mp, t: MlflowClient().delete_experiment(MlflowClient().create_experiment("binned")), no_store=True),
     Fault("number too large in a spec", "main", lambda t: ["--corruption", f"patch_gaussian(patch_size=(1, {10**30}))"], 2,
           "corruption: in .*patch_size holds 10+: numbers must be finite", check=nothing_started),
     Fault("a file that is not weights", "student", lambda t: [*STUDENT, "--teacher_weights", "/etc/passwd"], 2,
@@ -272,8 +281,8 @@ FAULTS = [
           r"MLflow store http://user:\*\*\*@127.0.0.1:9 cannot be used: .*Connection refused",
           setup=store_at("http://user:SECRET@127.0.0.1:9"), no_store=True),
     Fault("password with a raw # in the tracking URI", "student", lambda t: STUDENT, 2,
-          r"MLflow store http://alice:\*\*\*@127.0.0.1:9 cannot be used", setup=store_at("http://alice:pa#SECRET@127.0.0.1:9"),
-          no_store=True),
+          r"MLflow store http://\*\*\*@127.0.0.1:9: its user-info is not user:password .*percent-encode the password",
+          setup=store_at("http://alice:pa#SECRET@127.0.0.1:9"), no_store=True),
     Fault("store file that is not SQLite", "student", lambda t: STUDENT, 2, r"MLflow store sqlite:///.*g.db: .*g.db is not an "
           "SQLite database", setup=garbage_store, no_store=True),
     Fault("store folder read-only", "student", lambda t: STUDENT, 2, r"folder .*ro is read-only \(the database cannot be created\)",
@@ -376,6 +385,46 @@ def test_commands_starting_together_on_a_fresh_sqlite_store_all_start(tmp_path):
         assert [results.get(timeout=10) for _ in workers] == ["ok"] * 4, attempt
 
 
+def test_a_command_that_finds_a_store_half_migrated_waits_for_the_migration(tmp_path, store_template):
+    """Whoever finds MLflow's tables half made (another command migrating the store: its tables
+    appear one migration at a time) waits for the migration, however long it takes, instead of
+    failing on the missing tables. The migrating command is played here by the test: it holds the
+    creation lock over a store with MLflow's first tables only, and completes it once the waiting
+    command holds the lock file open (a condition, not a sleep)."""
+    import fcntl
+    import shutil
+    import sqlite3
+    import subprocess
+
+    import psutil
+
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(db) as conn:  # what a migration leaves after its first steps
+        conn.execute("create table experiments (experiment_id integer primary key, name varchar(256))")
+        conn.execute("create table alembic_version (version_num varchar(32) not null)")
+        conn.execute("insert into alembic_version values ('451aebb31d03')")
+    lock_path = tmp_path / ".mlflow.db.create-lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_EXPERIMENT_")},
+               "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "TQDM_DISABLE": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "cinv.cli", "student", *STUDENT, "--system_metrics", "false"],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if str(lock_path) in {f.path for f in psutil.Process(proc.pid).open_files()}:
+                    break
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]  # it did not fail on the half-made store
+        shutil.copyfile(store_template, db)  # the migration completes
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+
+
 def test_a_working_directory_with_a_percent_keeps_its_artifacts_there(tmp_path, monkeypatch):
     """MLflow gives a local store's experiment the plain path <cwd>/mlruns/<id> and reads it back
     as a URI: from `a%20b` the artifacts went to `a b`. cinv creates the experiment with an encoded
@@ -423,3 +472,52 @@ def test_a_store_left_mid_write_by_a_killed_process_can_be_used_again(store, tmp
     assert Path(f"{db}-journal").exists()  # the hot journal the killed writer left
     assert cli.run("student", STUDENT) == 0
     assert mlflow.search_runs(output_format="list")[0].info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("uri, password", [
+    ("http://alice:1234#SECRETxq@127.0.0.1:9", "1234#SECRETxq"),  # before the '#': a host and a port to urllib3
+    ("http://tok3nABC#r3st9@127.0.0.1:9", "tok3nABC#r3st9"),  # a token as the user name, cut at the '#'
+    ("http://alice:pa'sQzWxV@127.0.0.1:9", "pa'sQzWxV"),
+    ('http://alice:pa"sQzWxV@127.0.0.1:9', 'pa"sQzWxV'),
+    ("http://alice:pa sQzWxV@127.0.0.1:9", "pa sQzWxV"),
+    ("http://alice:pa<sQzWxV>@127.0.0.1:9", "pa<sQzWxV>"),
+    ("http://alice:pa%2sQzWxV@127.0.0.1:9", "pa%2sQzWxV"),
+])
+def test_no_part_of_a_password_that_does_not_parse_is_shown_or_sent(uri, password, tmp_path, monkeypatch, capsys):
+    """A user-info that is not cleanly user:password is refused before any connection, in one line
+    that names the fix, and no 4-character piece of the password appears anywhere."""
+    monkeypatch.chdir(tmp_path)
+    store_at(uri)(monkeypatch, tmp_path)
+    sent = []
+    monkeypatch.setattr("socket.getaddrinfo", lambda host, *a, **k: sent.append(host) or [])  # no lookup, no connection
+    code = cli.run("student", STUDENT)
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if ": error: " in line]
+    assert code == 2 and len(lines) == 1 and "percent-encode the password" in lines[0], err[-2000:]
+    assert not sent, sent
+    pieces = {password[i:i + 4] for i in range(len(password) - 3)} | {password.lower()[i:i + 4] for i in range(len(password) - 3)}
+    assert not [p for p in pieces if p in out + err], (pieces, err[-2000:])
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_an_unreadable_image_read_by_loader_workers_ends_the_command_at_once(tmp_path, monkeypatch):
+    """The run is marked FAILED in one line and the process exits within seconds, leaving no
+    loader worker behind (its workers ignore SIGTERM, and the loader's own shutdown, then
+    multiprocessing's at exit, used to wait on them forever)."""
+    import psutil
+
+    from conftest import ROOT, run_cli
+
+    root = folder(tmp_path, broken="train/n1/0000.png")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for leftover in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # another test's experiment, not in this store
+        monkeypatch.delenv(leftover, raising=False)
+    started = time.monotonic()
+    proc = run_cli([str(ROOT / "entrypoints" / "student.py"), "--dataset", str(root), "--num_workers", "2", "--epochs", "1",
+                    "--batch_size", "4", "--image_size", "32", "--system_metrics", "false"], cwd=tmp_path, timeout=300)
+    took = time.monotonic() - started
+    lines = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert proc.returncode == 2 and len(lines) == 1 and "cannot read image" in lines[0], proc.stderr[-3000:]
+    assert took < 120, f"{took:.0f} s"  # about 10 s on 2 loaded cores; it used to hang until killed
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(root) in " ".join(p.info["cmdline"] or [])]
+    assert not left, left

@@ -116,6 +116,8 @@ def test_unreadable_checkpoints_are_said_in_one_line_and_a_tag_not_a_silent_rest
             assert Checkpointer(run.info.run_id).latest() is None
     lines = [r.getMessage() for r in caplog.records if "no readable checkpoint" in r.getMessage()]
     assert len(lines) == 1 and "train-a.pt" in lines[0] and "train-b.pt" in lines[0] and "step 0" in lines[0]
+    assert "train-a.pt: corrupt, not a readable checkpoint file (16 bytes)" in lines[0]
+    assert "weights_only" not in lines[0]  # never torch's hint to load the file with pickle
     assert "restarts from step 0" in mlflow.get_run(run.info.run_id).data.tags["cinv.checkpoint_lost"]
 
 

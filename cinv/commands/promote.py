@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from typing import Annotated
 
 import mlflow
@@ -84,7 +87,10 @@ def run(cfg: PromoteConfig) -> pd.DataFrame:
     mlflow.log_metrics({k: v for k, v in {"gain": decision.gain, "gain_se": decision.gain_se, "margin": decision.margin}.items()
                         if v == v})
     reason = decision.reason
-    if decision.promote and (moved := move_champion(cfg.name, champion, candidate, mlflow.active_run().info.run_id)):
+    protocol = hashlib.sha256(json.dumps({"corruption": s.corruption.spec, **cfg.model_dump(
+        mode="json", include={"data", "probe", "eval", "margin_se", "seed"})}, sort_keys=True).encode()).hexdigest()[:16]
+    if decision.promote and (moved := move_champion(cfg.name, champion, candidate, mlflow.active_run().info.run_id,
+                                                    decision.gain, protocol)):
         reason = f"not promoted: {moved}; the comparison was with v{champion.version if champion else 'none'} ({reason})"
     elif decision.promote:
         aliases = client.get_registered_model(cfg.name).aliases
@@ -104,30 +110,63 @@ def run(cfg: PromoteConfig) -> pd.DataFrame:
 
 
 
-def move_champion(name: str, champion, candidate, run_id: str) -> str | None:
+def move_champion(name: str, champion, candidate, run_id: str, gain: float = float("nan"), protocol: str = "",
+                  wait_s: float = 60.0) -> str | None:
     """Move @champion from ``champion`` (the version the gate compared with; None: there was none)
-    to ``candidate``, as a compare-and-set: two promotions evaluated against the same champion
-    may both clear the gate, and only the first may move the alias (the other compared with a
-    champion that is gone). MLflow refuses to change a param once written, so a param named
-    after the champion on its own run is written by exactly one of them. Returns None when this
-    promotion moved @champion, else what happened instead."""
+    to ``candidate``; None when it did, else what happened instead.
+
+    A compare-and-set: MLflow refuses to change a param once written, so a param named after the
+    champion's reign on its run (its succession) is written by exactly one promotion, which
+    records its candidate, its gain over that champion and its protocol. A promotion that finds
+    the succession taken by one with a smaller gain under the same protocol waits for that one to
+    be crowned and succeeds it in turn: of promotions that cleared the gate against the same
+    champion, the one with the larger gain ends as @champion, whatever the order they finish in."""
     client = MlflowClient()
-    current = client.get_registered_model(name).aliases.get(CHAMPION)
-    expected = champion.version if champion else None
-    if str(current) != str(expected):
-        return f"@{CHAMPION} moved to v{current} while this promotion was evaluated" if current else \
-            f"@{CHAMPION} was removed while this promotion was evaluated"
-    versions = client.search_model_versions(f"name = '{name}'")
-    anchor = champion.run_id if champion else min(versions, key=lambda v: int(v.version)).run_id
-    mine = f"v{candidate.version} (promote run {run_id})"
-    if anchor:
+    mine = json.dumps({"version": str(candidate.version), "gain": gain, "protocol": protocol, "run": run_id})
+    while True:
+        expected = champion.version if champion else None
+        anchor = champion.run_id if champion else min(client.search_model_versions(f"name = '{name}'"),
+                                                      key=lambda v: int(v.version)).run_id
         # One key per reign (a version may reign, lose and reign again): named by the promotion that
         # crowned it, which every promotion compared with this reign reads alike.
         reign = champion.tags.get(schema.CROWNED, "registered") if champion else "none"
         key = f"{schema.SUCCESSION}.{name}.v{expected or 'none'}.{reign}"
-        won = first_writer(anchor, key, mine)
-        if won != mine:
-            return f"another promotion took @{CHAMPION} from v{expected} first: {won}"
-    client.set_registered_model_alias(name, CHAMPION, candidate.version)
-    client.set_model_version_tag(name, candidate.version, schema.CROWNED, run_id)
+        current = client.get_registered_model(name).aliases.get(CHAMPION)
+        if str(current) != str(expected):
+            won = client.get_run(anchor).data.params.get(key) if anchor else None
+            if won is None:  # moved by hand, not by a promotion of this reign
+                return f"@{CHAMPION} moved to v{current} while this promotion was evaluated" if current else \
+                    f"@{CHAMPION} was removed while this promotion was evaluated"
+        else:
+            won = first_writer(anchor, key, mine) if anchor else mine
+        if won == mine:
+            client.set_registered_model_alias(name, CHAMPION, candidate.version)
+            client.set_model_version_tag(name, candidate.version, schema.CROWNED, run_id)
+            return None
+        other = _claim(won)
+        if other is None or other["protocol"] != protocol or not gain > other["gain"]:
+            theirs = f"v{other['version']}, gain {other['gain']:+.2f}" if other else won
+            return f"another promotion took @{CHAMPION} from v{expected} first ({theirs}; this one's gain {gain:+.2f})"
+        champion = _crowned(name, other, wait_s)  # it gained less over the same champion: succeed it
+        if champion is None:
+            return f"v{other['version']} took the succession of v{expected} but was not crowned within {wait_s:.0f} s"
+
+
+def _claim(value: str | None) -> dict | None:
+    try:
+        claim = json.loads(value or "")
+        return claim if {"version", "gain", "protocol", "run"} <= set(claim) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _crowned(name: str, claim: dict, wait_s: float):
+    """The version ``claim`` names once its promotion has set @champion and its crown (it does so
+    right after winning the succession), or None after ``wait_s``."""
+    client, deadline = MlflowClient(), time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        version = client.get_model_version(name, claim["version"])
+        if version.tags.get(schema.CROWNED) == claim["run"]:
+            return version
+        time.sleep(0.1)
     return None

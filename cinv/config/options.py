@@ -29,6 +29,7 @@ from cinv.data.datasets import (
 from cinv.errors import DatasetError
 from cinv.registry import parse_spec
 from cinv.runtime import resolve_device
+from cinv.secrets import unclean_userinfo
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "file:/", "mlflow-artifacts:/")
 
@@ -61,6 +62,8 @@ def no_password(value: str | None) -> str | None:
     if value and "://" in value:
         from sqlalchemy.engine import make_url
 
+        if problem := unclean_userinfo(value):  # said without the value: part of the password would show
+            raise ValueError(problem)
         try:
             password = make_url(value).password
         except Exception:
@@ -86,11 +89,16 @@ def folder(value: str) -> str:
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding (ImageNet-C, ART) takes 32 bits
 
 
+MAX_MODEL_NAME = 256  # MLflow's registered_models.name column
+
+
 def registered_name(value: str | None) -> str | None:
     """A name the model registry will take, checked before any work: MLflow refuses '/' and ':'
     and a name that is not its own normalised path, but only when it registers, after the run."""
     if value in (None, ""):
         return value
+    if len(value) > MAX_MODEL_NAME:
+        raise ValueError(f"a registered model name has at most {MAX_MODEL_NAME} characters (MLflow's column); got {len(value)}")
     if not value.strip() or any(c in value for c in "/:") or posixpath.normpath(value) != value or value.startswith(".."):
         raise ValueError(f"{value!r} cannot be a registered model name: MLflow refuses '/', ':', blank names and names "
                          "that change as a path (e.g. 'team-student' works, 'team/student' does not)")

@@ -79,6 +79,9 @@ class GaussianNoise(Distortion):
         return noise.mul_(std.view(-1, 1, 1, 1).to(images.dtype)).add_(images)  # in place: one buffer, not three
 
 
+MAX_KERNEL = 2047  # a kernel wider than twice the largest image (1024 px) never applies
+
+
 @REGISTRY.register("gaussian_blur")
 class GaussianBlur(Distortion):
     """Isotropic Gaussian blur (torchvision's kernel, reflect padding); deterministic."""
@@ -88,8 +91,10 @@ class GaussianBlur(Distortion):
 
     def __init__(self, kernel_size: int, sigma: float):
         super().__init__(kernel_size=kernel_size, sigma=sigma)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ValueError(f"gaussian_blur: kernel_size must be a positive odd integer (e.g. 21, 37); got {kernel_size!r}")
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0 \
+                or kernel_size > MAX_KERNEL:
+            raise ValueError(f"gaussian_blur: kernel_size must be a positive odd integer up to {MAX_KERNEL} (e.g. 21, 37); "
+                             f"got {kernel_size!r}")
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
             raise ValueError(f"gaussian_blur: sigma must be a positive float; got {sigma!r}")
         self.kernel_size, self.sigma = kernel_size, float(sigma)
@@ -151,8 +156,9 @@ class RandomBlurNoise(Distortion):
                  kernel_size: int = 23):
         super().__init__(blur_sigma=blur_sigma, noise_std=noise_std, p=p, kernel_size=kernel_size)
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 0 or (
-                kernel_size and kernel_size % 2 == 0):
-            raise ValueError(f"{self.name}: kernel_size must be an odd number of pixels, or 0 for 3 sigma; got {kernel_size!r}")
+                kernel_size and kernel_size % 2 == 0) or kernel_size > MAX_KERNEL:
+            raise ValueError(f"{self.name}: kernel_size must be an odd number of pixels up to {MAX_KERNEL}, or 0 for 3 "
+                             f"sigma; got {kernel_size!r}")
         self.kernel_size = kernel_size
         self.sigma = severity_range(self.name, "blur_sigma", blur_sigma, 1e-3, None)
         self.std = severity_range(self.name, "noise_std", noise_std, 0.0, None)

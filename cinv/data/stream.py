@@ -12,6 +12,10 @@ epoch d or of probe draw d, even when the seeds are equal.
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
+import signal
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -74,30 +78,75 @@ class Epoch:
         batches = s.batch_keys(self.index)[self.position:]
         if not batches:
             return
+        # (a ctypes value of 0 is falsy: test s.num_workers, never the flag itself)
+        stopping = multiprocessing.Value("b", 0, lock=False) if s.num_workers else None
         loader = DataLoader(
             SeededItems(s.dataset) if s.seeded_items else s.dataset,
             batch_sampler=batches,
             num_workers=s.num_workers,
             pin_memory=s.device.type == "cuda",
-            worker_init_fn=leave_signals_to_the_main_process if s.num_workers else None,
+            worker_init_fn=functools.partial(leave_signals_to_the_main_process, stopping=stopping) if s.num_workers else None,
             # Its own generator, so creating a loader never draws from the global RNG.
             generator=torch.Generator().manual_seed(derive_seed(s.seed, s.purpose, "workers", self.index, self.position)),
         )
-        for images, labels in loader:
-            clean = s.prepare(images, self.flips)
-            views = Views(clean, s.corruption(clean, self.draws), labels.to(s.device, non_blocking=True))
-            self.position += 1
-            yield views
+        before = set(multiprocessing.active_children()) if s.num_workers else set()
+        batches = iter(loader)  # starts the workers
+        crew = Crew([p for p in multiprocessing.active_children() if p not in before], stopping)
+        try:
+            for images, labels in batches:
+                clean = s.prepare(images, self.flips)
+                views = Views(clean, s.corruption(clean, self.draws), labels.to(s.device, non_blocking=True))
+                self.position += 1
+                yield views
+        except BaseException:  # an error, a signal, or the loop leaving the epoch early: its workers end now
+            crew.end()
+            raise
+        finally:
+            CREWS.discard(crew)
 
 
-def leave_signals_to_the_main_process(worker_id: int) -> None:
+def leave_signals_to_the_main_process(worker_id: int, stopping=None) -> None:
     """Loader workers ignore SIGTERM and Ctrl-C: ``timeout``, Slurm and Kubernetes signal the whole
     process group, and a worker that died first would fail the batch in flight, where the main
-    process checkpoints and stops cleanly. The main process shuts its workers down as it exits."""
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    process checkpoints and stops cleanly. Once the main process has set ``stopping``, a SIGTERM
+    ends the worker (cleanly, exit status 0: the loader takes no failure from it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0) if stopping is not None and stopping.value else None)
+
+
+class Crew:
+    """One loader's worker processes and its ``stopping`` flag, until the epoch ends."""
+
+    def __init__(self, workers: list, stopping):
+        self.workers, self.stopping = workers, stopping
+        if workers:
+            CREWS.add(self)
+
+    def end(self) -> None:
+        """Set ``stopping`` and SIGTERM the workers, which then exit; kill any that has not within 5 s."""
+        CREWS.discard(self)
+        if self.stopping is None:
+            return
+        self.stopping.value = 1
+        for worker in self.workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            worker.join(5)
+            if worker.is_alive():
+                worker.kill()
+
+
+CREWS: set[Crew] = set()  # the loaders whose epoch has not ended
+
+
+def end_loader_workers() -> None:
+    """End every loader's workers still running: a command calls it as it returns. A failed run's
+    epoch can stay suspended, its loader alive in the traceback's reference cycle, and its
+    workers, which ignore SIGTERM, would keep the loader's own shutdown (and multiprocessing's at
+    interpreter exit) waiting on them for seconds, or forever."""
+    for crew in list(CREWS):
+        crew.end()
 
 
 class BatchStream:

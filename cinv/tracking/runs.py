@@ -25,7 +25,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from cinv.data.datasets import dataset_targets
 from cinv.errors import StoreError, one_line
-from cinv.secrets import redact, redacted
+from cinv.secrets import redact, redact_url, redacted, unclean_userinfo
 from cinv.tracking import schema
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -56,8 +56,10 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
     from sqlalchemy.engine import make_url
 
     uri = mlflow.get_tracking_uri()
-    shown = redact(uri)
-    fresh = None  # an SQLite store MLflow has not created yet: its creation is serialised
+    shown = redact_url(uri)
+    if problem := unclean_userinfo(uri):  # before any request: a parser would send part of the password as a host
+        raise StoreError(f"MLflow store {shown}: {problem}")
+    database = None  # an SQLite store: its probe (which creates and migrates its tables) is serialised
     if uri.startswith("sqlite:"):
         database = make_url(uri).database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -76,18 +78,18 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
                     raise StoreError(f"MLflow store {shown}: {path} is another application's SQLite database (tables: "
                                      f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}); MLflow would "
                                      "add its own tables to it: give a new file")
-                fresh = path if not tables else None
+                database = path
             elif not path.parent.is_dir():
                 raise StoreError(f"MLflow store {shown}: folder {path.parent} does not exist")
             elif not os.access(path.parent, os.W_OK):
                 raise StoreError(f"MLflow store {shown}: folder {path.parent} is read-only (the database cannot be created)")
             else:
-                fresh = path
+                database = path
     bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout_s))}
     saved = {k: os.environ.get(k) for k in bounded}
     os.environ.update(bounded)
     try:
-        with creating(fresh):
+        with creating(database):
             mlflow.MlflowClient().search_experiments(max_results=1)
     except Exception as exc:
         raise StoreError(f"MLflow store {shown} cannot be used: {one_line(exc)}") from None
@@ -122,7 +124,12 @@ def use_experiment(name: str | None = None) -> None:
     if experiment_id is not None:
         experiment = mlflow.set_experiment(experiment_id=experiment_id)
     else:
-        if client.get_experiment_by_name(name) is None:
+        found = client.get_experiment_by_name(name)
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise StoreError(f"experiment {name!r} is in MLflow's trash: restore it (mlflow experiments restore "
+                             f"--experiment-id {found.experiment_id}), purge it (mlflow gc --experiment-ids "
+                             f"{found.experiment_id}), or give another experiment_name")
+        if found is None:
             root = Path.cwd() / "mlruns"
             # A tracking server chooses its own artifact root; a database store (SQLite, PostgreSQL) uses <cwd>/mlruns.
             local = urlparse(mlflow.get_tracking_uri()).scheme not in ("http", "https", "databricks")
@@ -158,10 +165,13 @@ def sqlite_tables(path: Path) -> set[str]:
 
 @contextmanager
 def creating(path: Path | None):
-    """While the block creates the SQLite store ``path`` (None: nothing to create), other cinv
+    """While the block opens the SQLite store ``path`` (None: not an SQLite file), other cinv
     processes wait: MLflow creates and migrates its tables without a lock, and two commands
-    starting on a fresh store fail with "duplicate column name" or "Online migration expected".
-    The lock is a hidden file beside the database (flock: released if the process dies)."""
+    starting on a fresh store fail with "duplicate column name", "Online migration expected" or a
+    missing table, whichever instant the second one looks (half the tables may exist by then), so
+    every command takes the lock, not only the one that finds no table, and waits as long as a
+    migration takes. The lock is a hidden file beside the database (flock: released if the
+    process dies)."""
     if path is None:
         yield
         return

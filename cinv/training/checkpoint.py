@@ -60,9 +60,14 @@ class Checkpointer:
                     continue
                 try:
                     local = mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=name, dst_path=tmp)
+                except Exception as exc:
+                    problems.append(f"{name}: cannot be downloaded ({one_line(exc)[:200]})")
+                    continue
+                try:
                     state = torch.load(local, map_location="cpu", weights_only=True)
-                except Exception as exc:  # a slot cut short by the crash: the other one is older but whole
-                    problems.append(f"{name}: {one_line(exc)[:200]}")
+                except Exception:  # a slot cut short by the crash: the other one is older but whole
+                    # torch's own message suggests weights_only=False, which would run code from the file
+                    problems.append(f"{name}: corrupt, not a readable checkpoint file ({Path(local).stat().st_size:,} bytes)")
                     continue
                 if isinstance(state, dict) and state.get("format") == FORMAT:
                     found.append((slot, state))
