@@ -32,7 +32,8 @@ from cinv.secrets import redact, redacted
 from cinv.tracking import schema
 from cinv.tracking.lease import Lease
 from cinv.tracking.resume import check_same_config, resume_run
-from cinv.tracking.runs import check_store, configure, interrupted, log_json, log_params, use_experiment, with_retries
+from cinv.tracking.runs import interrupted, log_json, log_params, use_experiment
+from cinv.tracking.store import check_store, configure, quick_store, stopping, with_retries
 from cinv.training.checkpoint import remove_checkpoints
 
 EXPECTED = (ConfigError, CinvError, ValueError, FileNotFoundError)
@@ -228,8 +229,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         with Lease(run_id):
             run_stages(command, params, unknown, resume, run_.info.experiment_id)
     except KeyboardInterrupt as exc:
-        mlflow.set_tag(schema.ERROR, interrupted(exc))
-        mlflow.end_run(status="KILLED")
+        last_writes(run_id, "KILLED", interrupted(exc))
         hint = f"continue it with resume_run_id={run_id}" if COMMANDS[command].resumable else "start it again to rerun it"
         print(f"cinv {command}: {interrupted(exc)}; run {run_id} marked KILLED; {hint}", file=sys.stderr)
         return (143 if isinstance(exc, Terminated) else 130), run_id
@@ -238,8 +238,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         expected = isinstance(exc, EXPECTED)
         if not expected:
             traceback.print_exc()
-        mlflow.set_tag(schema.ERROR, message[:5000])
-        mlflow.end_run(status="FAILED")
+        last_writes(run_id, "FAILED", message)
         print(f"cinv {command}: error: {message} (run {run_id} marked FAILED)", file=sys.stderr)
         return (2 if expected else 1), run_id
     if resume and schema.ERROR in run_.data.tags:
@@ -248,6 +247,22 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     remove_checkpoints(run_id)  # finished: nothing resumes it any more
     print(f"cinv {command}: run {run_id} finished; {ui_link(run_.info.experiment_id, run_id)}")
     return 0, run_id
+
+
+def last_writes(run_id: str, status: str, reason: str) -> None:
+    """A stopped or failed run's reason and status, one quick try each: the store may be what
+    failed, and a SIGTERM must end the process within seconds whatever it waits on."""
+    with quick_store():
+        try:
+            mlflow.set_tag(schema.ERROR, reason[:5000])
+        except Exception as exc:
+            log.warning("run %s: its reason could not be written: %s", run_id, one_line(exc))
+        try:
+            mlflow.end_run(status=status)
+            return
+        except Exception as exc:
+            log.warning("run %s could not be marked %s: %s", run_id, status, one_line(exc))
+    stopping()  # the run is still active: MLflow ends it again at exit, with one quick try
 
 
 def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume: str | None, experiment_id: str) -> None:

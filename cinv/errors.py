@@ -61,7 +61,8 @@ def one_line(exc: BaseException) -> str:
     end with a "Background on this error" link and the SQL (the driver's own message counts).
     """
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("(Background on this error", "[SQL:", "[parameters:"))]
+    lines = [line for line in lines if not line.startswith(("(Background on this error", "[SQL:", "[parameters:",
+                                                          "Is the server running"))]  # libpq's hint after its reason
     text = lines[-1] if lines else type(exc).__name__
     for prefix in (f"{type(exc).__module__}.{type(exc).__name__}: ", f"{type(exc).__name__}: "):
         text = text.removeprefix(prefix)

@@ -257,7 +257,7 @@ def validation_sets(objective: str, s: Setup) -> dict:
     return sets
 
 
-OWNER_ATTR, HEARTBEAT_ATTR = schema.TRIAL_OWNER, schema.TRIAL_HEARTBEAT
+OWNER_ATTR, HEARTBEAT_ATTR, WORKER_RUN_ATTR = schema.TRIAL_OWNER, schema.TRIAL_HEARTBEAT, schema.TRIAL_WORKER_RUN
 
 
 class TrialOwnership:
@@ -281,6 +281,8 @@ class TrialOwnership:
 
     def __enter__(self):
         self.trial.storage.set_trial_system_attr(self.trial._trial_id, OWNER_ATTR, owner())
+        if mlflow.active_run():
+            self.trial.storage.set_trial_system_attr(self.trial._trial_id, WORKER_RUN_ATTR, mlflow.active_run().info.run_id)
         self.beat()
         self.thread = threading.Thread(target=self.renew, name=f"cinv-trial-{self.trial.number}", daemon=True)
         self.thread.start()
@@ -293,7 +295,8 @@ class TrialOwnership:
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Mark FAILED the RUNNING trials whose worker is gone (killed, or its host lost), by Optuna's
-    own heartbeats on an RDB storage and by the ownership cinv records on every storage; the
+    own heartbeats on an RDB storage and by the ownership cinv records on every storage, and end
+    their MLflow runs: the trial's FAILED, the dead worker's KILLED, each with the reason. The
     numbers of the trials failed here."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -309,9 +312,26 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker failed it, or it finished after all
         failed.append(trial.number)
+        end_if_running(trial.user_attrs.get("mlflow_run_id"), "FAILED", f"its worker {holder} is gone")
+        end_if_running(trial.system_attrs.get(WORKER_RUN_ATTR), "KILLED",
+                       f"this worker ({holder}) is gone; trial {trial.number} failed with it")
     if failed:
         log.warning("study %s: trial(s) %s failed: their worker is gone", study.study_name, ", ".join(map(str, failed)))
     return failed
+
+
+def end_if_running(run_id: str | None, status: str, reason: str) -> None:
+    """End a run another process left RUNNING, with the reason (a run that ended meanwhile stays as it is)."""
+    if not run_id:
+        return
+    client = mlflow.MlflowClient()
+    try:
+        if client.get_run(run_id).info.status != "RUNNING":
+            return
+        client.set_tag(run_id, schema.ERROR, reason[:5000])
+        client.set_terminated(run_id, status)
+    except mlflow.exceptions.MlflowException as exc:  # deleted, or another store: nothing to end
+        log.debug("cannot end run %s: %s", run_id, exc)
 
 
 def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:

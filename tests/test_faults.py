@@ -36,6 +36,7 @@ class Fault:
     setup: Callable[[pytest.MonkeyPatch, Path], None] | None = None
     check: Callable[[mlflow.entities.Run], None] | None = None  # what must hold afterwards
     no_store: bool = False  # the store itself cannot be used: nothing is started, and the command fails at once
+    quiet: bool = False  # nothing but the one line on stderr (no library's warnings)
 
 
 def folder(tmp: Path, broken: str | None = None, empty: bool = False) -> Path:
@@ -283,6 +284,9 @@ FAULTS = [
     Fault("password with a raw # in the tracking URI", "student", lambda t: STUDENT, 2,
           r"MLflow store http://\*\*\*@127.0.0.1:9: its user-info is not user:password .*percent-encode the password",
           setup=store_at("http://alice:pa#SECRET@127.0.0.1:9"), no_store=True),
+    Fault("unreachable PostgreSQL store", "student", lambda t: STUDENT, 2,
+          r"MLflow store postgresql\+psycopg://cinv:\*\*\*@127.0.0.1:9/mlflow cannot be used: .*(refused|failed)",
+          setup=store_at("postgresql+psycopg://cinv:SECRET@127.0.0.1:9/mlflow"), no_store=True, quiet=True),
     Fault("store file that is not SQLite", "student", lambda t: STUDENT, 2, r"MLflow store sqlite:///.*g.db: .*g.db is not an "
           "SQLite database", setup=garbage_store, no_store=True),
     Fault("store folder read-only", "student", lambda t: STUDENT, 2, r"folder .*ro is read-only \(the database cannot be created\)",
@@ -330,6 +334,7 @@ def test_fault(fault: Fault, store, tmp_path, monkeypatch, capsys):
     if not usable:
         assert took < 30, f"a store that cannot be used must fail at once, not after {took:.0f} s of retries"
         assert len(lines) == 1 and re.search(fault.message, lines[0]) and "Traceback" not in err, err[-3000:]
+        assert not fault.quiet or err.strip().splitlines() == lines, err[-3000:]
         return
     if fault.code:
         assert len(lines) == 1 and re.search(fault.message, lines[0]), err[-3000:]
@@ -358,7 +363,7 @@ def test_another_applications_sqlite_database_is_left_untouched(tmp_path, monkey
 
 
 def _probe(uri: str, barrier, results) -> None:
-    from cinv.tracking.runs import check_store
+    from cinv.tracking.store import check_store
 
     mlflow.set_tracking_uri(uri)
     barrier.wait()

@@ -481,3 +481,66 @@ def test_a_heartbeat_from_a_clock_an_hour_ahead_does_not_block_a_resume_for_an_h
     finally:
         stop.set()
         beating.join()
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_dies_mid_run_ends_the_run_in_bounded_time_and_sigterm_within_seconds(tmp_path):
+    """The server goes away while the student trains: the student retries for the stated budget
+    ($CINV_STORE_RETRY_S, 120 s by default; 8 s here), one line per round, then fails in one line;
+    a SIGTERM while it waits on the dead server ends it within 10 s."""
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def start_server(port: int) -> subprocess.Popen:
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/s.db",
+                                   "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port",
+                                   str(port), "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return server
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the tracking server did not start")
+
+    results = {}
+    for case in ("bounded", "sigterm"):
+        port = free_port()
+        server = start_server(port)
+        pause = tmp_path / f"pause-{case}"
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_EXPERIMENT_")}, "TQDM_DISABLE": "1",
+               "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", "CINV_STORE_RETRY_S": "8", "CINV_PAUSE_AFTER_STEP": "1",
+               "CINV_PAUSE_FILE": str(pause), "PYTHONWARNINGS": "ignore"}
+        student = subprocess.Popen([sys.executable, *STUDENT, "--system_metrics", "false"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        reached, deadline = Path(f"{pause}.reached"), time.time() + 300
+        while not reached.exists() and student.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert reached.exists(), student.communicate()[1][-3000:]
+        os.killpg(server.pid, signal.SIGKILL)  # the server is gone
+        server.wait()
+        pause.touch()  # training goes on, and its next write finds no server
+        lines, started = [], time.monotonic()
+        for line in student.stderr:  # a deterministic trigger: the first round's line
+            lines.append(line)
+            if "the MLflow store did not answer" in line:
+                break
+        if case == "sigterm":
+            student.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+        rest = student.communicate(timeout=300)[1]
+        results[case] = (student.returncode, time.monotonic() - started, "".join(lines) + rest)
+    code, took, err = results["bounded"]
+    assert code == 2 and took < 60, (code, took, err[-3000:])
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "retried for 8 s" in errors[0], err[-3000:]
+    rounds = [line for line in err.splitlines() if "did not answer" in line]
+    assert 1 <= len(rounds) <= 8 and "Retrying (Retry(" not in err  # one line per round, not urllib3's
+    code, took, err = results["sigterm"]
+    assert code == 143 and took < 10, (code, took, err[-3000:])

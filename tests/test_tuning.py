@@ -202,3 +202,11 @@ def test_a_worker_killed_mid_trial_leaves_a_failed_trial_and_the_last_worker_wri
     parent = next(r for r in mlflow.search_runs(output_format="list") if r.data.tags.get("cinv.stage") == "study")
     table = mlflow.load_table("trials.json", run_ids=[parent.info.run_id])  # the summary was written
     assert sorted(table["number"]) == [0, 1] and "RUNNING" not in set(table["state"])
+    # The killed worker's MLflow runs end too, each with its reason: none is left RUNNING.
+    runs = mlflow.search_runs(output_format="list")
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    trial = next(r for r in runs if r.info.run_name == "trial 0")
+    assert trial.info.status == "FAILED" and "is gone" in trial.data.tags["cinv.error"]
+    assert parent.info.run_id == study.user_attrs["cinv.mlflow_run_id"]  # the killed worker had created the study
+    killed = mlflow.get_run(parent.info.run_id)
+    assert killed.info.status == "KILLED" and "is gone" in killed.data.tags["cinv.error"]

@@ -18,6 +18,7 @@ import time
 import mlflow
 
 from cinv.tracking import schema
+from cinv.tracking.store import quick_store
 
 __all__ = ["HEARTBEAT_S", "STALE_S", "Lease", "first_writer", "owner", "owner_alive", "still_alive"]
 
@@ -160,8 +161,9 @@ class Lease:
             self._thread.join(timeout=5)
         _HELD.discard(self.run_id)
         client = mlflow.MlflowClient()
-        for key in (schema.LEASE_OWNER, schema.LEASE_HEARTBEAT):
-            try:
-                client.delete_tag(self.run_id, key)
-            except Exception as exc:  # already gone, or the store is down: a stale mark reads as not live
-                log.debug("removing %s from run %s failed: %s", key, self.run_id, exc)
+        with quick_store():  # one try each: a stale mark reads as not live, and a stopping process must not wait
+            for key in (schema.LEASE_OWNER, schema.LEASE_HEARTBEAT):
+                try:
+                    client.delete_tag(self.run_id, key)
+                except Exception as exc:  # already gone, or the store is down
+                    log.debug("removing %s from run %s failed: %s", key, self.run_id, exc)

@@ -24,7 +24,8 @@ from cinv.corruption.base import Distortion
 from cinv.encoders.base import Encoder
 from cinv.encoders.heads import Classifier
 from cinv.tracking import schema
-from cinv.tracking.runs import log_model_metrics, with_retries
+from cinv.tracking.runs import log_model_metrics
+from cinv.tracking.store import with_retries
 
 STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
 

@@ -3,9 +3,9 @@ retries on store faults that tell the user what failed. Tag keys come from ``sch
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import logging
 import os
 import uuid
 import warnings
@@ -25,81 +25,11 @@ from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
 
 from cinv.data.datasets import dataset_targets
 from cinv.errors import StoreError, one_line
-from cinv.secrets import redact, redact_url, redacted, unclean_userinfo
+from cinv.secrets import redact, redacted
 from cinv.tracking import schema
+from cinv.tracking.store import with_retries
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def configure() -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in the working directory.
-
-    MLflow's own "View run at <url>" lines are switched off: they would print a server URL with
-    its credentials; cinv prints the link itself, masked."""
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(DEFAULT_TRACKING_URI)
-    return mlflow.get_tracking_uri()
-
-
-STORE_PROBE_TIMEOUT_S = 10
-
-
-def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
-    """Fail fast, in one line, when the tracking store cannot be used at all; once, before a run starts.
-
-    MLflow would otherwise retry an unreachable server for minutes and a bad SQLite file or folder
-    with dozens of warnings. Checked: an SQLite store's file is an SQLite database and its folder
-    exists and is writable; then one request (no retries, ``timeout_s``) reaches the store, which
-    also rejects unsupported schemes and MLflow 3's refused ``file://`` stores. Faults that happen
-    mid-run are :func:`with_retries`' business."""
-    from sqlalchemy.engine import make_url
-
-    uri = mlflow.get_tracking_uri()
-    shown = redact_url(uri)
-    if problem := unclean_userinfo(uri):  # before any request: a parser would send part of the password as a host
-        raise StoreError(f"MLflow store {shown}: {problem}")
-    database = None  # an SQLite store: its probe (which creates and migrates its tables) is serialised
-    if uri.startswith("sqlite:"):
-        database = make_url(uri).database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            path = Path(database).expanduser()
-            if path.is_dir():
-                raise StoreError(f"MLflow store {shown}: {path} is a folder, not an SQLite database file")
-            if path.is_file():
-                with open(path, "rb") as fh:
-                    head = fh.read(16)
-                if head and head != b"SQLite format 3\x00":
-                    raise StoreError(f"MLflow store {shown}: {path} is not an SQLite database")
-                if not os.access(path, os.W_OK):
-                    raise StoreError(f"MLflow store {shown}: {path} is read-only")
-                tables = sqlite_tables(path)
-                if tables and "experiments" not in tables:
-                    raise StoreError(f"MLflow store {shown}: {path} is another application's SQLite database (tables: "
-                                     f"{', '.join(sorted(tables)[:5])}{', ...' if len(tables) > 5 else ''}); MLflow would "
-                                     "add its own tables to it: give a new file")
-                database = path
-            elif not path.parent.is_dir():
-                raise StoreError(f"MLflow store {shown}: folder {path.parent} does not exist")
-            elif not os.access(path.parent, os.W_OK):
-                raise StoreError(f"MLflow store {shown}: folder {path.parent} is read-only (the database cannot be created)")
-            else:
-                database = path
-    bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout_s))}
-    saved = {k: os.environ.get(k) for k in bounded}
-    os.environ.update(bounded)
-    try:
-        with creating(database):
-            mlflow.MlflowClient().search_experiments(max_results=1)
-    except Exception as exc:
-        raise StoreError(f"MLflow store {shown} cannot be used: {one_line(exc)}") from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
+log = logging.getLogger(__name__)
 
 def target_experiment(name: str | None) -> tuple[str | None, str | None]:
     """Where new runs go, as (name, None) or (None, id): ``experiment_name``, else
@@ -144,45 +74,6 @@ def use_experiment(name: str | None = None) -> None:
         raise StoreError(f"experiment {experiment.name!r} keeps its artifacts at {location}, which MLflow decodes as a URI: "
                          f"they would be written to {unquote(location)}; use a new experiment_name (created with an "
                          "encoded location) or a working directory without '%'")
-
-
-def sqlite_tables(path: Path) -> set[str]:
-    """The tables of an SQLite file, read without writing to it, except that a process killed in
-    the middle of a write (SIGKILL, a lost machine) leaves a hot journal, which only a writable
-    connection may roll back: SQLite's own recovery, which changes no table."""
-    import sqlite3
-
-    query = "select name from sqlite_master where type = 'table'"
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
-            return {row[0] for row in db.execute(query)}
-    except sqlite3.OperationalError as exc:
-        if "readonly" not in str(exc) or not Path(f"{path}-journal").exists():
-            raise
-    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
-        return {row[0] for row in db.execute(query)}
-
-
-@contextmanager
-def creating(path: Path | None):
-    """While the block opens the SQLite store ``path`` (None: not an SQLite file), other cinv
-    processes wait: MLflow creates and migrates its tables without a lock, and two commands
-    starting on a fresh store fail with "duplicate column name", "Online migration expected" or a
-    missing table, whichever instant the second one looks (half the tables may exist by then), so
-    every command takes the lock, not only the one that finds no table, and waits as long as a
-    migration takes. The lock is a hidden file beside the database (flock: released if the
-    process dies)."""
-    if path is None:
-        yield
-        return
-    import fcntl
-
-    with open(path.parent / f".{path.name}.create-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -301,45 +192,6 @@ def evaluation_tags(method: str, *, eval_corruption: str, train_corruption: str,
 def log_json(obj: Any, artifact_file: str) -> None:
     """A JSON artifact, with any secret in a URL masked."""
     with_retries(mlflow.log_dict, f"writing {artifact_file}")(redacted(obj), artifact_file)
-
-
-def _transient(exc: BaseException) -> bool:
-    """Worth retrying: the store or the disk, not a mistake in the request."""
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, MlflowException):
-        return exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "IO_ERROR")
-    return isinstance(exc, OSError) or type(exc).__name__ in ("OperationalError", "DatabaseError")
-
-
-def with_retries(fn, what: str, attempts: int = 4, wait_s: float = 0.5):
-    """``fn`` retried with exponential back-off on store or disk errors, then one clear error."""
-    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
-
-    retrying = retry(retry=retry_if_exception(_transient), stop=stop_after_attempt(attempts),
-                     wait=wait_exponential(multiplier=wait_s, max=8), reraise=True)(fn)
-
-    def call(*args, **kwargs):
-        try:
-            return retrying(*args, **kwargs)
-        except Exception as exc:
-            if not _transient(exc):
-                raise
-            if isinstance(exc, OSError) and exc.errno is not None:  # the disk under the artifacts, not the store
-                raise StoreError(f"{what} failed writing to {exc.filename or artifact_location()} ({attempts} attempts): "
-                                 f"{exc.strerror or one_line(exc)}") from None
-            raise StoreError(f"MLflow store {redact(mlflow.get_tracking_uri())} failed while {what} "
-                             f"({attempts} attempts): {one_line(exc)}") from None
-
-    return call
-
-
-def artifact_location() -> str:
-    """Where the active run's experiment keeps artifacts (its models too), for an error line."""
-    try:
-        return redact(mlflow.get_experiment(mlflow.active_run().info.experiment_id).artifact_location)
-    except Exception:
-        return "the artifact store"
 
 
 def log_epoch_metrics(epoch: int, metrics: dict[str, float]) -> None:

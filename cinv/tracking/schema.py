@@ -81,6 +81,7 @@ RESUME_CLAIM = "cinv.resume_claim."  # param prefix: cinv.resume_claim.<n> = the
 SUMMARY_BY = "cinv.summary_by."  # param prefix on a study's run: cinv.summary_by.<n trials> = the worker that summarised them
 TRIAL_OWNER = "cinv.owner"  # Optuna trial system attr: the worker (host:pid:start) running it
 TRIAL_HEARTBEAT = "cinv.heartbeat"  # Optuna trial system attr: that worker's last renewal (unix time)
+TRIAL_WORKER_RUN = "cinv.worker_run"  # Optuna trial system attr: the MLflow run of the worker running it
 
 
 def corruption_tags(spec: str, name: str, params: dict) -> dict[str, str]:

@@ -19,7 +19,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 
 from cinv.errors import one_line
 from cinv.tracking import schema
-from cinv.tracking.runs import with_retries
+from cinv.tracking.store import with_retries
 
 log = logging.getLogger(__name__)
 
