@@ -153,9 +153,13 @@ def run(command: str, argv: list[str] | None = None) -> int:
     return execute(command, argv)[0]
 
 
+SYSTEM_METRICS = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"  # MLflow's default for every run a process opens
+
+
 def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | None]:
     """The exit status and the id of the run (None when no run could be opened). SIGTERM stops
     the command like Ctrl-C (after the training step in progress and its checkpoint), exit 143."""
+    before = os.environ.get(SYSTEM_METRICS)
     try:
         with termination.installed():
             return _execute(command, argv)
@@ -164,7 +168,11 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
         return (143 if isinstance(exc, Terminated) else 130), None
     finally:
         distributed.shutdown()
-        end_loader_workers()  # before interpreter exit, which would wait on them (data.stream)
+        end_loader_workers()
+        if before is None:  # the caller's own setting again (a notebook runs more than one command)
+            os.environ.pop(SYSTEM_METRICS, None)
+        else:
+            os.environ[SYSTEM_METRICS] = before  # before interpreter exit, which would wait on them (data.stream)
 
 
 def build(command: str, params: dict[str, Any]):
@@ -208,6 +216,9 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         return _worker(command, params)
     configure()
     resume = params.get("resume_run_id")
+    # Every run the command opens (each child that trains or evaluates too) shows its own system metrics.
+    system_metrics = asked(params.get("system_metrics", declared(command, "system_metrics")))
+    os.environ[SYSTEM_METRICS] = str(system_metrics).lower()
     try:
         check_store()
         if resume:
@@ -217,8 +228,7 @@ def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
         else:
             with_retries(use_experiment, "starting a run")(params.get("experiment_name"))
             run_ = with_retries(mlflow.start_run, "starting a run")(run_name=run_name(command, params),
-                                                                    log_system_metrics=asked(params.get(
-                                                                        "system_metrics", declared(command, "system_metrics"))))
+                                                                    log_system_metrics=system_metrics)
     except (ResumeError, StoreError, ConfigError) as exc:  # nothing was started; a named run is left as it was
         print(f"cinv {command}: error: {exc}", file=sys.stderr)
         return 2, None
@@ -288,7 +298,7 @@ def run_stages(command: str, params: dict[str, Any], unknown: list[str], resume:
         against = mlflow.get_run(mlflow.active_run().info.run_id).data.tags.get(schema.PAPER_COMPARISON)
         if against:
             print("against the paper:\n" + "\n".join(f"  {line}" for line in against.splitlines()))
-        describe(command, shown, preset_line)
+        describe(command, result, shown, preset_line)
 
 
 def declared(command: str, key: str) -> Any:
@@ -315,12 +325,15 @@ def set_verbosity(level: int) -> None:
 
 EXPERIMENT_NOTE = """Runs of cinv (robust image representations by contrastive inversion).
 
-- Each command is one parent run named `command · method or experiment · corruption · seed`; its description holds its
-  results table, its children hold each training and each evaluated model.
+- Each command is one parent run named `command · experiment or method (where it has one) · corruption · seed(s)`, e.g.
+  `main · random_mask(fraction=0.9) · seed 0`; its description opens on the headline against the paper and holds its
+  results table; its children hold each training and each evaluated model.
 - Training runs log `train_loss` and `lr` per optimiser step and a validation metric per epoch; evaluation runs log
   `test_top1_mean` and `test_top1_se` over corruption draws, and `test_draws.json`, one row per draw.
-- `deviations.json` on a parent run lists every setting that differs from the paper's; the tag `cinv.preset` names the preset.
-- Registered encoders are under Models (`cinv-student`, `@champion`)."""
+- On a parent run, `paper_comparison` puts the published value beside each measured cell, and `deviations.json` lists
+  every setting that differs from the paper's and where the paper's text and its released code disagree.
+- Registered encoders are in the Model registry (`cinv-student`, alias `@champion`); the Models tab lists every logged
+  model."""
 
 
 def mark_experiment(experiment_id: str) -> None:
@@ -354,18 +367,31 @@ def run_name(command: str, values: dict) -> str:
     return " · ".join(str(part).strip("'") for part in (command, what, corruption, seed) if part not in (None, ""))
 
 
-def describe(command: str, table: str, preset_line: str | None) -> None:
-    """The run's description (shown on its page in the UI): its results table, and what the ± means.
-    The table is a code block: the UI renders Markdown tables with no cell padding, so that
-    neighbouring cells ran together ("62.40 ± 0.0096.40 ± 0.00")."""
+def describe(command: str, result, table: str, preset_line: str | None) -> None:
+    """The run's description (shown on its page in the UI): one headline line first (each row's
+    top-1), then its results table, what the ± means and the cells against the paper. The table
+    is a code block: the UI renders Markdown tables with no cell padding, so that neighbouring
+    cells ran together ("62.40 ± 0.0096.40 ± 0.00")."""
     tags = mlflow.get_run(mlflow.active_run().info.run_id).data.tags
     statistic, against = tags.get(schema.STATISTIC, ""), tags.get(schema.PAPER_COMPARISON, "")
-    lines = [f"**cinv {command}**", "", "```text", table, "```", ""]
+    lines = [f"**cinv {command}**: {headline}" if (headline := headline_of(result)) else f"**cinv {command}**", ""]
+    lines += ["```text", table, "```", ""]
     lines += [f"± : {statistic}", ""] if statistic else []
     lines += ["**Against the paper** (paper_comparison table):", "", *(f"- {line}" for line in against.splitlines()), ""] \
         if against else []
     lines += [preset_line] if preset_line else []
     mlflow.set_tag(schema.NOTE, "\n".join(lines)[:60_000])
+
+
+def headline_of(result) -> str:
+    """``model top-1; model top-1; ...`` for the first rows of a results table with a top-1 column."""
+    names = next((c for c in ("model", "method", "probe") if c in result.columns), None)
+    if names is None or "top1" not in result.columns:
+        return ""
+    where = [c for c in ("evaluated on", "corruption", "test set", "attack") if c in result.columns]
+    shown = [f"{row[names]}{f' ({row[where[0]]})' if where and len(set(result[where[0]])) > 1 else ''} {row['top1']}"
+             for _, row in result.head(6).iterrows()]
+    return "; ".join(shown) + (" ..." if len(result) > 6 else "")
 
 
 def ui_link(experiment_id: str, run_id: str) -> str:

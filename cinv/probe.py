@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import mlflow
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from cinv.config.options import ProbeOptions
 from cinv.context import Setup
@@ -25,7 +24,7 @@ from cinv.data.stream import BatchStream
 from cinv.encoders.base import FrozenEncoder, freeze
 from cinv.encoders.heads import Classifier
 from cinv.evaluation.robustness import classwise_pgd
-from cinv.runtime import FP32, Autocast, channels_last, derive_seed
+from cinv.runtime import FP32, Autocast, channels_last, derive_seed, progress
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.tracking.serving import LoadedEncoder
 from cinv.training.loop import Optim, fit, make_optimizer, step_factor
@@ -45,7 +44,7 @@ def extract_features(encoder: nn.Module, stream: BatchStream, draws: int, desc: 
     cache = FeatureCache([], [])
     for draw in range(draws):
         feats, labs = [], []
-        for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} {draw + 1}/{draws}", leave=False):
+        for views in progress(stream.epoch(draw), total=len(stream), desc=f"{desc} {draw + 1}/{draws}", leave=False):
             with precision.context("frozen"):
                 feats.append(encoder(views.corrupted).float())
             labs.append(views.labels)

@@ -244,3 +244,16 @@ def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: to
     if generator is None:
         return torch.randn(shape, device=device)
     return torch.randn(shape, generator=generator, device=generator.device).to(device)
+
+
+def progress(iterable, **options):
+    """A progress bar (tqdm) on a terminal or in a notebook; nothing elsewhere (a log file, CI, a
+    pipe), where each redraw would be one more line: a 4-minute main job wrote 1,344 of them. The
+    stages still say what they did in one log line each. ``$CINV_PROGRESS=1`` keeps the bars."""
+    import os
+    import sys
+
+    from tqdm.auto import tqdm
+
+    shown = sys.stderr.isatty() or "ipykernel" in sys.modules or os.environ.get("CINV_PROGRESS") == "1"
+    return tqdm(iterable, disable=True if not shown else None, **options)

@@ -1,5 +1,9 @@
 """Commands as users run them: fresh processes, a real MLflow store, the real registry."""
 
+import os
+import subprocess
+import sys
+
 import mlflow
 import pandas as pd
 import pytest
@@ -91,7 +95,14 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     # MLflow 3 logged models: evaluation metrics linked to the model, final training metrics, distinct names.
     evaluated = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id],
                                             filter_string="metrics.test_top1_mean > 0", output_format="list")
-    assert {m.name for m in evaluated} >= {"student_encoder", "probe_classifier", "baseline_encoder", "baseline_classifier"}
+    assert {m.name for m in evaluated} >= {"student_encoder", "student_probe", "teacher_probe", "teacher_probe_clean",
+                                           "baseline_encoder", "baseline_classifier"}
+    names = [m.name for m in mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")]
+    assert len(names) == len(set(names)), names  # unique within the job
+    probe = next(m for m in evaluated if m.name == "student_probe")
+    probe_loss = {m.key: m for m in probe.metrics}["probe_loss"]
+    final = client.get_metric_history(children["student (ours)"].info.run_id, "probe_loss")[-1]
+    assert probe_loss.value == pytest.approx(final.value) and probe_loss.step == final.step  # the final epoch's
     version = client.get_model_version("cinv-student", "1")
     model_id = version.source.removeprefix("models:/")  # the version's logged model
     student_model = mlflow.get_logged_model(model_id)
@@ -140,3 +151,14 @@ def test_stage_commands_chain_through_model_uris(store, tmp_path):
     assert eval_run.data.metrics["test_top1_mean"] == pytest.approx(probe_run.data.metrics["test_top1_mean"], abs=1e-6)
     baseline = run_cli([str(ROOT / "entrypoints/baseline.py"), *TINY, "--epochs", "1", "--eval_draws", "2"], cwd=tmp_path)
     assert baseline.returncode == 0, baseline.stderr[-3000:]
+
+
+def test_progress_bars_stay_off_a_log_file(store, tmp_path):
+    """Output that is not a terminal gets the stages' one-line logs, not a progress-bar redraw per batch."""
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    proc = subprocess.run([sys.executable, "-m", "cinv.cli", "student", "--limit_per_class", "8", "--image_size", "32",
+                           "--epochs", "2", "--batch_size", "8", "--system_metrics", "false"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr[-2000:]
+    assert len([line for line in proc.stderr.splitlines() if "student epoch" in line]) == 2  # one line per epoch

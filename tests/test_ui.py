@@ -108,7 +108,7 @@ def test_each_test_metric_is_in_a_runs_history_once_and_on_each_model_once_per_d
         for key in ("test_top1_mean", "test_top1_se", "test_draws"):
             assert len(client.get_metric_history(run.info.run_id, key)) == 1, (run.info.run_name, key)
     models = mlflow.search_logged_models(experiment_ids=[parent.info.experiment_id], output_format="list")
-    assert {m.name for m in models} >= {"student_encoder", "baseline_encoder", "baseline_classifier", "probe_classifier"}
+    assert {m.name for m in models} >= {"student_encoder", "baseline_encoder", "baseline_classifier", "student_probe"}
     for model in models:
         keys = [(m.key, m.dataset_name, m.dataset_digest) for m in model.metrics or [] if m.key.startswith("test_")]
         assert keys and len(keys) == len(set(keys)), (model.name, keys)

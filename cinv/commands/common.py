@@ -37,7 +37,7 @@ def load_encoder(name: str, weights: str | None, device: torch.device) -> Encode
 def log_samples(s: Setup, n: int = 8) -> None:
     """A grid of clean test images over their corruption (``samples.png``)."""
     views = next(iter(s.stream("test", batch_size=n, purpose="eval").epoch(0)))
-    log_image_grid(views.clean, views.corrupted, "samples.png")
+    log_image_grid(views.clean, views.corrupted, "samples.png", corruption=s.corruption.spec)
 
 
 def checkpointer(opts, enabled: bool = True) -> Checkpointer | None:

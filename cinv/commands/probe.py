@@ -52,7 +52,8 @@ def run(cfg: ProbeConfig) -> Evaluation:
         log_model_input(cfg.encoder)
     model = train_probe(s, encoder, cfg.probe)
     # Logged before its evaluation: MLflow then gives it the test metrics with their dataset.
-    info = log_classifier(s, model, s.corruption, name="probe_classifier", method="linear_probe", encoder=cfg.encoder)
+    info = log_classifier(s, model, s.corruption, name="probe_classifier", method="linear_probe", encoder=cfg.encoder,
+                          step=cfg.probe.epochs - 1)
     result = evaluate_model(s, model, cfg.eval)
     link([info], result, s)
     return result

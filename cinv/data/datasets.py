@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, Subset
 
 from cinv.errors import DatasetError
 from cinv.registry import Registry, parse_spec
+from cinv.runtime import progress
 
 EMBEDDED = "embedded"
 EMBEDDED_ARCHIVE = "cifar10_subset.tar.gz"
@@ -191,10 +192,9 @@ class FolderImages(Dataset):
 
     def drop_unreadable(self) -> list[Path]:
         """Decode every file once and forget those that fail (opt-in: this reads the whole folder)."""
-        from tqdm.auto import tqdm
 
         bad = []
-        for path, _ in tqdm(self.samples, desc=f"checking {self.root}", leave=False):
+        for path, _ in progress(self.samples, desc=f"checking {self.root}", leave=False):
             try:
                 decode_image(path, str(path))
             except DatasetError:

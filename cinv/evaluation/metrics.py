@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from cinv.data.stream import BatchStream
-from cinv.runtime import FP32, Autocast, channels_last
+from cinv.runtime import FP32, Autocast, channels_last, progress
 
 
 @dataclass
@@ -60,7 +59,7 @@ def evaluate(model: nn.Module, stream: BatchStream, draws: int, desc: str = "eva
     for draw in range(draws):
         n = top1 = top5 = 0
         scores, labels = [], []
-        for views in tqdm(stream.epoch(draw), total=len(stream), desc=f"{desc} draw {draw + 1}/{draws}", leave=False):
+        for views in progress(stream.epoch(draw), total=len(stream), desc=f"{desc} draw {draw + 1}/{draws}", leave=False):
             with precision.context("eval"):
                 logits = model(views.corrupted).float()
             k = min(5, logits.shape[1])

@@ -207,7 +207,7 @@ class Lab:
             self.logged.setdefault(name, held.logged[0])
         else:
             with child_run(run_name, parent=self.root, **tags):
-                log_datasets(self.s.splits, "train")
+                log_datasets(self.s.splits, "train", "val")  # val_loss is read from the validation split
                 log_params({"corruption": corruption.spec, "seed": self.seed, "label_fraction": fraction,
                             **{f"{name}_{k}": v for k, v in opts.model_dump().items()}})
                 model = method.train(here, opts, label_fraction=fraction, checkpointer=for_active_run(opts))
@@ -286,8 +286,14 @@ class Lab:
                 log_model_input(info.model_uri)
             probe = train_probe(here, held.model, opts)
             uri = held.logged[0].model_uri if held.logged else getattr(held.model, "name", "teacher")
-            logged = [log_classifier(here, probe, corruption, name="probe_classifier", method="linear_probe", encoder=uri)
-                      ] if opts.log_model else []
+            # Named by what it probes (student_probe, teacher_probe_clean, ...); logged at its last epoch,
+            # so the model carries its final probe_loss.
+            base = held.logged[0].name.removesuffix("_encoder") if held.logged else (
+                "teacher" if held.model is self.teacher else "backbone")
+            name = f"{base}_probe" + ("_clean" if corruption.name == "none" else "") + (
+                f"_{fraction:.0%}_labels".replace("%", "pct") if fraction < 1 else "")
+            logged = [log_classifier(here, probe, corruption, name=name, method="linear_probe", encoder=uri,
+                                     step=opts.epochs - 1)] if opts.log_model else []
             self._probes[key] = Trained(probe, logged, corruption.spec, fraction, held.logged[:1])
         return self._probes[key]
 

@@ -5,6 +5,8 @@ are the models, with the figure and the parent run's summary metrics."""
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from cinv.corruption import get as get_corruption
@@ -47,12 +49,12 @@ def comparison_plot(table: pd.DataFrame, corruption: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.8 * len(table) + 0.6))
+    fig, ax = plt.subplots(figsize=(7, 0.8 * len(table) + 1.2))
     ax.barh(table["model"], table["top1_mean"], xerr=table["top1_se"],
             color=["#999999", "#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"][: len(table)])
     for y, v in enumerate(table["top1_mean"]):
         ax.text(v + 0.5, y, f"{v:.1f}", va="center")
-    ax.set_xlabel(f"top-1 accuracy (%): {statistic_note(table)}", fontsize=8)
+    ax.set_xlabel("\n".join(textwrap.wrap(f"top-1 accuracy (%): {statistic_note(table)}", 95)), fontsize=8)  # whole
     ax.set_title(f"corruption: {corruption}")
     ax.invert_yaxis()
     ax.set_xlim(0, 100)

@@ -11,6 +11,7 @@ methods they compare by default.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import mlflow
 import pandas as pd
@@ -290,6 +291,6 @@ def lines(table: pd.DataFrame, x: str, xlabel: str, series: list[str] | None = N
 
 def _label(ax, table: pd.DataFrame, metric: str) -> None:
     ax.set_ylabel(f"{metric} (%)")
-    ax.set_title(statistic_note(table), fontsize=7)
+    ax.set_title("\n".join(textwrap.wrap(statistic_note(table), 90)), fontsize=7)
 
 

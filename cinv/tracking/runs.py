@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 import torch
 from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -183,10 +182,11 @@ def evaluation_tags(method: str, *, eval_corruption: str, train_corruption: str,
 
     ``condition``: anything the cell changes beyond the recipe (label shift, transfer target);
     ``recipe``: a hash of every other setting (data, budgets, optimiser, probe, evaluation)."""
+    optional = {schema.LOSS: loss, schema.CONDITION: condition}  # none rather than an empty chip in the UI
     return training_tags(method, teacher=teacher, dataset=dataset, train_corruption=train_corruption, seed=seed,
-                         recipe=recipe) | {schema.EVAL_CORRUPTION: eval_corruption, schema.LOSS: loss,
+                         recipe=recipe) | {schema.EVAL_CORRUPTION: eval_corruption,
                                            schema.LABEL_FRACTION: f"{float(label_fraction):g}",
-                                           schema.CONDITION: condition}
+                                           **{k: v for k, v in optional.items() if v}}
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
@@ -371,7 +371,7 @@ def log_table(table: pd.DataFrame, stem: str, run_id: str | None = None, listed:
     log_text = with_retries(client.log_text, f"writing {stem} tables")
     log_text(run_id, table.to_csv(index=False), f"{stem}.csv")
     log_text(run_id, table.to_markdown(index=False) + "\n", f"{stem}.md")
-    log_text(run_id, table.to_html(index=False), f"{stem}.html")
+    log_text(run_id, '<meta charset="utf-8">\n' + table.to_html(index=False), f"{stem}.html")  # "±", not "Â±"
 
 
 def log_figure(figure, artifact_file: str, run_id: str | None = None) -> None:
@@ -381,9 +381,24 @@ def log_figure(figure, artifact_file: str, run_id: str | None = None) -> None:
     plt.close(figure)
 
 
-def log_image_grid(clean: torch.Tensor, corrupted: torch.Tensor, artifact_file: str = "samples.png") -> None:
-    """Clean images on the top row, their corruption below (values clamped for display only)."""
-    from torchvision.utils import make_grid
+def log_image_grid(clean: torch.Tensor, corrupted: torch.Tensor, artifact_file: str = "samples.png",
+                   corruption: str = "") -> None:
+    """Clean images on the top row, their corruption below, each row labelled, at least 1.5 inches
+    an image whatever their pixel size (values clamped for display only)."""
+    import matplotlib
 
-    grid = make_grid(torch.cat([clean, corrupted]).clamp(0, 1).cpu(), nrow=len(clean), padding=2, pad_value=1.0)
-    with_retries(mlflow.log_image, f"writing {artifact_file}")((grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), artifact_file)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(clean)
+    figure, axes = plt.subplots(2, n, figsize=(1.6 * n + 1.2, 3.8), squeeze=False)
+    for row, (images, name) in enumerate([(clean, "clean"), (corrupted, corruption or "corrupted")]):
+        for i, ax in enumerate(axes[row]):
+            image = images[i].clamp(0, 1).float().cpu()
+            ax.imshow(image.permute(1, 2, 0).numpy() if image.shape[0] == 3 else image[0].numpy(), cmap="gray",
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row][0].set_ylabel(name, fontsize=9)
+    figure.tight_layout()
+    log_figure(figure, artifact_file)

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from cinv import distributed
 from cinv.data.stream import BatchStream, Views
 from cinv.errors import NonFiniteLossError
-from cinv.runtime import FP32, Autocast, channels_last, pause_point, termination
+from cinv.runtime import FP32, Autocast, channels_last, pause_point, progress, termination
 from cinv.training.checkpoint import Checkpointer, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ class Trainer:
                 self.current = self.stream.epoch(epoch, self.epoch_state if epoch == self.first_epoch else None)
                 if epoch != self.first_epoch or self.epoch_state is None:
                     self.running, self.batches = 0.0, 0
-                bar = tqdm(self.current, total=len(self.current), desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}",
+                bar = progress(self.current, total=len(self.current), desc=f"{self.desc} {epoch + 1}/{self.optim.epochs}",
                            leave=False)
                 for views in bar:
                     bar.set_postfix(loss=f"{self.step(views, epoch):.4f}")
