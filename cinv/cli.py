@@ -443,8 +443,22 @@ def main(command: str) -> None:
     sys.exit(run(command))
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml's, declared once)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("cinv")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
+
+
 def console() -> None:
-    """The ``cinv`` console script: ``cinv <command> --key value ...``."""
+    """The ``cinv`` console script: ``cinv <command> --key value ...``; ``cinv --version``."""
+    if sys.argv[1:2] in (["--version"], ["-V"]):
+        print(f"cinv {version()}")
+        sys.exit(0)
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         asked_for_help = len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help")
         width = max(map(len, COMMANDS))

@@ -52,7 +52,7 @@ def unclean_userinfo(url: str) -> str | None:
     such a URL is refused before any connection, never guessed at. The reason names no character
     of the secret, and :func:`redact_url` masks the URL whole around it."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep or "@" not in rest or rest.startswith("/"):  # no authority (sqlite:////tmp/a@b/x.db): nothing to parse
         return None
     match = _RAW_USERINFO.match(url)
     userinfo = match["userinfo"] if match else rest.rpartition("@")[0]
@@ -65,9 +65,11 @@ def unclean_userinfo(url: str) -> str | None:
 
 def redact_url(url: str) -> str:
     """``url`` with the password of its userinfo and every secret query value replaced by ``***``."""
-    if unclean_userinfo(url):  # no part of such a user-info is shown, whatever a parser makes of it
-        match = _RAW_USERINFO.match(url)
-        return f"{url.partition('://')[0]}://{MASK}@{match['rest'] if match else url.rpartition('@')[2]}"
+    if unclean_userinfo(url):  # no part of the password is shown, whatever a parser makes of it: the user name
+        match = _RAW_USERINFO.match(url)  # only when it stands clean before the first ':'
+        user, colon, _ = (match["userinfo"] if match else "").partition(":")
+        shown = f"{user}:{MASK}" if colon and user and _CLEAN_USERINFO.fullmatch(user) else MASK
+        return f"{url.partition('://')[0]}://{shown}@{match['rest'] if match else url.rpartition('@')[2]}"
     url = _mask_raw_userinfo(url)
     try:
         parts = urlsplit(url)

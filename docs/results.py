@@ -103,6 +103,11 @@ def words(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def local(text: str) -> str:
+    """A command as a reader runs it: this machine's data paths as the placeholders a user fills in."""
+    return re.sub(r"[^\s=()'\"]*mnist\.npz", "/path/to/mnist.npz", str(text))
+
+
 def code(text) -> str:
     return f"`{text}`"
 
@@ -155,7 +160,7 @@ def commit(d: dict) -> str:
 def provenance(d: dict, source: str, script: str | None = None, command: str | None = None,
                seconds: float | None = None, extra: Iterable[str] = ()) -> list[str]:
     """What every table states: the command, the commit, the machine, the wall time, the file."""
-    command = (command if command is not None else d.get("command") or "").strip()
+    command = local((command if command is not None else d.get("command") or "").strip())
     lines = [f"- Command: {code(command) if command else 'not recorded in the file'}"
              + (f", run by {code(script)}" if script and script != command else ""),
              f"- Measured at: {commit(d)}",
@@ -574,7 +579,7 @@ def render_rocl(d: dict) -> list[str]:
     extra += [f"one {ROCL_LABELS.get(e, e)} run: {num(min(v) / 60, 1)} to {num(max(v) / 60, 1)} min" for e, v in runs.items() if v]
     out = provenance(d, "rocl_demo.json", "python benchmarks/rocl_demo.py", seconds=d.get("wall_s"), extra=extra)
     out += ["Settings of both runs (the file's " + code("settings") + "):", ""]
-    out += table(["setting", "value"], [[code(k), code(v)] for k, v in d.get("settings", {}).items()], "ll")
+    out += table(["setting", "value"], [[code(k), code(local(v))] for k, v in d.get("settings", {}).items()], "ll")
     out += [se_meaning("seeds", len(seeds), [], "each seed's value one evaluation of that seed's encoder", field=False) + " Top-1 (%).", ""]
     out += table(["encoder", *[c for c, _ in columns]],
                  [[ROCL_LABELS.get(e, e), *[across_seeds(get(e)) for _, get in columns]] for e in encoders])

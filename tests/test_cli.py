@@ -162,3 +162,16 @@ def test_progress_bars_stay_off_a_log_file(store, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "\r" not in proc.stderr and "it/s" not in proc.stderr, proc.stderr[-2000:]
     assert len([line for line in proc.stderr.splitlines() if "student epoch" in line]) == 2  # one line per epoch
+
+
+def test_version_is_the_packages():
+    from importlib.metadata import version
+
+    proc = subprocess.run([sys.executable, "-c", "from cinv.cli import console; console()", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"cinv {version('cinv')}"
+    text = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{version("cinv")}"' in text and 'license = "Apache-2.0"' in text
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+    assert f"## [{version('cinv')}]" in (ROOT / "CHANGELOG.md").read_text()
+    assert f"version: {version('cinv')}" in (ROOT / "CITATION.cff").read_text()

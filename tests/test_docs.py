@@ -57,3 +57,70 @@ def test_the_readme_headline_table_is_generated_from_the_main_jobs_seeds(tmp_pat
     (results / "main_seeds.json").write_text(json.dumps(data))
     proc = results_py("--check", *where)
     assert proc.returncode == 1 and "README.md" in proc.stdout
+
+
+PLACEHOLDERS = ("<", "/path/to", "SERVER", "/data/", "=/data)", "$", "...")  # a user's own paths and hosts
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """Every `cinv ...` and `mlflow run ...` line in the README's and the documentation's code
+    blocks (continued lines joined, trailing comments dropped), but those with placeholders."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        fenced, pending = False, ""
+        for line in path.read_text().splitlines():
+            if line.lstrip().startswith("```"):
+                fenced, pending = not fenced, ""
+                continue
+            if not fenced:
+                continue
+            text = pending + line.strip()
+            if text.endswith("\\"):
+                pending = text[:-1] + " "
+                continue
+            pending = ""
+            if text.startswith(("cinv ", "mlflow run ")) and not any(p in text for p in PLACEHOLDERS):
+                found.append((f"{path.relative_to(ROOT)}", text))
+    return found
+
+
+def as_cinv(line: str) -> tuple[str, list[str]]:
+    """``mlflow run . -e x -P k=v`` or ``cinv x --k v`` as (command, argv)."""
+    import shlex
+
+    words = shlex.split(line, comments=True)
+    if words[0] == "cinv":
+        return words[1], words[2:]
+    command, argv, i = "main", [], 3
+    while i < len(words):
+        if words[i] == "-e":
+            command = words[i + 1]
+        elif words[i] == "-P":
+            key, _, value = words[i + 1].partition("=")
+            argv += [f"--{key}", value]
+        elif words[i] in ("--env-manager", "--experiment-name"):
+            pass
+        else:
+            i -= 1
+        i += 2
+    return command, argv
+
+
+def test_every_documented_command_line_runs_as_a_dry_run(tmp_path, monkeypatch, capsys):
+    from cinv import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'unused.db'}")
+    lines = documented_commands()
+    assert len(lines) >= 20
+    failed = []
+    for where, line in lines:
+        command, argv = as_cinv(line)
+        if "--dry_run" not in argv:
+            argv += ["--dry_run", "true"]
+        code = cli.run(command, argv)
+        err = capsys.readouterr().err
+        if code != 0:
+            failed.append(f"{where}: {line}\n    {err.strip().splitlines()[-1] if err.strip() else code}")
+    assert not failed, "\n".join(failed)
+    assert not list(tmp_path.iterdir())  # a dry run writes nothing

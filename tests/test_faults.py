@@ -282,7 +282,7 @@ FAULTS = [
           r"MLflow store http://user:\*\*\*@127.0.0.1:9 cannot be used: .*Connection refused",
           setup=store_at("http://user:SECRET@127.0.0.1:9"), no_store=True),
     Fault("password with a raw # in the tracking URI", "student", lambda t: STUDENT, 2,
-          r"MLflow store http://\*\*\*@127.0.0.1:9: its user-info is not user:password .*percent-encode the password",
+          r"MLflow store http://alice:\*\*\*@127.0.0.1:9: its user-info is not user:password .*percent-encode the password",
           setup=store_at("http://alice:pa#SECRET@127.0.0.1:9"), no_store=True),
     Fault("unreachable PostgreSQL store", "student", lambda t: STUDENT, 2,
           r"MLflow store postgresql\+psycopg://cinv:\*\*\*@127.0.0.1:9/mlflow cannot be used: .*(refused|failed)",

@@ -23,6 +23,11 @@ from cinv.secrets import redact, redact_url, redacted
      "postgresql://cinv:***@db:5432/optuna?sslmode=require"),
     ("https://tok/S3CRET@mlflow.example.org/x", "https://***@mlflow.example.org/x"),
     ("sqlite:////tmp/a@b/mlflow.db", "sqlite:////tmp/a@b/mlflow.db"),  # an "@" in a path, no userinfo
+    # quotes, spaces, '<', '>' and a bad '%' end a URL inside a message: masked whole, user kept when clean
+    ("http://alice:pa'ss@127.0.0.1:9", "http://alice:***@127.0.0.1:9"),
+    ("http://alice:p a<ss>@h:9/x", "http://alice:***@h:9/x"),
+    ("http://tok3n#AB@h", "http://***@h"),
+    ("postgresql://u:p%zz@h/db", "postgresql://u:***@h/db"),
 ])
 def test_urls_are_masked_and_otherwise_kept(url, shown):
     assert redact_url(url) == shown
