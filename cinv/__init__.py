@@ -2,14 +2,27 @@
 
 The package reads as the pipeline does, one folder per stage: ``corruption`` (A(x)) -> ``data``
 -> ``encoders`` -> ``losses`` -> ``methods`` (every method a peer behind one interface) ->
-``training`` -> ``probe`` -> ``evaluation`` -> ``tracking``; ``experiments`` runs the papers'
-grids, ``commands`` holds one thin module per command and ``cli`` turns them into entry points.
-``plugins`` loads registrations from other packages.
+``training`` -> ``probe`` -> ``evaluation``, with ``tracking`` (plain MLflow) beneath training and
+the run ``context`` and ``config`` beneath that; ``experiments`` runs the papers' grids,
+``tuning`` the Optuna studies, ``commands`` holds one thin module per command and ``cli`` turns
+them into entry points. Each package imports only the ones before it in that order
+(``tests/test_architecture.py`` keeps it). ``plugins`` loads registrations from other packages.
 """
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed package's version: pyproject.toml's, declared there once."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cinv")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed
+        return "unknown (not installed)"
+
+
+__version__ = _version()
 
 # The public API, imported on first use so that `import cinv` stays light (no torch, no MLflow).
 _API = {"load_encoder": "cinv.tracking.serving", "run_command": "cinv.cli", "CommandFailed": "cinv.errors"}

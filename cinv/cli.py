@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple, get_args, get_origin
 import mlflow
 from pydantic import TypeAdapter
 
+import cinv
 from cinv import distributed, plugins, settings
 from cinv.commands import COMMANDS
 from cinv.config.base import Strict, preset_keys, preset_values
@@ -65,7 +66,14 @@ def metavar(annotation: Any, key: str) -> str:
 
 
 def _shown(value: Any) -> Any:
-    return "(none)" if value is None else value
+    return "none" if value is None else value
+
+
+def _default(description: str, default: str) -> str:
+    """A help line: the description, then its default unless the description says it or there is none."""
+    if "default:" in description.lower() or default in ("default: none", "default: ", "default: ''"):
+        return description
+    return f"{description} ({default})"
 
 
 log = logging.getLogger(__name__)
@@ -107,9 +115,11 @@ def help_rows(command: str, cls: type[Strict]) -> list[HelpRow]:
     return rows
 
 
-def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
+def parser_for(command: str, cls: type[Strict], full: bool = False) -> argparse.ArgumentParser:
     """--help lists every parameter by group (the command's own, each option group, each method),
-    with its type and its default (per preset where the preset decides it)."""
+    with its type and its default (per preset where the preset decides it); the options of a
+    method the command does not run by default are folded into one line each (``full``:
+    listed too, what ``--help-all`` prints)."""
     parser = argparse.ArgumentParser(
         prog=f"cinv {command}",
         usage=f"cinv {command} [--key value ...] [--dry_run]",
@@ -121,11 +131,25 @@ def parser_for(command: str, cls: type[Strict]) -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
+    run = set(settings.build(cls, {}, check=False).method_names()) if issubclass(cls, Trains) and not full else None
+    folded: dict[str, list[str]] = {}
     for row in help_rows(command, cls):
+        method = row.group.split(" ")[1] if row.group.startswith("method ") else None
+        hidden = run is not None and method is not None and method not in run
+        if hidden:
+            folded.setdefault(method, []).append(row.key)
+            parser.add_argument(f"--{row.key}", help=argparse.SUPPRESS)
+            continue
         group = groups.get(row.group) or groups.setdefault(row.group, parser.add_argument_group(row.group))
-        group.add_argument(f"--{row.key}", metavar=row.metavar, help=f"{row.description} ({row.default})")
+        group.add_argument(f"--{row.key}", metavar=row.metavar, help=_default(row.description, row.default))
         if row.bare:  # the single method's options by their bare names too
             group.add_argument(f"--{row.bare}", help=argparse.SUPPRESS)
+    if folded:
+        group = parser.add_argument_group(
+            "methods this command does not run by default (add one to methods=...)",
+            "; ".join(f"{name}: {len(keys)} options, {name}_<option>" for name, keys in folded.items())
+            + f". cinv {command} --help-all lists them, as does docs/commands/{command}.md")
+        group.add_argument("--help-all", action="store_true", help="list every method's options and exit")
     parser.add_argument("--dry_run", metavar="BOOL", nargs="?", const="true",
                         help="resolve the configuration and print it and its deviations from the paper as JSON, then "
                         "exit: no run, no file, no store (--dry_run alone: true; default: false)")
@@ -194,6 +218,9 @@ def dry_run(command: str, params: dict[str, Any]) -> int:
 def _execute(command: str, argv: list[str] | None) -> tuple[int, str | None]:
     plugins.load()
     cls = COMMANDS[command].config
+    if "--help-all" in (sys.argv[2:] if argv is None else argv):
+        parser_for(command, cls, full=True).print_help()
+        return 0, None
     args, unknown = parser_for(command, cls).parse_known_args(argv)
     params = vars(args)
     set_verbosity(params.pop("verbose", 0) - params.pop("quiet", 0))
@@ -443,21 +470,10 @@ def main(command: str) -> None:
     sys.exit(run(command))
 
 
-def version() -> str:
-    """The installed package's version (pyproject.toml's, declared once)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("cinv")
-    except PackageNotFoundError:  # a checkout on sys.path, not installed
-        return "unknown (not installed)"
-
-
 def console() -> None:
     """The ``cinv`` console script: ``cinv <command> --key value ...``; ``cinv --version``."""
     if sys.argv[1:2] in (["--version"], ["-V"]):
-        print(f"cinv {version()}")
+        print(f"cinv {cinv.__version__}")
         sys.exit(0)
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         asked_for_help = len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help")

@@ -319,10 +319,12 @@ def describe(config: Strict) -> dict[str, Any]:
 
 
 def method_preset_defaults(name: str, option: str) -> dict[str, Any]:
-    """An option's value under each preset of its method (on the default dataset), for --help."""
+    """An option's value under each preset of its method (on the default dataset): the preset's,
+    or the option's own default where that preset leaves it, for --help."""
     method = METHODS.get(name)
-    return {preset: method.preset(preset, EMBEDDED_FACTS).get(option) for preset in ("cpu", "paper")
-            if option in method.preset(preset, EMBEDDED_FACTS)}
+    field = method.Options.model_fields[option]
+    default = None if field.is_required() else field.default
+    return {preset: method.preset(preset, EMBEDDED_FACTS).get(option, default) for preset in ("cpu", "paper")}
 
 
 def method_preset_keys(name: str) -> set[str]:

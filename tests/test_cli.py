@@ -36,10 +36,10 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     all_runs = runs()
     parent = next(r for r in all_runs if "mlflow.parentRunId" not in r.data.tags)
     children = {r.info.run_name.split(" · ")[0]: r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    cells = {"teacher probe trained on clean images", "teacher, original representations", "student (ours)",
-             "supervised baseline"}
-    assert set(children) == cells | {"student", "baseline"}  # one run per evaluated cell, one per training
-    assert children["student"].info.run_name == "student · random_mask(fraction=0.9) · seed 0"
+    cells = {"teacher clean probe test", "teacher test", "student test", "baseline test"}
+    assert set(children) == cells | {"student train", "baseline train"}  # one run per evaluated cell, one per training
+    assert children["student train"].info.run_name == "student train · random_mask(fraction=0.9) · seed 0"
+    assert len({name[:15] for name in children}) == len(children)  # they differ in what the runs table shows
     assert parent.info.run_name == "main · random_mask(fraction=0.9) · seed 0"
     assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children.values())
     assert "Student (contrastive inversion)" in parent.data.tags["mlflow.note.content"]  # the description holds the table
@@ -53,19 +53,19 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     assert "" not in {v.strip("'") for v in params.values()}  # no parameter shows as the literal ''
     config = mlflow.artifacts.load_dict(f"runs:/{parent.info.run_id}/config.json")
     assert config["corruption"] == "random_mask(fraction=0.9)" and config["options"]["student"]["epochs"] == 2
-    assert children["student"].data.params["corruption"] == "random_mask(fraction=0.9)"
-    for name in ("teacher, original representations", "student (ours)", "supervised baseline"):
+    assert children["student train"].data.params["corruption"] == "random_mask(fraction=0.9)"
+    for name in ("teacher test", "student test", "baseline test"):
         draws = mlflow.load_table("test_draws.json", run_ids=[children[name].info.run_id])
         assert list(draws["draw"]) == list(range(10)), name  # per-draw accuracies: a table, not a metric curve
         assert children[name].data.metrics["test_top1_mean"] == pytest.approx(draws["top1"].mean())
         assert draws["top1"].between(0, 100).all()
         assert not client.get_metric_history(children[name].info.run_id, "test_top1")
-    assert len(mlflow.load_table("test_draws.json", run_ids=[children["teacher probe trained on clean images"].info.run_id])) == 1
-    for name in ("teacher probe trained on clean images", "teacher, original representations", "student (ours)"):
+    assert len(mlflow.load_table("test_draws.json", run_ids=[children["teacher clean probe test"].info.run_id])) == 1
+    for name in ("teacher clean probe test", "teacher test", "student test"):
         probe_run = client.get_run(children[name].info.run_id)  # every probe's curve and size in its cell's run
         assert len(client.get_metric_history(probe_run.info.run_id, "probe_loss")) == 2
         assert probe_run.data.metrics["probe_train_images"] == 200
-    student_run = children["student"].info.run_id
+    student_run = children["student train"].info.run_id
     epochs = client.get_metric_history(student_run, "train_loss_epoch")
     steps = client.get_metric_history(student_run, "train_loss")  # per optimiser step, on the same axis
     assert len(epochs) == 2 and len(steps) == epochs[-1].step and [m.step for m in steps] == list(range(1, len(steps) + 1))
@@ -84,13 +84,13 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     compared = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{parent.info.run_id}/paper_comparison.csv"))
     student = compared[(compared["key"] == "student") & (compared["metric"] == "top1")].iloc[0]
     assert student["published"] == "82.96 ± 0.08" and student["source"].startswith("inversion: Table 1, Random Mask 90%, Ours")
-    assert student["difference"] == pytest.approx(children["student (ours)"].data.metrics["test_top1_mean"] - 82.96, abs=0.01)
+    assert student["difference"] == pytest.approx(children["student test"].data.metrics["test_top1_mean"] - 82.96, abs=0.01)
     assert {"dataset", "image_size", "teacher"} <= set(student["deviations"].split(", "))
     assert compared[compared["key"] == "teacher_clean_probe"]["published"].tolist() == ["not in the paper"]
     assert "paper 82.96 ± 0.08" in parent.data.tags["mlflow.note.content"] and "paper 82.96 ± 0.08" in proc.stdout
     listed = mlflow.artifacts.load_dict(f"runs:/{parent.info.run_id}/deviations.json")
     assert "student_teacher_batchnorm" in {c["setting"] for c in listed["paper_vs_code"]}
-    assert not client.list_artifacts(children["student"].info.run_id, "checkpoints")  # FINISHED: removed
+    assert not client.list_artifacts(children["student train"].info.run_id, "checkpoints")  # FINISHED: removed
 
     # MLflow 3 logged models: evaluation metrics linked to the model, final training metrics, distinct names.
     evaluated = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id],
@@ -101,29 +101,29 @@ def test_main_through_mlflow_run_records_everything(store, tmp_path):
     assert len(names) == len(set(names)), names  # unique within the job
     probe = next(m for m in evaluated if m.name == "student_probe")
     probe_loss = {m.key: m for m in probe.metrics}["probe_loss"]
-    final = client.get_metric_history(children["student (ours)"].info.run_id, "probe_loss")[-1]
+    final = client.get_metric_history(children["student test"].info.run_id, "probe_loss")[-1]
     assert probe_loss.value == pytest.approx(final.value) and probe_loss.step == final.step  # the final epoch's
     version = client.get_model_version("cinv-student", "1")
     model_id = version.source.removeprefix("models:/")  # the version's logged model
     student_model = mlflow.get_logged_model(model_id)
     metrics = {m.key: m for m in student_model.metrics}
-    assert metrics["test_top1_mean"].value == pytest.approx(children["student (ours)"].data.metrics["test_top1_mean"])
+    assert metrics["test_top1_mean"].value == pytest.approx(children["student test"].data.metrics["test_top1_mean"])
     assert metrics["test_top1_mean"].dataset_name == "embedded-test"
-    final = client.get_metric_history(children["student"].info.run_id, "train_loss_epoch")[-1]
+    final = client.get_metric_history(children["student train"].info.run_id, "train_loss_epoch")[-1]
     assert metrics["train_loss_epoch"].value == pytest.approx(final.value) and metrics["train_loss_epoch"].step == final.step
     assert "val_loss" in metrics  # the last epoch's training metrics go with the model
-    probe_inputs = client.get_run(children["student (ours)"].info.run_id).inputs.model_inputs
+    probe_inputs = client.get_run(children["student test"].info.run_id).inputs.model_inputs
     assert [m.model_id for m in probe_inputs] == [model_id]  # the probe records the encoder it used
 
     assert version.tags["method"] == "student"  # one name everywhere
     assert version.tags["corruption"] == "random_mask(fraction=0.9)"
-    assert version.run_id == children["student"].info.run_id
+    assert version.run_id == children["student train"].info.run_id
     assert "student" in version.description and "test top-1" in version.description
     aliases = {k: str(v) for k, v in client.get_registered_model("cinv-student").aliases.items()}
     assert aliases == {"champion": "1"}  # the Quickstart's next step works
     assert client.get_registered_model("cinv-student").description
     baseline = client.get_model_version("cinv-baseline", "1")
-    assert baseline.tags["method"] == "baseline" and baseline.run_id == children["baseline"].info.run_id
+    assert baseline.tags["method"] == "baseline" and baseline.run_id == children["baseline train"].info.run_id
     encoder = mlflow.pytorch.load_model("models:/cinv-student@champion")
     with torch.no_grad():
         assert encoder(torch.rand(3, 3, 32, 32)).shape == (3, 1280)
@@ -175,3 +175,19 @@ def test_version_is_the_packages():
     assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
     assert f"## [{version('cinv')}]" in (ROOT / "CHANGELOG.md").read_text()
     assert f"version: {version('cinv')}" in (ROOT / "CITATION.cff").read_text()
+
+
+def test_help_shows_each_default_once_and_folds_the_methods_a_command_does_not_run(capsys):
+    from cinv import cli
+
+    with pytest.raises(SystemExit):
+        cli.run("main", ["--help"])
+    short = capsys.readouterr().out
+    assert "(default: )" not in short and "(default: (none))" not in short and "(none)" not in short
+    assert "--student_lr" in short and "--rocl_lr" not in short and "--fcl_lam" not in short
+    assert "rocl: 23 options" in short.replace("\n  ", " ") and "--help-all" in short
+    assert cli.run("main", ["--help-all"]) == 0
+    full = capsys.readouterr().out
+    assert "--rocl_lr" in full and "--trades_beta" in full
+    warmup = " ".join(full.split("--rocl_warmup_multiplier")[1].split("--rocl_detach")[0].split())
+    assert "(default: preset cpu: none; preset paper: 15.0)" in warmup, warmup  # both presets, not one

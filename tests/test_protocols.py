@@ -422,7 +422,7 @@ def test_main_trains_every_model_once_per_seed_and_reports_across_seeds(store):
         row = table[table["model"] == model].iloc[0]
         assert row["top1_mean"] == pytest.approx(part["top1_mean"].mean())
         assert row["top1_se"] == pytest.approx(part["top1_mean"].std(ddof=1) / math.sqrt(2))
-    student = children[children["tags.mlflow.runName"] == "student (ours) · random_mask(fraction=0.9) · seed 1"]
+    student = children[children["tags.mlflow.runName"] == "student test · random_mask(fraction=0.9) · seed 1"]
     assert student["metrics.test_top1_mean"].item() == pytest.approx(
         per_seed[(per_seed["model"] == "Student (contrastive inversion)") & (per_seed["seed"] == 1)]["top1_mean"].item())
 

@@ -291,7 +291,7 @@ def test_ctrl_c_mid_epoch_keeps_the_partial_epoch_as_sigterm_does(store, tmp_pat
 
 @pytest.mark.slow
 def test_ctrl_c_in_main_marks_the_child_in_progress_killed_with_its_reason(store, tmp_path):
-    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, signal.SIGINT, 1, child="student ·", trainer="student")
+    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, signal.SIGINT, 1, child="student train ·", trainer="student")
     assert code == 130, stderr[-2000:]
     student = mlflow.get_run(student_id)
     assert student.info.status == "KILLED" and "SIGINT" in student.data.tags["cinv.error"]
@@ -314,7 +314,7 @@ def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_unint
     before = {r.info.run_id for r in mlflow.search_runs(search_all_experiments=True, output_format="list")}
 
     stop_after = random.Random().randint(1, 12)  # 2 epochs of 7 student steps, a checkpoint after each
-    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, sig, stop_after, child="student ·", exclude=before,
+    student_id, code, stderr = interrupt_at_checkpoint(MAIN, tmp_path, sig, stop_after, child="student train ·", exclude=before,
                                                    trainer="student")
     assert code == 143, stderr[-2000:]
     student = mlflow.get_run(student_id)
@@ -336,7 +336,7 @@ def test_main_stopped_by_sigterm_during_the_student_then_resumed_gives_the_unint
     got = per_seed_table(parent_id)
     pd.testing.assert_frame_equal(got, expected)  # exactly the uninterrupted run's numbers
     registered = {v.run_id for v in MlflowClient().search_model_versions("name = 'cinv-student'")}
-    assert ids["student · random_mask(fraction=0.9) · seed 0"] in registered  # the resumed run registered its student
+    assert ids["student train · random_mask(fraction=0.9) · seed 0"] in registered  # the resumed run registered its student
 
 
 def test_a_table_is_overwritten_never_read_so_two_writers_cannot_double_or_break_it(store):

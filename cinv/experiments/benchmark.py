@@ -17,7 +17,7 @@ from cinv.corruption import get as get_corruption
 from cinv.corruption.base import Distortion
 from cinv.encoders.heads import Classifier
 from cinv.evaluation.robustness import attack_subset, robust_accuracy
-from cinv.experiments.engine import Lab, Plot, Trained, recipe
+from cinv.experiments.engine import Lab, Plot, Trained, recipe, run_label
 from cinv.experiments.paper import grouped_bars
 from cinv.methods import METHODS, label
 from cinv.runtime import derive_seed
@@ -65,7 +65,7 @@ def benchmark(lab: Lab) -> Plot:
                 method.name if method else key, eval_corruption=spec, train_corruption=trained_on.spec,
                 teacher=lab.source(key), dataset=lab.s.splits.name, seed=lab.seed, recipe=lab.recipe(key),
                 loss=getattr(lab.options(method.name), "loss", "") if method else "")}
-            name = f"{label(key)} · {spec} · seed {lab.seed}"
+            name = f"{run_label(key)} test · {spec} · seed {lab.seed}"
             if done := child_named(name, finished=True, tags=tags, parent=lab.root):  # attacked before an interruption
                 accuracy = done.data.metrics["test_top1_mean"]
             else:

@@ -54,7 +54,7 @@ from cinv.tracking.runs import (
 from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.checkpoint import Checkpointer, for_active_run
 
-__all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "log_results", "hold_against_paper"]
+__all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "run_label", "log_results", "hold_against_paper"]
 
 Plot = Callable[[pd.DataFrame], object]  # a recipe's figure, drawn from its final (across-seed) table
 
@@ -188,7 +188,7 @@ class Lab:
         key, encoder_key = self._fingerprints(name, opts, corruption, fraction)
         if key in self._models:
             return self._models[key]
-        run_name = f"{name} · {corruption.spec} · seed {self.seed}"
+        run_name = f"{run_label(name)} train · {corruption.spec} · seed {self.seed}"
         tags = {schema.STAGE: name, "fingerprint": key, **training_tags(
             name, teacher=method.source(opts, self.cfg.teacher), dataset=self.s.splits.name,
             train_corruption=corruption.spec, seed=self.seed, recipe=self.recipe(name))}
@@ -326,7 +326,7 @@ class Lab:
                     key if not method else method.name, eval_corruption=evaluated_on.spec, train_corruption=trained_on.spec,
                     teacher=self.source(key), dataset=s.splits.name, seed=self.seed, recipe=self.recipe(key), loss=loss,
                     label_fraction=fraction, condition=condition)}
-        name = " · ".join([label(key), evaluated_on.spec, *(f"{k}={v}" for k, v in labels.items()),
+        name = " · ".join([f"{run_label(key)} test", evaluated_on.spec, *(f"{k}={v}" for k, v in labels.items()),
                            *([f"trained on {trained_on.spec}"] if trained_on.spec != evaluated_on.spec else []),
                            f"seed {self.seed}"])
         if done := child_named(name, finished=True, tags=tags, parent=self.root):  # evaluated before an interruption
@@ -349,6 +349,14 @@ class Lab:
                           "seed": self.seed, "draws": len(result.draws),
                           **{f"{m}_{stat}": getattr(result, stat)(m) for m in result.metrics for stat in ("mean", "se")}})
         return result
+
+
+def run_label(key: str) -> str:
+    """A run's first words, which the UI's runs table shows before it cuts the name (about 15
+    characters): the model, short (``student``, ``teacher clean probe``), then ``train`` or
+    ``test``; the corruption and the seed follow, and are tags and columns anyway."""
+    restorer, plus, key = key.rpartition(" + ")
+    return f"{restorer.split('(')[0]}{plus}{key.replace('_', ' ')}"
 
 
 def run(cfg, s: Setup, recipe: Recipe) -> tuple[pd.DataFrame, Plot, list[Lab]]:

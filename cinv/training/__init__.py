@@ -1,3 +1,3 @@
-"""Training: the run context (``context``), one optimisation loop for every method (``loop``: fit,
-optimisers, schedules), resumable checkpoints (``checkpoint``) and several processes
-(``distributed``: torchrun, DDP, gathered negatives)."""
+"""Training: the run context built from a command's config (``context``), one optimisation loop
+for every method (``loop``: fit, optimisers, schedules) and resumable checkpoints
+(``checkpoint``). Several processes (torchrun, DDP, gathered negatives) are ``cinv.distributed``."""
