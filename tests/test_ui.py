@@ -130,6 +130,17 @@ def test_a_cell_lists_the_logged_models_it_used_from_other_runs_as_model_inputs(
         assert all(produced[o] == run.info.run_id for o in outputs)
 
 
+def test_an_evaluation_run_opens_after_the_training_it_evaluates_has_ended(main_run):
+    """A cell's duration is its probe and its evaluation, not the training that came before."""
+    client, parent, children = main_run
+    trained = {r.data.tags[schema.METHOD]: r for r in children if r.data.tags.get(schema.STAGE) in ("student", "baseline")}
+    cells = [r for r in children if r.data.tags.get(schema.STAGE) == "evaluation" and r.data.tags[schema.METHOD] in trained]
+    assert len(cells) == 2
+    for run in cells:
+        training = trained[run.data.tags[schema.METHOD]]
+        assert run.info.start_time >= training.info.end_time, run.info.run_name
+
+
 def test_a_run_page_shows_only_the_registered_versions_that_run_produced(main_run):
     client, parent, children = main_run
     for run in [parent, *children]:

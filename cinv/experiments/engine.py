@@ -14,6 +14,7 @@ cells. Every evaluation is tagged with its recipe key and seed (``tracking.schem
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class Lab:
         self.logged: dict[str, ModelInfo] = {}  # each method's logged encoder (what main registers)
         self._models: dict[str, Trained] = {}
         self._probes: dict[tuple, Trained] = {}
+        self._open_cell: Callable[[], None] | None = None  # opens the pending cell's run (see ``cell``)
 
     @property
     def seed(self) -> int:
@@ -279,6 +281,8 @@ class Lab:
         fraction = self.cfg.probe.label_fraction if label_fraction is None else label_fraction
         key = (id(held.model), corruption.spec, fraction, id(s.splits))
         if key not in self._probes:
+            if self._open_cell is not None:  # the probe is the cell's own work: its run starts here
+                self._open_cell()
             opts = updated(self.cfg.probe, label_fraction=fraction)
             here = dataclasses.replace(s, corruption=corruption)
             log_datasets(s.splits, "train")
@@ -310,8 +314,8 @@ class Lab:
              trained_on: Distortion, setup: Setup | None = None, **labels) -> Evaluation:
         """Evaluate one model on one corruption in its own child run (on ``setup``'s test split,
         default the experiment's); record a table row. ``key``: a method's name or a cell variant
-        (``methods.CELL_LABELS``); ``model``: builds the model (training and probing as needed,
-        inside this cell's run); ``trained_on``: the corruption the model (and its probe) saw in
+        (``methods.CELL_LABELS``); ``model``: builds the model (training in the models' own runs,
+        then probing in this cell's run, which opens when the probe starts); ``trained_on``: the corruption the model (and its probe) saw in
         training; ``labels``: the cell's other fields (label_fraction, loss, target, severity, ...).
         The evaluation is linked to the logged models it measured when it is on what they trained on."""
         s = setup or self.s
@@ -332,11 +336,10 @@ class Lab:
         if done := child_named(name, finished=True, tags=tags, parent=self.root):  # evaluated before an interruption
             result = evaluation_of(done.info.run_id)
         else:
-            with child_run(name, parent=self.root, **tags):
-                log_datasets(s.splits, "test")
-                log_params({"corruption": evaluated_on.spec, "method": key, "seed": self.seed, "label_fraction": fraction,
-                            **labels})
+            with self._cell_run(name, tags, s, {"corruption": evaluated_on.spec, "method": key, "seed": self.seed,
+                                                 "label_fraction": fraction, **labels}) as open_now:
                 built = model()
+                open_now()
                 held = built if isinstance(built, Trained) else Trained(built)
                 for info in held.logged:  # models from another run are this cell's inputs (its own are outputs)
                     if info.run_id != mlflow.active_run().info.run_id:
@@ -349,6 +352,29 @@ class Lab:
                           "seed": self.seed, "draws": len(result.draws),
                           **{f"{m}_{stat}": getattr(result, stat)(m) for m in result.metrics for stat in ("mean", "se")}})
         return result
+
+
+    @contextlib.contextmanager
+    def _cell_run(self, name: str, tags: dict, s: Setup, params: dict):
+        """A cell's run, opened when its own work starts: the first probe fitted for it, or its
+        evaluation, whichever comes first. The models it evaluates train before, in their own runs,
+        so the cell's duration is its probe and its evaluation, not the training it measures."""
+        stack = contextlib.ExitStack()
+
+        def open_now() -> None:
+            if self._open_cell is None:
+                return
+            self._open_cell = None
+            stack.enter_context(child_run(name, parent=self.root, **tags))
+            log_datasets(s.splits, "test")
+            log_params(params)
+
+        self._open_cell = open_now
+        try:
+            with stack:  # an error once the run is open ends it FAILED, with the error
+                yield open_now
+        finally:
+            self._open_cell = None
 
 
 def run_label(key: str) -> str:
