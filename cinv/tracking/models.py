@@ -25,6 +25,7 @@ from cinv.encoders.base import Encoder
 from cinv.encoders.heads import Classifier
 from cinv.tracking import schema
 from cinv.tracking.runs import log_model_metrics
+from cinv.tracking.serving import quiet_pt2
 from cinv.tracking.store import with_retries
 
 STUDENT_MODEL, BASELINE_MODEL = "cinv-student", "cinv-baseline"  # registered model names, one per use
@@ -49,17 +50,18 @@ def log_model(model: nn.Module, name: str, *, examples: torch.Tensor, metadata: 
     try:
         with torch.no_grad():
             output = model.to("cpu")(example)
-        info = with_retries(mlflow.pytorch.log_model, f"logging model {name}")(
-            model,
-            name=name,
-            serialization_format="pt2",
-            input_example=example.numpy(),
-            signature=infer_signature(example.numpy(), output.numpy()),
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"cinv": {**metadata, "image_size": int(example.shape[-1]), "channels": int(example.shape[1])}},
-            tags=tags,
-            **({"step": step} if step is not None else {}),
-        )
+        with quiet_pt2():
+            info = with_retries(mlflow.pytorch.log_model, f"logging model {name}")(
+                model,
+                name=name,
+                serialization_format="pt2",
+                input_example=example.numpy(),
+                signature=infer_signature(example.numpy(), output.numpy()),
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                metadata={"cinv": {**metadata, "image_size": int(example.shape[-1]), "channels": int(example.shape[1])}},
+                tags=tags,
+                **({"step": step} if step is not None else {}),
+            )
     finally:
         model.to(device).train(was_training)
     slim_examples(info.model_id, example)

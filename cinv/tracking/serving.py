@@ -26,6 +26,19 @@ from cinv.secrets import redact
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+@contextmanager
+def quiet_pt2():
+    """Loading or saving a pt2 archive without torch's "No complete tensor found in the group!"
+    warning: torch gives it for weights that share one storage (tied or sliced parameters) and
+    warns that it "may cause issues when your weights are not on CPU"; cinv's are always on the
+    CPU when exported (``models.log_model`` moves a copy) and when loaded (``map_location="cpu"``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No complete tensor found in the group", category=UserWarning)
+        yield
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """What the model saw at evaluation time: images in [0, 1], ``size`` x ``size`` pixels.
@@ -127,7 +140,7 @@ def load_encoder(model_uri: str, device: str | torch.device = "cpu", *, allow_pi
         metadata = (info.metadata or {}).get("cinv")
         if not metadata or "image_size" not in metadata:
             raise ModelLoadError(f"{model_uri} is not a cinv model (no cinv metadata)")
-        with _pickle_allowed(allow_pickle):
+        with _pickle_allowed(allow_pickle), quiet_pt2():
             module = mlflow.pytorch.load_model(model_uri, map_location="cpu")
     except ModelLoadError:
         raise
