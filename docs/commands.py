@@ -40,18 +40,19 @@ def command_page(name: str) -> str:
     command = COMMANDS[name]
     cls = command.config
     lines = [f"# `{name}`", "", inspect.cleandoc(cls.__doc__ or ""), "",
-             f"Run it as `mlflow run . -e {name} -P key=value ...` or `cinv {name} --key value ...`; "
+             f"Run it as `mlflow run . --env-manager local -e {name} -P key=value ...` or `cinv {name} --key value ...`; "
              f"`cinv {name} --help` prints the same list, `--dry_run` the resolved configuration."]
     if issubclass(cls, Trains) and cls.PAPER:
         lines += ["", f"What the presets change from the paper's recipe: [protocols](../protocols.md#{name})."]
-    group = None
+    groups: dict[str, list] = {}  # one section per group, in the order the groups first appear
     for row in help_rows(name, cls):
-        if row.group != group:
-            group = row.group
-            lines += ["", f"## {group}", "", "| parameter | type | default | description |", "|:--|:--|:--|:--|"]
-        default = row.default.removeprefix("default: ")
-        key = f"`{row.key}`" + (f" (or `{row.bare}`)" if row.bare else "")
-        lines.append(f"| {key} | {cell(row.metavar)} | {cell(default)} | {cell(row.description)} |")
+        groups.setdefault(row.group, []).append(row)
+    for group, rows in groups.items():
+        lines += ["", f"## {group}", "", "| parameter | type | default | description |", "|:--|:--|:--|:--|"]
+        for row in rows:
+            default = row.default.removeprefix("default: ")
+            key = f"`{row.key}`" + (f" (or `{row.bare}`)" if row.bare else "")
+            lines.append(f"| {key} | {cell(row.metavar)} | {cell(default)} | {cell(row.description)} |")
     return HEADER + "\n".join(lines) + "\n"
 
 

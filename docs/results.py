@@ -769,7 +769,7 @@ def page_fcl(results: Path) -> str:
     out = ["# FCL against XE on synthetic MNIST", "",
            "Feature contrastive learning (FCL) against plain cross-entropy (XE), paired by seed, on the balanced test set "
            "(BAL), its uniform and non-uniform pixel-noise versions (BAL+UN, BAL+NUN) and the rare classes.", "",
-           "Against the paper: not in the paper. The text of seed 002 that cinv holds lost the cells of its Table 1 "
+           "Against the paper: not in the paper. The text of the FCL paper that cinv holds lost the cells of its Table 1 "
            "(only the caption is left), so no published FCL value is stored (`cinv.evaluation.published`); the claim "
            "checked here is the paper's sentence (section 4.1): FCL improves BAL+UN and BAL+NUN \"while maintaining "
            "sensitivity\".", "",
@@ -949,7 +949,7 @@ def render_system_metrics(d: dict) -> list[str]:
 
 def page_speed(results: Path) -> str:
     """speed.md: throughput.json, memory.json, tune_pruning.json and system_metrics.json."""
-    out = ["# Speed and memory", "",
+    out = ["# Speed and memory: the measured tables", "",
            "cinv's library paths against the reference protocol on the same data, model and machine; peak memory; "
            "and what pruning saves a hyper-parameter search.", ""]
     for title, name, script, render in (

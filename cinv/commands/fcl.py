@@ -1,4 +1,4 @@
-"""``fcl``: feature contrastive learning (seed 002) or one of its baselines on synthetic MNIST or the
+"""``fcl``: feature contrastive learning (FCL, Kim et al. 2021) or one of its baselines on synthetic MNIST or the
 embedded CIFAR-10, scored on the balanced test set and its UN / NUN pixel-noise versions."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ FCL_PAPER = {
 
 
 class FCLConfig(Comparison):
-    """Feature contrastive learning (seed 002) or one of its baselines, once per seed, on synthetic MNIST.
+    """Feature contrastive learning (FCL, Kim et al. 2021) or one of its baselines, once per seed, on synthetic MNIST.
 
     Or on the embedded CIFAR-10; evaluated on the balanced test set and its uniform (UN) and
     non-uniform (NUN) pixel-noise versions."""

@@ -1,4 +1,4 @@
-"""``rocl``: RoCL (seed 003), then its evaluation: linear evaluation (LE), robust linear evaluation
+"""``rocl``: RoCL (Kim et al., NeurIPS 2020), then its evaluation: linear evaluation (LE), robust linear evaluation
 (r-LE), white-box PGD at several budgets on a seeded, class-balanced sample of the test split, and
 transformation-smoothed inference."""
 
@@ -52,7 +52,7 @@ RELEASED_LINEAR_EVALUATION = {
 
 
 class RoCLConfig(Trains):
-    """RoCL (seed 003): adversarial self-supervised contrastive learning, then linear evaluation (LE),
+    """RoCL (Kim et al., NeurIPS 2020): adversarial self-supervised contrastive learning, then linear evaluation (LE),
     robust linear evaluation (r-LE), white-box PGD at several budgets and transformation-smoothed inference."""
 
     METHOD: ClassVar[str] = "rocl"

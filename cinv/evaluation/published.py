@@ -62,10 +62,9 @@ class Published:
 
 
 PAPERS = MappingProxyType({
-    "inversion": "Ravula et al., Inverse Problems Leveraging Pre-trained Contrastive Representations, NeurIPS 2021 "
-                 "(seed 000)",
-    "rocl": "Kim et al., Adversarial Self-Supervised Contrastive Learning (RoCL), NeurIPS 2020 (seed 003)",
-    "fcl": "Balancing Robustness and Sensitivity using Feature Contrastive Learning (FCL) (seed 002)",
+    "inversion": "Ravula et al., Inverse Problems Leveraging Pre-trained Contrastive Representations, NeurIPS 2021",
+    "rocl": "Kim et al., Adversarial Self-Supervised Contrastive Learning (RoCL), NeurIPS 2020",
+    "fcl": "Balancing Robustness and Sensitivity using Feature Contrastive Learning (FCL), Kim et al. 2021",
 })
 INV, ROCL, FCL = "inversion", "rocl", "fcl"
 
