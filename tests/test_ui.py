@@ -211,3 +211,12 @@ def test_with_pickle_refused_a_cinv_model_still_serves_and_a_pickled_one_runs_no
 def test_system_metrics_are_on_by_default(student_run):
     client, run = student_run
     assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
+
+
+def test_every_run_of_a_few_seconds_shows_its_own_system_metrics(main_run):
+    """MLflow samples every 10 s by default; cinv every 2 s, so a short evaluation run has its own."""
+    client, parent, children = main_run
+    timed = [r for r in [parent, *children] if r.info.end_time - r.info.start_time >= 3000]
+    assert timed
+    for run in timed:
+        assert any(k.startswith("system/") for k in run.data.metrics), (run.info.run_name, sorted(run.data.metrics))
