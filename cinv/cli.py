@@ -162,7 +162,7 @@ def run_command(command: str, **params) -> str:
     """Python API: run a command exactly as its entry point would; returns the MLflow run id.
 
     ``cinv.run_command("main", limit_per_class=20, student_epochs=1)``; raises
-    :class:`CommandFailed` (with the FAILED run's id) when the command fails.
+    [CommandFailed][] (with the FAILED run's id) when the command fails.
     """
     argv = [f"--{key}={value}" for key, value in params.items()]
     code, run_id = execute(command, argv)

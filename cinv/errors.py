@@ -47,7 +47,7 @@ class Terminated(KeyboardInterrupt):
 
 
 class CommandFailed(CinvError):
-    """A command run through :func:`cinv.run_command` failed; ``run_id`` is its FAILED run."""
+    """A command run through [cinv.run_command][cinv.cli.run_command] failed; ``run_id`` is its FAILED run."""
 
     def __init__(self, message: str, run_id: str | None):
         super().__init__(message)

@@ -5,7 +5,7 @@ A package declares, in its ``pyproject.toml``::
     [project.entry-points."cinv.plugins"]
     my_fog = "my_pkg.fog"      # a module whose import registers into cinv's registries
 
-:func:`load` imports every module of the group once (the CLI calls it at start-up, before any
+[load][] imports every module of the group once (the CLI calls it at start-up, before any
 name is validated); the names it registers are then usable wherever cinv takes a corruption,
 loss, encoder or method name, e.g. ``-P corruption="my_fog(level=3)"`` or ``-P methods=student,my_method``.
 """

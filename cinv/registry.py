@@ -216,7 +216,7 @@ def _parse_bare(spec: str, text: str) -> tuple[str, dict[str, Any]]:
 
 
 def format_spec(name: str, params: dict[str, Any]) -> str:
-    """Inverse of :func:`parse_spec`, for logging a canonical form."""
+    """Inverse of [parse_spec][], for logging a canonical form."""
     if not params:
         return name
     inner = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in params.items())

@@ -17,8 +17,8 @@ from cinv.errors import Terminated
 
 
 class _Termination:
-    """SIGTERM and Ctrl-C (SIGINT), turned into :class:`~cinv.errors.Terminated` and
-    ``KeyboardInterrupt``: at once, or, inside :meth:`deferred` (training: a step and its
+    """SIGTERM and Ctrl-C (SIGINT), turned into [Terminated][cinv.errors.Terminated] and
+    ``KeyboardInterrupt``: at once, or, inside [deferred][] (training: a step and its
     checkpoint), once the caller has saved where it stands. A second signal does not wait."""
 
     def __init__(self):
@@ -118,7 +118,7 @@ Role = Literal["train", "frozen", "eval"]
 
 @dataclass(frozen=True)
 class Autocast:
-    """A command's precision, decided once by :func:`resolve_precision` and handed to every loop.
+    """A command's precision, decided once by [resolve_precision][] and handed to every loop.
 
     One autocast dtype per role (None: float32): ``train`` for the loops that update weights,
     ``frozen`` for frozen encoders feeding training (teacher targets, probe features), ``eval``
@@ -148,7 +148,7 @@ def resolve_precision(device: torch.device, precision: Precision = "auto") -> Au
     native bf16, only for frozen encoders feeding training: about 3x faster, and top-1 holds
     (benchmarks/throughput.py); CPU training and evaluation stay fp32, so a logged (fp32) model
     re-evaluated later gives the run's own numbers. ``fp32``: no autocast anywhere, and no TF32
-    either, once a run applies the decision (:func:`use_precision`). No side effect: a dry run
+    either, once a run applies the decision ([use_precision][]). No side effect: a dry run
     decides it too."""
     if precision == "fp32" or not native_bf16(device):
         return Autocast(device.type)
@@ -159,7 +159,7 @@ def resolve_precision(device: torch.device, precision: Precision = "auto") -> Au
 
 
 def use_precision(device: torch.device, precision: Precision = "auto") -> Autocast:
-    """What a run calls once: the decision of :func:`resolve_precision`, applied (``fp32``: TF32 off)."""
+    """What a run calls once: the decision of [resolve_precision][], applied (``fp32``: TF32 off)."""
     if precision == "fp32":
         full_fp32()
     return resolve_precision(device, precision)
@@ -176,7 +176,7 @@ def full_fp32() -> None:
 
 
 def tf32_allowed() -> bool:
-    """Whether float32 matmuls or cuDNN convolutions may run in TF32 (what :func:`full_fp32` turns off)."""
+    """Whether float32 matmuls or cuDNN convolutions may run in TF32 (what [full_fp32][] turns off)."""
     return bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
 
 
@@ -240,7 +240,7 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: t
 
 
 def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
-    """N(0, 1) as :func:`uniform` draws U[0, 1)."""
+    """N(0, 1) as [uniform][] draws U[0, 1)."""
     if generator is None:
         return torch.randn(shape, device=device)
     return torch.randn(shape, generator=generator, device=generator.device).to(device)

@@ -2,7 +2,7 @@
 
 Storage and tracking URLs may carry credentials (``postgresql://user:pw@host/db``,
 ``...?password=pw``, ``https://user:token@server``). Params, ``config.json``, tags, error
-messages and console lines go through :func:`redact`, which replaces each secret with ``***``
+messages and console lines go through [redact][], which replaces each secret with ``***``
 and leaves the rest of the URL readable. Resumed runs compare redacted configs.
 """
 
@@ -50,7 +50,7 @@ _CLEAN_USERINFO = re.compile(r"(?:[A-Za-z0-9\-._~!$&()*+,;=:]|%[0-9A-Fa-f]{2})*"
 def unclean_userinfo(url: str) -> str | None:
     """Why ``url``'s user-info cannot be taken as ``user:password`` (None when it can, or has none):
     such a URL is refused before any connection, never guessed at. The reason names no character
-    of the secret, and :func:`redact_url` masks the URL whole around it."""
+    of the secret, and [redact_url][] masks the URL whole around it."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest or rest.startswith("/"):  # no authority (sqlite:////tmp/a@b/x.db): nothing to parse
         return None

@@ -1,19 +1,19 @@
 """What a command's configuration resolves to, derived from the one place each setting is declared.
 
-A command that compares methods (:class:`cinv.config.options.Trains`: main, experiment,
+A command that compares methods ([cinv.config.options.Trains][]: main, experiment,
 benchmark, tune) takes every registered method's options, plug-ins included, as
 ``<method>_<option>``; a single-method command (student, baseline, rocl, fcl) takes its own
-method's, also by their bare names (:func:`runnable_methods`). :func:`build` validates the command's own parameters, finds the methods the run
+method's, also by their bare names ([runnable_methods][]). [build][] validates the command's own parameters, finds the methods the run
 uses, rejects an option for any other method, and resolves each used method's options from its
 presets (``Method.preset``) and what was given. It records the resolved image size and weights in
 the config itself, so what a run logs is what it did.
 
 From a resolved config:
-- :func:`settings`: every setting as a run resolves it (image size in pixels, weights by tag,
+- [settings][]: every setting as a run resolves it (image size in pixels, weights by tag,
   precision per role), without the seed and runtime knobs;
-- :func:`paper_recipe`: the paper's recipe for the same selection (its presets, its data, its
-  precision, each method's ``Method.paper``), and :func:`deviations`, the settings that differ;
-- :func:`recipe_key` (what the report averages over seeds) and :func:`fingerprint` (what a trained
+- [paper_recipe][]: the paper's recipe for the same selection (its presets, its data, its
+  precision, each method's ``Method.paper``), and [deviations][], the settings that differ;
+- [recipe_key][] (what the report averages over seeds) and [fingerprint][] (what a trained
   model is reused by): hashes of the resolved settings, precision included.
 """
 
@@ -178,7 +178,7 @@ def precision_of(config: Strict) -> str:
 
 def settings(config: Strict, *, selection: bool = True) -> dict[str, Any]:
     """Every setting of a resolved config by flat key: no runtime knob, no seed; precision as it
-    resolves on the device; the dataset as its kind (see :func:`describe` for the full spec).
+    resolves on the device; the dataset as its kind (see [describe][] for the full spec).
     ``selection=False`` leaves out what the command selects (its corruptions, methods, experiment);
     a method's own variant (``fcl_method``, ``rocl_adversarial``) changes what it trains and stays."""
     fields = _kinds(config)

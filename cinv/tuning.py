@@ -263,7 +263,7 @@ OWNER_ATTR, HEARTBEAT_ATTR, WORKER_RUN_ATTR = schema.TRIAL_OWNER, schema.TRIAL_H
 class TrialOwnership:
     """The worker running a trial, recorded on it (host:pid:start) and renewed every
     ``HEARTBEAT_S`` while it runs, so that another worker can tell a killed worker's trial from a
-    live one (:func:`fail_dead_trials`). Optuna's own heartbeats cover RDB storages only:
+    live one ([fail_dead_trials][]). Optuna's own heartbeats cover RDB storages only:
     Optuna 5.1's JournalStorage has none (optuna/optuna#6615; its pull request was closed unmerged)."""
 
     def __init__(self, trial: optuna.Trial):

@@ -1,6 +1,6 @@
 """The commands, one thin module each: its typed config and ``run(config)``, which calls the library.
 
-:data:`COMMANDS` maps every entry-point name to its :class:`Command`; the CLI, the MLproject
+[COMMANDS][] maps every entry-point name to its [Command][]; the CLI, the MLproject
 generator and ``cinv.run_command`` read it, and nothing else lists the commands.
 """
 

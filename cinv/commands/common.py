@@ -41,7 +41,7 @@ def log_samples(s: Setup, n: int = 8) -> None:
 
 
 def checkpointer(opts, enabled: bool = True) -> Checkpointer | None:
-    """The active run's checkpoints (:func:`cinv.training.checkpoint.for_active_run`), unless disabled."""
+    """The active run's checkpoints ([cinv.training.checkpoint.for_active_run][]), unless disabled."""
     return for_active_run(opts) if enabled else None
 
 

@@ -319,7 +319,7 @@ class Trains(RunOptions, Presets):
     method's presets into ``options``.
 
     ``PAPER``: the paper's recipe for what presets cannot set (its data, its precision), each
-    value a :class:`Paper` that says where the paper says so."""
+    value a [Paper][] that says where the paper says so."""
 
     METHOD: ClassVar[str | None] = None  # a single-method command: its method's options also go by their bare names
     PAPER: ClassVar[dict[str, Any]] = {}

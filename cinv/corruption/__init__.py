@@ -1,6 +1,6 @@
 """A(x): the corruptions cinv trains and evaluates under, and the pixel-space restorers.
 
-``base`` holds the :class:`Distortion` class and the corruption registry; ``pixel`` (mask,
+``base`` holds the [Distortion][] class and the corruption registry; ``pixel`` (mask,
 noise, blur, Patch Gaussian) and ``imagenet_c`` (ImageNet-C's 19 corruptions) register theirs
 when this package is imported; ``restoration`` holds the restorers of the pixel-space baselines.
 """

@@ -4,7 +4,7 @@ A corruption takes [B, C, H, W] float tensors in [0, 1]. Every draw comes from a
 ``torch.Generator`` (or the global torch RNG when none is given), so the same seed gives the same
 corruption on any device, and data-loader workers never share random state: corruptions run on
 whole batches in the training loop, not in the workers. Each image gets its own draw; nothing
-loops over images in Python. Corruptions register by name in :data:`REGISTRY` where they are
+loops over images in Python. Corruptions register by name in [REGISTRY][] where they are
 defined (``pixel``, ``imagenet_c``), and plug-ins add their own the same way.
 """
 
@@ -42,6 +42,7 @@ class Distortion(Named):
 
 
 REGISTRY: Registry[Distortion] = Registry("corruption")
+"""Every corruption by name (``get("random_mask(fraction=0.9)")`` parses a spec against it)."""
 
 
 def get(name: str, **params) -> Distortion:
@@ -50,7 +51,7 @@ def get(name: str, **params) -> Distortion:
 
 
 def from_spec(spec: str) -> Distortion:
-    """``from_spec("gaussian_noise(std=(0.1, 0.3))")``: the command-line form of :func:`get`."""
+    """``from_spec("gaussian_noise(std=(0.1, 0.3))")``: the command-line form of [get][]."""
     return REGISTRY.from_spec(spec)
 
 

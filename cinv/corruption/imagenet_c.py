@@ -2,7 +2,7 @@
 
 Evaluation only: the ``imagecorruptions`` package is per-image numpy / OpenCV / scikit-image code,
 so this loops over images in Python on the CPU, unlike the batched training corruptions in
-:mod:`cinv.distortions`. The package is imported on first use, so importing cinv stays light.
+[cinv.corruption.pixel][]. The package is imported on first use, so importing cinv stays light.
 
 Randomness: the package draws from numpy's global RNG. Each image gets a seed drawn from the
 torch generator (or the global torch RNG) and is corrupted with numpy's global state seeded with
@@ -15,7 +15,7 @@ Severities are calibrated for 224 px images: blur radii and textures are in pixe
 images the same severity looks stronger.
 
 ``imagecorruptions`` requires ``opencv-python``, which needs the system's libGL; see the error
-raised by :func:`load_imagecorruptions` for the headless alternative.
+raised by [load_imagecorruptions][] for the headless alternative.
 """
 
 from __future__ import annotations

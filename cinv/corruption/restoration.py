@@ -53,7 +53,7 @@ def get(name: str, **params) -> Restorer:
 
 
 def from_spec(spec: str) -> Restorer:
-    """``from_spec("deep_decoder(steps=200)")``: the command-line form of :func:`get`."""
+    """``from_spec("deep_decoder(steps=200)")``: the command-line form of [get][]."""
     return REGISTRY.from_spec(spec)
 
 

@@ -10,7 +10,7 @@ same views on any device and the global RNG is left exactly as it was.
 As in RoCL's CIFAR setting (colour-jitter strength 0.5): crop scale (0.08, 1), ratio (3/4, 4/3),
 flip p=0.5, jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, greyscale p=0.2; images stay in [0, 1] and
 are not normalised (the encoders normalise). Grey digits get the crops alone
-(:func:`simclr_augment`). One difference from torchvision: kornia draws the
+([simclr_augment][]). One difference from torchvision: kornia draws the
 order of the four jitter steps once per batch, not once per image.
 """
 

@@ -28,6 +28,8 @@ from cinv.runtime import derive_seed, generator, uniform
 
 
 class Views(NamedTuple):
+    """One batch as a method sees it: the clean images, their corrupted views (draws x batch), the labels."""
+
     clean: torch.Tensor
     corrupted: torch.Tensor
     labels: torch.Tensor
@@ -150,7 +152,7 @@ def end_loader_workers() -> None:
 
 
 class BatchStream:
-    """Iterate a dataset split as :class:`Views`, one pass per ``epoch(index)``.
+    """Iterate a dataset split as [Views][], one pass per ``epoch(index)``.
 
     ``train``: shuffle, and augment in-memory images (flip) unless ``augment`` is False (a method
     that makes its own views, as RoCL does). ``purpose``: the random stream's name (default

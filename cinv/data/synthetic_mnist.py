@@ -107,7 +107,7 @@ def synthetic_mnist(x, y, seed: int, *, rare_fraction: float = 0.01, high_corner
     (at least one) images of each digit d in 0-4 get a corner digit and label d + 10; each 5-9
     image gets one with probability ``high_corner_fraction``. Returns (images uint8
     [N, 1, 28, 28], labels 0-14), plus the corner of each image and the corner digit's own
-    pixels (see :func:`corner_digits`) with ``return_corners``."""
+    pixels (see [corner_digits][]) with ``return_corners``."""
     x, y = _as_images(x), torch.as_tensor(y, dtype=torch.int64)
     rare_fraction = _check_fraction("rare_fraction", rare_fraction)
     high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
@@ -128,7 +128,7 @@ def balanced_synthetic_mnist(x, y, seed: int, *, per_class: int | None = None, h
                              scale: float = 0.4, margin: int = 1, return_corners: bool = False):
     """The balanced sets (the paper's BAL, and its validation set): ``per_class`` images (default:
     the smallest digit count) in each of the 15 classes; each chosen 0-4 image appears plain
-    (class d) and with a corner digit (class d + 10); ``return_corners`` as :func:`synthetic_mnist`."""
+    (class d) and with a corner digit (class d + 10); ``return_corners`` as [synthetic_mnist][]."""
     x, y = _as_images(x), torch.as_tensor(y, dtype=torch.int64)
     high_corner_fraction = _check_fraction("high_corner_fraction", high_corner_fraction)
     counts = torch.bincount(y, minlength=10)
@@ -179,7 +179,7 @@ def pixel_noise(images: torch.Tensor, fraction: float = 0.15, weights=None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """The paper's UN / NUN noise: a fraction of the pixels of each image replaced by a uniform
     random gray level (the same level in every channel, so a pixel turns gray). uint8 images get
-    levels 0-255, float images levels in [0, 1). The mask is drawn first, so :func:`noise_mask`
+    levels 0-255, float images levels in [0, 1). The mask is drawn first, so [noise_mask][]
     with the same generator state gives the positions."""
     if images.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W]; got {tuple(images.shape)}")
@@ -231,7 +231,7 @@ def std_weights(train_images, eps: float = 1 / 255, chunk: int = 4096, zero_std:
 
 class CornerDigits(TensorImages):
     """Synthetic MNIST images that know their corner digit: ``corner_pixels`` bool [N, 1, H, W]
-    (the pasted digit's own pixels, see :func:`corner_digits`)."""
+    (the pasted digit's own pixels, see [corner_digits][])."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, corner_pixels: torch.Tensor):
         super().__init__(images, labels)
@@ -245,7 +245,7 @@ class CornerDigits(TensorImages):
 def noisy_sets(images: torch.Tensor, labels: torch.Tensor, train_images, fraction: float, generator: torch.Generator,
                zero_std: str = "exclude") -> tuple[dict[str, TensorImages], dict[str, float]]:
     """The paper's two noisy versions of an evaluation set: ``un`` (uniformly placed gray pixels)
-    and ``nun`` (placed by :func:`std_weights` of the training images), and where the NUN pixels
+    and ``nun`` (placed by [std_weights][] of the training images), and where the NUN pixels
     land: ``nun_ink_share``, the share on pixels with ink (> 0 in any channel), beside
     ``ink_share``, the share of the images' pixels that have ink (what uniform placement gives)."""
     weights = std_weights(train_images, zero_std=zero_std)
@@ -262,7 +262,7 @@ def load_synthetic_mnist(path: str | Path | None, seed: int = 0, *, val_fraction
                          noise_fraction: float = NOISE_FRACTION, rare_fraction: float = 0.01,
                          high_corner_fraction: float = 1.0, scale: float = 0.4,
                          margin: int = 1, zero_std: str = "exclude") -> tuple[Splits, dict[str, TensorImages]]:
-    """Train (imbalanced), val and test (BAL, balanced, :class:`CornerDigits`) splits, and the
+    """Train (imbalanced), val and test (BAL, balanced, [CornerDigits][]) splits, and the
     noisy test sets ``bal_un`` and ``bal_nun`` (names MLflow accepts as metric keys; "+" is not
     allowed there).
 
@@ -285,7 +285,7 @@ def _test_noise(splits: Splits, fraction: float, seed: int, zero_std: str) -> tu
 
 def synthetic_splits(path: str | Path | None, seed: int = 0, *, val_fraction: float = 1 / 6, rare_fraction: float = 0.01,
                      high_corner_fraction: float = 1.0, scale: float = 0.4, margin: int = 1) -> Splits:
-    """The three splits of :func:`load_synthetic_mnist`, without the noisy sets."""
+    """The three splits of [load_synthetic_mnist][], without the noisy sets."""
     if not 0 < val_fraction < 1:
         raise DatasetError(f"synthetic_mnist: val_fraction must be in (0, 1) (its validation set is balanced from held-out "
                            f"digits); got {val_fraction}")
@@ -337,7 +337,7 @@ def fcl_test_sets(dataset: str, mnist: str | None, image_size: int | None, limit
     inversely to each pixel's standard deviation over the training images, ``zero_std`` for
     pixels that never vary); for synthetic MNIST also ``bal_rare``, the BAL images of the rare
     classes 10-14 (their mean recall: whether the model kept its sensitivity to the corner digits
-    where they matter). Last, where the NUN pixels landed (:func:`noisy_sets`), before any limit."""
+    where they matter). Last, where the NUN pixels landed ([noisy_sets][]), before any limit."""
     if dataset == "synthetic_mnist":
         splits = synthetic_splits(mnist, seed)
         noisy, stats = _test_noise(splits, noise_fraction, seed, zero_std)

@@ -1,8 +1,8 @@
 """The encoder contract: [0, 1] images in, embeddings out, normalisation inside.
 
-An :class:`Encoder` normalises its own input, so corruptions always act in pixel space and a
-logged model carries its preprocessing. :class:`FrozenEncoder` is the teacher's wrapper (no
-gradients, eval mode forever). Encoders register by name in :data:`REGISTRY` where they are
+An [Encoder][] normalises its own input, so corruptions always act in pixel space and a
+logged model carries its preprocessing. [FrozenEncoder][] is the teacher's wrapper (no
+gradients, eval mode forever). Encoders register by name in [REGISTRY][] where they are
 defined (``zoo``), as timm and open_clip register models; ``get(name, weights)`` builds one.
 """
 
@@ -119,6 +119,7 @@ def student_from(teacher: Encoder) -> Encoder:
 
 
 REGISTRY: Registry[Encoder] = Registry("encoder")
+"""Every encoder by name (``get("efficientnet_lite0")``, ``get("open_clip:RN101")``)."""
 
 
 def get(name: str, weights: str | None = None) -> Encoder:

@@ -3,7 +3,7 @@ and the run's deviations from the paper's setting.
 
 A cell is found among the published values by the experiment (or command) that measured it, its
 cell key, what it was evaluated on and the labels the published value names
-(:func:`cinv.evaluation.published.counterparts`). A cell without a counterpart says so: "not in the paper". The point is
+([cinv.evaluation.published.counterparts][]). A cell without a counterpart says so: "not in the paper". The point is
 honesty, not agreement: a CPU run of the embedded default is 40 points from ImageNet-100 with CLIP,
 and the table says that and why (its deviations) instead of hiding it.
 """
@@ -109,7 +109,7 @@ def headline(table: pd.DataFrame, limit: int = 6) -> list[str]:
 
 def as_cells(table: pd.DataFrame, key: str, condition: str, mean: str, se: str | None = None,
              labels: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A single-method command's results table as top-1 cells for :func:`compare`: one model
+    """A single-method command's results table as top-1 cells for [compare][]: one model
     (``key``), the ``condition`` column as what each row was evaluated on, the ``mean`` (and
     ``se``) columns as measured, and the ``labels`` columns."""
     return pd.DataFrame({"key": key, "corruption": table[condition], "top1_mean": table[mean].astype(float),

@@ -1019,7 +1019,7 @@ PUBLISHED: tuple[Published, ...] = (
 
 
 def by_paper(paper: str) -> tuple[Published, ...]:
-    """The published values of one paper (a key of :data:`PAPERS`), in the order stored."""
+    """The published values of one paper (a key of [PAPERS][]), in the order stored."""
     if paper not in PAPERS:
         raise KeyError(f"unknown paper {paper!r}; known: {', '.join(PAPERS)}")
     return tuple(p for p in PUBLISHED if p.paper == paper)

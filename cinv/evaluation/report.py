@@ -2,7 +2,7 @@
 
 Every run that logged ``test_<metric>_mean`` counts: the experiment command's evaluation runs,
 the main job's child runs and the single-stage commands (probe, baseline, evaluate). Each is one
-row with its recipe (the tags of :data:`cinv.tracking.schema.RECIPE`: method, loss,
+row with its recipe (the tags of [cinv.tracking.schema.RECIPE][]: method, loss,
 teacher, dataset, training corruption, label fraction, condition, evaluation corruption and a
 hash of every other setting) and its training seed. Rows are averaged only when their recipes
 are equal: over distinct seeds, with the standard error across seeds; the same trained model

@@ -229,7 +229,7 @@ def robust_accuracy(
     **autoattack_options,
 ) -> float:
     """Accuracy in percent on adversarial examples (``method`` "pgd" or "autoattack", which takes
-    :func:`autoattack`'s options), attacked ``batch_size`` images at a time so memory stays bounded."""
+    [autoattack][]'s options), attacked ``batch_size`` images at a time so memory stays bounded."""
     if method not in ("pgd", "autoattack"):
         raise ValueError(f"robust_accuracy: method must be 'pgd' or 'autoattack'; got {method!r}")
     if len(images) == 0:

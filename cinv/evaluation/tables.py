@@ -1,7 +1,7 @@
 """Results tables whose error bars say what they are.
 
 A row of a result is one trained model (one seed) evaluated on one condition: the mean and
-standard error of each metric over the evaluation draws. :func:`across_seeds` turns those rows
+standard error of each metric over the evaluation draws. [across_seeds][] turns those rows
 into the cells a table shows:
 
 - several independent training seeds: the mean over seeds of each seed's mean, and the standard

@@ -1,5 +1,5 @@
 """Experiments: one engine (``engine``: the lab that trains and evaluates models by method name for
-one seed, and the run over seeds) and its recipes, registered by name in :data:`EXPERIMENTS`:
+one seed, and the run over seeds) and its recipes, registered by name in [EXPERIMENTS][]:
 the main job (``main``), the paper's experiments (``paper``) and the cross-method benchmark
 (``benchmark``)."""
 

@@ -1,7 +1,7 @@
 """The one experiment engine: every recipe (the main job, each paper experiment, the benchmark) is a
 grid of *cells* run by the same orchestration, once per training seed.
 
-A :class:`Lab` holds one seed's models. ``trained`` trains a method (or reuses one) in a child
+A [Lab][] holds one seed's models. ``trained`` trains a method (or reuses one) in a child
 run of the command's run; a cell evaluates one model on one corruption in a child run of its own,
 fitting the probe it needs there (so the probe's loss, its training images and its logged model
 are in the cell's run). Every training and every cell logs the same things whatever the recipe.

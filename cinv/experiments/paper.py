@@ -2,9 +2,9 @@
 
 An experiment is a recipe of the one engine (``experiments.engine``): a grid of *cells*, a method
 (the student's probe, the supervised baseline, the teacher's probe, ...) trained on one
-corruption and evaluated on another, in a :class:`Lab`. Each experiment follows its table's
+corruption and evaluated on another, in a [Lab][]. Each experiment follows its table's
 protocol by default (the docstrings quote it); the lists (``corruptions``, ``label_fractions``,
-``methods``, ...) override it. Experiments register by name in :data:`EXPERIMENTS`, with the
+``methods``, ...) override it. Experiments register by name in [EXPERIMENTS][], with the
 methods they compare by default.
 """
 

@@ -1,5 +1,5 @@
 """Losses, one small module per family with one docstring template: the five contrastive-inversion
-losses by name (``inversion``; :data:`REGISTRY` is where a plug-in adds its own), RoCL's
+losses by name (``inversion``; [REGISTRY][] is where a plug-in adds its own), RoCL's
 (``rocl``) and FCL's terms (``fcl``), and the helpers they share (``functional``)."""
 
 from cinv.losses import fcl, rocl

@@ -1,4 +1,4 @@
-"""FCL's contrastive terms (seed 002, eq. 4 and 5) on penultimate embeddings, by name in :data:`LOSSES`."""
+"""FCL's contrastive terms (seed 002, eq. 4 and 5) on penultimate embeddings, by name in [LOSSES][]."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class FCLLoss(nn.Module):
 
 
 LOSSES: Registry[FCLLoss] = Registry("FCL loss")
+"""FCL's contrastive terms by name."""
 
 
 @LOSSES.register("xe")

@@ -33,7 +33,7 @@ def names() -> list[str]:
 
 
 class InversionLoss(nn.Module):
-    """Base: normalise, check shapes, then :meth:`compute` on unit vectors."""
+    """Base: normalise, check shapes, then [compute][] on unit vectors."""
 
     name = ""
 
@@ -59,6 +59,7 @@ class InversionLoss(nn.Module):
         return self.compute(s, t)
 
     def compute(self, s: Tensor, t: Tensor) -> Tensor:
+        """The loss of unit-norm student and teacher embeddings ``s`` and ``t`` (B x D): what a subclass defines."""
         raise NotImplementedError
 
     def extra_repr(self) -> str:

@@ -1,5 +1,5 @@
-"""Methods as peers: one :class:`~cinv.methods.base.Method` class per module, registered in
-:data:`METHODS` under the module's name, the only dispatch every command uses. ``student``
+"""Methods as peers: one [Method][cinv.methods.base.Method] class per module, registered in
+[METHODS][] under the module's name, the only dispatch every command uses. ``student``
 (contrastive inversion), ``baseline`` (supervised), ``rocl``, ``fcl``, ``trades`` and ``teacher``
 (original representations) register when this package is imported (each module here is one
 method); a plug-in registers its own the same way. Old names (``contrastive_inversion``,

@@ -1,13 +1,13 @@
 """One interface for every robust-training method, so that methods are peers.
 
-A method is one module holding one class over :class:`Method` and its registry entry, the way
+A method is one module holding one class over [Method][] and its registry entry, the way
 solo-learn adds a method, and one name everywhere: the registry name is the module's name, the
 class's name (lower-cased), the prefix of its options on every command (``<name>_<option>``) and
 the ``method`` tag of the models it logs. Beside the class sit its typed ``Options`` and its
 ``PRESETS`` (``cpu`` and ``paper``), the way timm keeps ``default_cfgs`` next to
 ``@register_model``: the only place a method's settings are declared. ``main``, ``experiment``,
 ``benchmark``, ``tune``, ``report`` and the tables find methods by name in
-:data:`cinv.methods.METHODS` and ask them for nothing else.
+[cinv.methods.METHODS][] and ask them for nothing else.
 
 Example, a method as a plug-in would write it (``my_method.py``)::
 
@@ -90,7 +90,7 @@ class Method:
         display: its row label in every table; ``title``: the longer label of the main job's table.
         Options: its typed options; ``PRESETS``: per preset (``cpu``, ``paper``), the values of
             the options that have no default or whose value depends on the preset. The ``paper``
-            preset is what the method's paper ran, unless :meth:`paper` says otherwise.
+            preset is what the method's paper ran, unless [paper][] says otherwise.
         space: what ``tune`` searches, by option name.
         produces: ``{"encoder"}`` (a linear probe makes it a classifier), or ``{"classifier",
             "encoder"}`` (it trains its own head; its encoder is the fine-tuned backbone).
@@ -98,7 +98,7 @@ class Method:
         needs_teacher: uses the frozen teacher of the run context (``ctx.teacher``).
         trains: False for a method that only evaluates an existing network (the teacher's representations).
         RELEASED: each setting where its paper's text and its authors' released code disagree
-            (:class:`cinv.config.base.Released`), with what cinv does and the option that runs the other.
+            ([cinv.config.base.Released][]), with what cinv does and the option that runs the other.
     """
 
     name: ClassVar[str] = ""  # set by METHODS.register: the registered name, written once
@@ -124,7 +124,7 @@ class Method:
 
     def paper(self, data: DataFacts) -> dict[str, Any]:
         """What the method's paper ran on the paper's data, option by option (a value may be a
-        :class:`cinv.config.base.Paper` that says where): by default its options' plain defaults
+        [cinv.config.base.Paper][] that says where): by default its options' plain defaults
         and its ``paper`` preset. A method leaves out what its paper does not state."""
         defaults = {k: f.default for k, f in self.Options.model_fields.items() if not f.is_required()}
         return defaults | self.preset("paper", data)
@@ -167,7 +167,7 @@ class Method:
 
     def train(self, ctx: Setup, opts, *, label_fraction: float = 1.0, on_step: ModelStepHook | None = None,
               checkpointer: Checkpointer | None = None, log: bool = True) -> nn.Module:
-        """Build, fit on (a class-balanced ``label_fraction`` of) the training split, return :meth:`output` in eval mode.
+        """Build, fit on (a class-balanced ``label_fraction`` of) the training split, return [output][] in eval mode.
 
         The global torch RNG (which initialises new layers) is seeded from ``ctx.seed`` and the
         method first: a training depends on its seed alone, not on what the process ran before it,

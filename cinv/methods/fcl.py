@@ -5,7 +5,7 @@ Noise on the k lowest-utility features gives the positive view (the embedding sh
 noise on the k highest gives a negative view (it should), and the other examples of the batch are
 negatives too. The total objective is CE + lambda(epoch) * FCL, with lambda 0 until a warm-up;
 the FCL term is summed over the batch, as the paper's Algorithm 1 writes it. ``method`` picks FCL
-or a baseline, each declared once in :data:`VARIANTS` (XE, XE+Gaussian, CL+Gaussian, Patch
+or a baseline, each declared once in [VARIANTS][] (XE, XE+Gaussian, CL+Gaussian, Patch
 Gaussian, Patch Gaussian + FCL): what the stream hands it and its objective. Its terms are
 ``cinv.losses.fcl``, its MNIST network ``mnist_cnn`` in the encoder zoo.
 """
@@ -152,7 +152,7 @@ class FCLObjective:
 
     The training input is ``views.corrupted`` (the clean image with corruption "none"; a data
     augmentation such as Patch Gaussian otherwise, as in the paper's PG+FCL). The epoch comes
-    from ``progress()`` when given, else from :meth:`set_epoch`; with ``fit``, pass
+    from ``progress()`` when given, else from [set_epoch][]; with ``fit``, pass
     ``on_step=lambda step, total: objective.set_epoch(step / len(stream))``. While lambda is 0
     no utility or views are computed. ``last`` holds the latest terms, for logging.
     """
@@ -172,6 +172,7 @@ class FCLObjective:
         self.last: dict[str, float] = {}
 
     def set_epoch(self, epoch: float) -> None:
+        """The training's progress in epochs (fractional), which the utility's schedule reads."""
         self.epoch = float(epoch)
 
     def __call__(self, views: Views) -> Tensor:
@@ -194,7 +195,7 @@ class FCLObjective:
 def fcl_objective(model: nn.Module, loss: FCLLoss, k: int, sigma: float,
                   weight_fn: Callable[[float], float] = fcl_weight, generator: torch.Generator | None = None,
                   progress: Callable[[], float] | None = None, **embed_head) -> FCLObjective:
-    """The paper's Algorithm 1 as a ``fit`` objective; see :class:`FCLObjective`."""
+    """The paper's Algorithm 1 as a ``fit`` objective; see [FCLObjective][]."""
     return FCLObjective(model, loss, k=k, sigma=sigma, weight=weight_fn, generator=generator, progress=progress,
                         **embed_head)
 
@@ -215,7 +216,7 @@ def cl_gaussian_objective(classifier: nn.Module, loss: FCLLoss,
                           weight_fn: Callable[[float], float] = fcl_weight) -> FCLObjective:
     """CL+Gaussian: FCL's loss with the Gaussian-noised view (stream corruption
     ``gaussian_noise``) as the positive and only the other batch samples as negatives; CE on the
-    clean view. Same epoch handling as :class:`FCLObjective`."""
+    clean view. Same epoch handling as [FCLObjective][]."""
     return GaussianContrast(classifier, loss, k=1, sigma=0.0, weight=weight_fn)
 
 
@@ -278,6 +279,7 @@ VARIANTS: dict[str, Variant] = {
     "patch_gaussian": Variant("cross-entropy on Patch Gaussian augmented images", _patch, _cross_entropy),
     "patch_gaussian_fcl": Variant("FCL on Patch Gaussian augmented images", _patch, _contrastive),
 }
+"""FCL and its baselines (the paper's rows), each a training view and a loss over one method: ``method=<name>``."""
 
 
 def fcl_corruption(opts: FCLOptions) -> str:

@@ -2,7 +2,7 @@
 
 SimCLR on two views t(x), t'(x), plus an instance-wise adversarial example of t(x) that joins the
 positives, so the representation learns to ignore perturbations without any labels. Its loss is
-``cinv.losses.rocl``, its attack :func:`instance_wise_pgd` (below), its views
+``cinv.losses.rocl``, its attack [instance_wise_pgd][] (below), its views
 ``data.augment``; evaluation (LE, r-LE, PGD, smoothing) is the ``rocl`` command's.
 """
 

@@ -39,7 +39,7 @@ __all__ = ["STUDENT_MODEL", "BASELINE_MODEL", "CHAMPION", "CHALLENGER", "log_mod
 def log_model(model: nn.Module, name: str, *, examples: torch.Tensor, metadata: dict[str, Any],
               tags: dict[str, str] | None = None, step: int | None = None) -> mlflow.models.model.ModelInfo:
     """Export ``model`` (eval mode, CPU copy) as pt2 with a signature and a real image as the input
-    example (see :func:`slim_examples`). ``step``: the training step it was logged at (its last epoch): MLflow links the run's
+    example (see [slim_examples][]). ``step``: the training step it was logged at (its last epoch): MLflow links the run's
     metrics of that step to the model, so its train_loss is the final one."""
     from mlflow.models import infer_signature
 

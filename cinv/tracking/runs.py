@@ -39,7 +39,7 @@ def target_experiment(name: str | None) -> tuple[str | None, str | None]:
 
 
 def use_experiment(name: str | None = None) -> None:
-    """Make the experiment new runs go to (:func:`target_experiment`) the active one, creating it
+    """Make the experiment new runs go to ([target_experiment][]) the active one, creating it
     where its artifacts will really land.
 
     MLflow gives a local store's new experiment the plain path ``<cwd>/mlruns/<id>`` and later
@@ -146,7 +146,7 @@ def child_named(name: str, *, finished: bool, tags: dict[str, str] | None = None
 
 
 def read_draws(run_id: str, prefix: str = "test") -> list[dict[str, float]]:
-    """The per-draw metrics a run logged (:func:`log_evaluation`), read back draw by draw, exactly."""
+    """The per-draw metrics a run logged ([log_evaluation][]), read back draw by draw, exactly."""
     client = mlflow.MlflowClient()  # load_table searches one experiment: the run's, whichever is active
     table = client.load_table(client.get_run(run_id).info.experiment_id, f"{prefix}_draws.json", run_ids=[run_id])
     return [{k: float(v) for k, v in row.items() if k not in ("draw", "run_id")}

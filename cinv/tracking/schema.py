@@ -3,7 +3,7 @@ tagged with, so that writers and readers (the report, resume, promotion) agree b
 
 Run tags
     COMMAND, STAGE, ERROR, ...: what a run is and how it ended.
-Recipe tags (:data:`RECIPE`)
+Recipe tags ([RECIPE][])
     What an evaluation measured; the report averages two evaluations only when all of these are
     equal and their SEED differs.
 Model and version tags

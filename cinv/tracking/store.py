@@ -56,7 +56,7 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
     with dozens of warnings. Checked: an SQLite store's file is an SQLite database and its folder
     exists and is writable; then one request (no retries, ``timeout_s``) reaches the store, which
     also rejects unsupported schemes and MLflow 3's refused ``file://`` stores. Faults that happen
-    mid-run are :func:`with_retries`' business."""
+    mid-run are [with_retries][]' business."""
     from sqlalchemy.engine import make_url
 
     uri = mlflow.get_tracking_uri()

@@ -1,4 +1,4 @@
-"""Building the run context (:class:`cinv.context.Setup`) from a command's config: the data
+"""Building the run context ([cinv.context.Setup][]) from a command's config: the data
 loaded, the device and precision decided, both recorded on the active MLflow run."""
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ class Optim:
 
 
 class Trainer:
-    """Trains ``model`` on ``objective`` over ``stream``: :meth:`resume` (from the run's latest
-    checkpoint, bit for bit), :meth:`step` per batch, :meth:`end_epoch`; :meth:`run` does all three.
+    """Trains ``model`` on ``objective`` over ``stream``: [resume][] (from the run's latest
+    checkpoint, bit for bit), [step][] per batch, [end_epoch][]; [run][] does all three.
 
     With a checkpointer it saves at every epoch end (and every N steps, or when a SIGTERM asks to
     stop). ``precision``: the command's decision (``runtime.resolve_precision``); the objective runs
