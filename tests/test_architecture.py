@@ -168,7 +168,7 @@ def test_every_user_facing_error_class_lives_in_errors():
 # the ones before it. The run context sits low (every layer takes one); tracking is plain MLflow
 # logging below training; evaluation (protocols, reports) sits above the methods it measures.
 LAYERS = ["secrets", "errors", "registry", "runtime", "distributed", "plugins", "corruption", "data", "encoders", "losses",
-          "context", "config", "tracking", "training", "methods", "evaluation", "probe", "settings", "experiments", "tuning",
+          "context", "config", "tracking", "training", "methods", "evaluation", "probe", "promotion", "settings", "experiments", "tuning",
           "commands", "cli"]
 
 

@@ -15,7 +15,7 @@ from cinv.commands.probe import ProbeConfig
 from cinv.config.options import DataOptions
 from cinv.errors import ModelLoadError
 from cinv.evaluation.metrics import Evaluation
-from cinv.evaluation.promotion import decide
+from cinv.promotion import decide
 from cinv.tracking.models import log_encoder, register
 from cinv.training.context import setup
 from conftest import ROOT, run_cli, write_image_folder
@@ -191,7 +191,7 @@ def test_evaluate_refuses_an_encoder(store, s, pretrained):
 
 
 def _move(name, champion, candidate, gain, run_id, barrier, results):
-    from cinv.commands.promote import move_champion
+    from cinv.promotion import move_champion
 
     barrier.wait()
     results.put((candidate.version, move_champion(name, champion, candidate, run_id, gain, "p")))
@@ -230,7 +230,7 @@ def test_two_promotions_against_one_champion_leave_the_larger_gain_as_champion(s
     versions = {int(v.version): v for v in client.search_model_versions("name = 'race'")}
     champion = versions[int(aliases("race")["champion"])]
     first, second = [v for n, v in sorted(versions.items()) if v.version != champion.version]
-    from cinv.commands.promote import move_champion
+    from cinv.promotion import move_champion
 
     assert move_champion("race", champion, first, "run-a", 1.0, "p") is None
     said = move_champion("race", champion, second, "run-b", 9.0, "q")

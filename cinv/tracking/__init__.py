@@ -2,4 +2,4 @@
 (``store``: where it is, whether it can be used, retries), runs and what they log (``runs``),
 logged and registered models (``models``), a run's owner and write-once claims (``lease``),
 continuing a stopped run (``resume``) and loading a logged encoder anywhere (``serving``). The
-@champion rule is ``evaluation.promotion``."""
+@champion rule, the promotion and its compare-and-set are ``cinv.promotion``."""
