@@ -28,7 +28,7 @@ from cinv.config.mlproject import mlproject_text as write_mlproject
 from cinv.config.options import Trains
 from cinv.data.stream import end_loader_workers
 from cinv.errors import CinvError, CommandFailed, ConfigError, ResumeError, StoreError, Terminated, one_line
-from cinv.runtime import termination
+from cinv.runtime import environ, termination
 from cinv.secrets import redact, redacted
 from cinv.tracking import schema
 from cinv.tracking.lease import Lease
@@ -188,9 +188,10 @@ SAMPLING_S = "2"
 def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | None]:
     """The exit status and the id of the run (None when no run could be opened). SIGTERM stops
     the command like Ctrl-C (after the training step in progress and its checkpoint), exit 143."""
-    before = {key: os.environ.get(key) for key in (SYSTEM_METRICS, SAMPLING)}
     try:
-        with termination.installed():
+        # The caller's own settings again afterwards; restored before interpreter exit, which would
+        # wait on the monitors (data.stream).
+        with environ(keep=(SYSTEM_METRICS, SAMPLING)), termination.installed():
             return _execute(command, argv)
     except KeyboardInterrupt as exc:  # before any run was opened
         print(f"cinv {command}: {interrupted(exc)}; nothing was started", file=sys.stderr)
@@ -198,11 +199,6 @@ def execute(command: str, argv: list[str] | None = None) -> tuple[int, str | Non
     finally:
         distributed.shutdown()
         end_loader_workers()
-        for key, value in before.items():  # the caller's own settings again (a notebook runs more than one command)
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value  # before interpreter exit, which would wait on them (data.stream)
 
 
 def build(command: str, params: dict[str, Any]):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import numbers
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -257,3 +258,21 @@ def progress(iterable, **options):
 
     shown = sys.stderr.isatty() or "ipykernel" in sys.modules or os.environ.get("CINV_PROGRESS") == "1"
     return tqdm(iterable, disable=True if not shown else None, **options)
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str] | None = None, keep: Iterable[str] = ()) -> Iterator[None]:
+    """Environment variables set to ``values`` for the block; those and the ones named in ``keep``
+    are as they were before it afterwards, whatever the block set (a notebook runs more than one
+    command in one process)."""
+    values = values or {}
+    saved = {key: os.environ.get(key) for key in {*values, *keep}}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

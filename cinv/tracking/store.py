@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 
 from cinv.errors import StoreError, one_line
-from cinv.runtime import termination
+from cinv.runtime import environ, termination
 from cinv.secrets import redact, redact_url, unclean_userinfo
 
 __all__ = ["DEFAULT_TRACKING_URI", "HTTP_RETRIES", "configure", "check_store", "reach_database", "sqlite_tables",
@@ -92,19 +92,11 @@ def check_store(timeout_s: float = STORE_PROBE_TIMEOUT_S) -> None:
     if uri.startswith("postgresql"):  # one connection first: MLflow retries an engine 10 times, 46 warning lines
         reach_database(uri, shown, timeout_s)
     bounded = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout_s))}
-    saved = {k: os.environ.get(k) for k in bounded}
-    os.environ.update(bounded)
     try:
-        with creating(database):
+        with environ(bounded), creating(database):
             mlflow.MlflowClient().search_experiments(max_results=1)
     except Exception as exc:
         raise StoreError(f"MLflow store {shown} cannot be used: {one_line(exc)}") from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def reach_database(uri: str, shown: str, timeout_s: float) -> None:
@@ -222,16 +214,8 @@ QUICK = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": 
 def quick_store():
     """Store calls in the block make one try of at most 5 s (MLflow's own HTTP retries off): the
     last writes of a stopping or failing command, which must not wait on a store that is gone."""
-    saved = {k: os.environ.get(k) for k in QUICK}
-    os.environ.update(QUICK)
-    try:
+    with environ(QUICK):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def artifact_location() -> str:
