@@ -338,20 +338,15 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
     """Best value and parameters, history and importance plots, and every trial as a table, on the
     study's run; written by the worker that finishes last (the one that sees no trial still
     running; of two that finish together, the one that claims it first), so the study's run shows
-    every worker's final states once."""
-    import matplotlib
+    every worker's final states once.
 
-    matplotlib.use("Agg")
-    from optuna.visualization import matplotlib as oplt
-
+    A claim is per number of trials (``cinv.summary_by.<n>``), and writing takes a while: a worker
+    that summarised n trials and then finds a claim for more rewrites from the study as it is
+    now, because the later table may have landed before its own (on a loaded machine it does)."""
     client = mlflow.MlflowClient()
     fail_dead_trials(study)  # a killed worker's trial must not keep the last live worker from writing the summary
-    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
-    trials["duration"] = trials["duration"].dt.total_seconds()
-    running = [t.number for t in study.trials if not t.state.is_finished()]
-    if running:
-        log.info("study %s: trial(s) %s of other workers still running; the last worker to finish writes the summary",
-                 study.study_name, ", ".join(map(str, running)))
+    trials = trials_table(study)
+    if still_running(study):
         return trials
     # Two workers that finish at the same instant both see no trial running: one of them writes
     # (MLflow's set_tag is a read-then-insert, and two at once collide on the server's database).
@@ -361,13 +356,47 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
         log.info("study %s: worker %s writes the summary of these %d trials", study.study_name,
                  (writer or "?").split(" ")[0], len(study.trials))
         return trials
+    while True:
+        written = len(study.trials)
+        write_summary(study, trials, parent_run_id)
+        params = client.get_run(parent_run_id).data.params
+        claimed = max((int(k.removeprefix(schema.SUMMARY_BY)) for k in params if k.startswith(schema.SUMMARY_BY)),
+                      default=written)
+        if claimed <= written:
+            return trials
+        trials = trials_table(study)  # the study as it is now: at least the trials of the later claim
+        if still_running(study):
+            return trials
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    trials["duration"] = trials["duration"].dt.total_seconds()
+    return trials
+
+
+def still_running(study: optuna.Study) -> bool:
+    running = [t.number for t in study.trials if not t.state.is_finished()]
+    if running:
+        log.info("study %s: trial(s) %s of other workers still running; the last worker to finish writes the summary",
+                 study.study_name, ", ".join(map(str, running)))
+    return bool(running)
+
+
+def write_summary(study: optuna.Study, trials: pd.DataFrame, parent_run_id: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization import matplotlib as oplt
+
+    client = mlflow.MlflowClient()
     log_table(trials, "trials", run_id=parent_run_id)
     states = trials["state"].value_counts().to_dict()
     for state in ("COMPLETE", "PRUNED", "FAIL"):
         client.log_metric(parent_run_id, f"trials_{state.lower()}", states.get(state, 0))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        return trials
+        return
     best = study.best_trial
     client.log_metric(parent_run_id, "best_value", best.value, step=len(complete))
     for name, value in best.params.items():
@@ -383,7 +412,6 @@ def summarize(study: optuna.Study, parent_run_id: str) -> pd.DataFrame:
                 log_figure(axes.figure, "param_importances.png", run_id=parent_run_id)
             except (RuntimeError, ValueError) as exc:  # e.g. every complete trial had the same value
                 client.set_tag(parent_run_id, schema.IMPORTANCE, f"not computed: {exc}")
-    return trials
 
 
 def tune(cfg, s: Setup) -> pd.DataFrame:

@@ -160,6 +160,38 @@ def test_a_study_created_for_another_method_is_not_silently_reused(store, tmp_pa
     assert len(optuna.load_study(study_name="m", storage=storage).trials) == 0
 
 
+def test_a_summary_that_lands_after_a_later_one_is_written_again_from_the_study_as_it_is(store, tmp_path, monkeypatch):
+    """Worker A summarises 2 trials; while it writes, worker B adds a third, claims its summary and
+    writes it first (on a loaded machine, A's slower upload lands last). A sees B's claim and
+    rewrites, so the study's run ends with all 3 trials."""
+    from cinv import tuning
+    from cinv.tracking.lease import first_writer
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal")))
+    study = optuna.create_study(study_name="late", storage=storage, direction="maximize")
+    for value in (1.0, 2.0):
+        study.add_trial(optuna.trial.create_trial(params={"x": value}, distributions={"x": optuna.distributions.FloatDistribution(0, 9)},
+                                                  value=value))
+    with mlflow.start_run() as parent:
+        pass
+    written, original = [], tuning.write_summary
+
+    def write_summary(study_, trials, run_id):
+        if not written:  # B, in the middle of A's write: a third trial, claimed and summarised first
+            study.add_trial(optuna.trial.create_trial(params={"x": 3.0}, distributions={
+                "x": optuna.distributions.FloatDistribution(0, 9)}, value=3.0))
+            assert first_writer(run_id, "cinv.summary_by.3", "worker B") == "worker B"
+            original(study_, tuning.trials_table(study_), run_id)
+        written.append(len(trials))
+        original(study_, trials, run_id)
+
+    monkeypatch.setattr(tuning, "write_summary", write_summary)
+    summarize(study, parent.info.run_id)
+    assert written == [2, 3]
+    table = mlflow.load_table("trials.json", run_ids=[parent.info.run_id])
+    assert sorted(table["number"]) == [0, 1, 2]
+
+
 def test_tune_entry_point_help():
     proc = run_cli([str(ROOT / "entrypoints/tune.py"), "--help"], cwd=ROOT)
     assert proc.returncode == 0 and "--space" in proc.stdout and "--storage" in proc.stdout
