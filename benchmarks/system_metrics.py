@@ -1,7 +1,8 @@
 """What MLflow's system metrics cost: the monitor's own CPU time, and the main job's wall time.
 
 1. The monitor alone: a fresh process holds a run open for ``--idle`` seconds with
-   ``log_system_metrics`` on, another with it off, in turn (ABBA); the difference of their CPU
+   ``log_system_metrics`` on (sampling every ``--interval`` seconds, cinv's default), another with
+   it off, in turn (ABBA); the difference of their CPU
    times is what the monitor's thread takes, and its share of this machine's CPU capacity is
    what it can cost a job that keeps every core busy (the main job).
 2. With ``--main-rounds N``: the Quickstart's job with ``system_metrics=true`` and ``=false``, in
@@ -21,6 +22,8 @@ import json
 import os
 
 from harness import fresh_process, interleave, machine, median, mlflow_run, rnd, temporary_store, write_result
+
+from cinv.cli import SAMPLING, SAMPLING_S
 
 IDLE = r"""
 import json, resource, sys, time
@@ -47,6 +50,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=60, help="seconds each monitor process holds its run open")
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds of the monitor measurement")
     parser.add_argument("--main-rounds", type=int, default=0, help="ABBA rounds of the main job (0: skip)")
+    parser.add_argument("--interval", type=float, default=float(SAMPLING_S),
+                        help=f"the monitor's sampling interval in seconds (cinv's default {SAMPLING_S}; MLflow's 10)")
     args = parser.parse_args()
     points: dict[str, int] = {}
     cpus = len(os.sched_getaffinity(0))
@@ -54,7 +59,8 @@ def main() -> None:
     def monitor(on: bool):
         def run(_round: int) -> float:
             with temporary_store() as (uri, env):
-                proc = fresh_process("-c", IDLE, "on" if on else "off", str(args.idle), uri, env=env)
+                proc = fresh_process("-c", IDLE, "on" if on else "off", str(args.idle), uri,
+                                     env={**env, SAMPLING: f"{args.interval:g}"})
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr[-3000:])
             out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -65,7 +71,8 @@ def main() -> None:
     cpu = interleave({"off": monitor(False), "on": monitor(True)}, args.rounds)
     monitor_cpu_s = median(cpu["on"]) - median(cpu["off"])
     result = {"command": f"python benchmarks/system_metrics.py --idle {args.idle:g} --rounds {args.rounds} "
-                         f"--main-rounds {args.main_rounds}", "machine": machine(),
+                         f"--main-rounds {args.main_rounds} --interval {args.interval:g}", "machine": machine(),
+              "sampling_interval_s": args.interval,
               "monitor_cpu_s": {k: [rnd(v, 3) for v in vs] for k, vs in cpu.items()}, "monitor_seconds": args.idle,
               "monitor_cpu_s_per_minute": rnd(60 * monitor_cpu_s / args.idle, 3),
               "monitor_share_of_cpu_percent": rnd(100 * monitor_cpu_s / (args.idle * cpus), 3),
