@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from cinv import cli
@@ -84,12 +86,23 @@ def test_empty_string_means_none_for_optional_parameters():
     assert config.options["baseline"].registered_model_name == "cinv-baseline"
 
 
-def test_help_lists_every_parameter_with_its_default(capsys):
+def test_help_all_lists_every_parameter_with_its_default(capsys):
     with pytest.raises(SystemExit) as exit_:
-        cli.parser_for("main", MainConfig).parse_args(["--help"])
+        cli.parser_for("main", MainConfig, full=True).parse_args(["--help"])
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for f in parameters(MainConfig):
         assert f"--{f.key}" in text
     assert "--rocl_epochs INT" in text and "--student_lr FLOAT" in text  # every method's options, with their types
     assert "(default: random_mask(fraction=0.9))" in text
+
+
+def test_help_folds_the_methods_a_job_does_not_run_into_one_line_each_yet_takes_their_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.parser_for("main", MainConfig).parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--student_lr FLOAT" in text and "--baseline_epochs INT" in text  # the methods main runs
+    assert "--rocl_epochs" not in text and "--fcl_epochs" not in text
+    assert re.search(r"rocl: \d+ options, rocl_<option>", text) and "--help-all" in text
+    args = cli.parser_for("main", MainConfig).parse_args(["--rocl_epochs", "3"])
+    assert vars(args)["rocl_epochs"] == "3"
