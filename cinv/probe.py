@@ -20,14 +20,14 @@ from cinv.config.options import ProbeOptions
 from cinv.context import Setup
 from cinv.corruption.base import Distortion
 from cinv.data.datasets import label_subset
-from cinv.data.stream import BatchStream
+from cinv.data.stream import BatchStream, Views
 from cinv.encoders.base import FrozenEncoder, freeze
 from cinv.encoders.heads import Classifier
 from cinv.evaluation.robustness import classwise_pgd
 from cinv.runtime import FP32, Autocast, channels_last, derive_seed, progress
 from cinv.tracking.runs import log_epoch_metrics
 from cinv.tracking.serving import LoadedEncoder
-from cinv.training.loop import Optim, fit, make_optimizer, step_factor
+from cinv.training.loop import Optim, Trainer, fit
 
 
 @dataclass
@@ -53,6 +53,26 @@ def extract_features(encoder: nn.Module, stream: BatchStream, draws: int, desc: 
     return cache
 
 
+class CachedFeatures:
+    """The cache as a stream for the [Trainer][cinv.training.loop.Trainer]: epoch e is draw e mod
+    the number of draws, in an order drawn from one generator epoch after epoch, batches of
+    ``batch_size`` (the last one partial: every labelled image counts). ``Views.corrupted`` holds
+    the features."""
+
+    def __init__(self, cache: FeatureCache, batch_size: int, seed: int):
+        self.cache, self.batch_size = cache, batch_size
+        self.order = torch.Generator().manual_seed(derive_seed(seed, "probe"))
+
+    def __len__(self) -> int:
+        return -(-len(self.cache.labels[0]) // self.batch_size)
+
+    def epoch(self, index: int, state: dict | None = None) -> list[Views]:
+        draw = index % len(self.cache.features)
+        features, labels = self.cache.features[draw], self.cache.labels[draw]
+        perm = torch.randperm(len(labels), generator=self.order).to(features.device)
+        return [Views(features[idx], features[idx], labels[idx]) for idx in perm.split(self.batch_size)]
+
+
 def fit_head(
     classifier: Classifier,
     cache: FeatureCache,
@@ -67,33 +87,17 @@ def fit_head(
     weight_decay: float = 0.0,
     milestones: tuple[int, ...] = (),
 ) -> list[float]:
-    """The head alone, on cached features: Adam by default (the contrastive-inversion paper: lr
-    1e-3, batch 128, 10 epochs), or SGD with momentum, weight decay and a learning rate divided by
-    10 after each milestone epoch (RoCL's released linear evaluation)."""
-    head = classifier.head
-    opt = make_optimizer(optimizer, head.parameters(), lr, weight_decay, momentum)
-    criterion = nn.CrossEntropyLoss()
-    order = torch.Generator().manual_seed(derive_seed(seed, "probe"))
-    losses = []
-    for epoch in range(epochs):
-        for group in opt.param_groups:
-            group["lr"] = lr * step_factor(epoch, milestones)
-        draw = epoch % len(cache.features)
-        features, labels = cache.features[draw], cache.labels[draw]
-        n = len(labels)
-        perm = torch.randperm(n, generator=order).to(features.device)
-        total, batches = 0.0, 0
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            loss = criterion(classifier.classify(features[idx]), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, batches = total + loss.item(), batches + 1
-        losses.append(total / batches)
-        if on_epoch:
-            on_epoch(epoch, {"probe_loss": losses[-1]})
-    return losses
+    """The head alone, on cached features, through the one training loop: Adam by default (the
+    contrastive-inversion paper: lr 1e-3, batch 128, 10 epochs), or SGD with momentum, weight
+    decay and a learning rate divided by 10 after each milestone epoch (RoCL's released linear
+    evaluation). Returns each epoch's mean loss; ``on_epoch(epoch, {"probe_loss": ...})``."""
+    optim = Optim(epochs=epochs, lr=lr, weight_decay=weight_decay, optimizer=optimizer, momentum=momentum,
+                  schedule="multistep", milestones=tuple(milestones))
+    logger = (lambda epoch, metrics: on_epoch(epoch, {"probe_loss": metrics["train_loss"]})) if on_epoch else None
+    history = Trainer(classifier, lambda views: nn.functional.cross_entropy(classifier.classify(views.corrupted), views.labels),
+                      CachedFeatures(cache, batch_size, seed), optim, desc="probe", on_epoch=logger,
+                      announce=False).run()
+    return history.epoch_loss
 
 
 FEATURE_BATCH = 256  # images per encoder pass when caching probe features (no gradients)

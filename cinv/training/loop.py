@@ -75,15 +75,16 @@ class Trainer:
     metrics)`` at each epoch end (loggers are idempotent per epoch). ``log(metrics, step, per_epoch)``:
     ``train_loss`` and ``lr`` after every optimiser step, and at each epoch end ``train_loss_epoch``
     (the epoch's mean) and ``validate()``'s metrics, all at the optimiser step, so every curve
-    shares one axis."""
+    shares one axis. ``announce``: each epoch's line at INFO (else DEBUG)."""
 
     def __init__(self, model: nn.Module, objective: Objective, stream: BatchStream, optim: Optim, *,
                  precision: Autocast = FP32, checkpointer: Checkpointer | None = None, desc: str = "train",
                  on_step: StepHook | None = None, on_epoch: EpochLogger | None = None, log: MetricLogger | None = None,
-                 validate: Validation | None = None):
+                 validate: Validation | None = None, announce: bool = True):
         self.model, self.objective, self.stream, self.optim = model, objective, stream, optim
         self.precision, self.checkpointer, self.desc = precision, checkpointer, desc
         self.on_step, self.on_epoch, self.log, self.validate = on_step, on_epoch, log, validate
+        self.announce = logging.INFO if announce else logging.DEBUG  # a probe's epochs take milliseconds
         channels_last(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
@@ -156,7 +157,7 @@ class Trainer:
                 self.history.lr.append(self.opt.param_groups[0]["lr"])
                 if self.checkpointer:
                     self.save(epoch)
-                log.info("%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", self.desc, epoch + 1, self.optim.epochs,
+                log.log(self.announce, "%s epoch %d/%d: loss %.4f, lr %.3g (%d steps)", self.desc, epoch + 1, self.optim.epochs,
                          self.history.epoch_loss[epoch], self.history.lr[epoch], self.history.steps)
             if self.on_epoch:
                 self.on_epoch(epoch, {"train_loss": self.history.epoch_loss[epoch], "lr": self.history.lr[epoch]})
