@@ -37,13 +37,13 @@ from cinv.data.synthetic_mnist import NOISE_FRACTION, CornerDigits, noisy_sets, 
 from cinv.errors import ConfigError, NonFiniteLossError, one_line
 from cinv.evaluation.metrics import evaluate
 from cinv.evaluation.protocol import evaluate_model, link
+from cinv.experiments.engine import register_trained, train_in_run
 from cinv.methods import METHODS, Range
 from cinv.probe import train_probe
 from cinv.registry import parse_spec
 from cinv.runtime import derive_seed
 from cinv.tracking import schema
 from cinv.tracking.lease import HEARTBEAT_S, first_writer, owner, owner_alive
-from cinv.tracking.models import register
 from cinv.tracking.runs import log_datasets, log_figure, log_table
 
 log = logging.getLogger(__name__)
@@ -443,10 +443,8 @@ def retrain_best(cfg, s: Setup, study: optuna.Study, parent_run_id: str, experim
     with mlflow.start_run(run_id=run.info.run_id, nested=True):
         mlflow.log_params(best | {"method": cfg.method})
         opts = updated(cfg.options[method.name], lambda loc: f"{cfg.method}_{'.'.join(loc)}", **best)
-        trained = method.train(s, opts)
-        infos = method.log(s, trained, opts, cfg.teacher, study=cfg.study)
+        trained, infos = train_in_run(s, method.name, opts, cfg.teacher, study=cfg.study)
         classifier = trained if "classifier" in method.produces else train_probe(s, trained, cfg.probe)
         log_datasets(s.splits, "train", "test")
         link(list(infos.values()), evaluate_model(s, classifier, cfg.eval), s)
-        if "encoder" in infos:
-            register(infos["encoder"], getattr(opts, "registered_model_name", None))
+        register_trained(method.name, infos, opts)

@@ -34,10 +34,13 @@ def test_fcl_command_trains_and_scores_the_three_test_sets(store, shared, method
 def test_fcl_command_trains_each_seed_in_a_child_run_and_reports_sd_and_se_across_seeds(store, shared):
     quick = {**QUICK_FCL, "limit_per_class": 10}
     single = mlflow.get_run(cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), seed=1, **quick)).data.metrics
-    run_id = cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), seeds="0,1", **quick)
+    run_id = cinv.run_command("fcl", mnist=str(shared / "mnist.npz"), seeds="0,1", registered_model_name="cinv-fcl", **quick)
     children = {r.data.tags[schema.SEED]: r for r in mlflow.search_runs(
         filter_string=f"tags.`{schema.PARENT}` = '{run_id}'", output_format="list")}
     assert sorted(children) == ["0", "1"]
+    # One registration rule for every command: the first seed's model, once every seed has succeeded.
+    versions = mlflow.MlflowClient().search_model_versions("name = 'cinv-fcl'")
+    assert [v.run_id for v in versions] == [children["0"].info.run_id]
     # A seed draws the data and the initialisation: seed 1 among seeds 0,1 is the model of seed=1 alone.
     assert children["1"].data.metrics["bal_top1_mean"] == single["bal_top1_mean"]
     assert "corner_utility_share_0_4" in children["1"].data.metrics

@@ -12,10 +12,10 @@ from cinv.config.base import Paper, Runtime, Section, Select
 from cinv.config.options import CORRUPTION, INVERSION_PAPER, RESUME, Corruption, DataOptions, EvalOptions, Trains
 from cinv.evaluation.metrics import Evaluation
 from cinv.evaluation.protocol import evaluate_model, link
+from cinv.experiments.engine import register_trained, train_in_run
 from cinv.methods import METHODS
 from cinv.runtime import FP32
 from cinv.tracking import schema
-from cinv.tracking.models import register
 from cinv.tracking.runs import evaluation_tags
 from cinv.training.context import setup
 
@@ -39,9 +39,9 @@ def run(cfg: BaselineConfig) -> Evaluation:
         "baseline", eval_corruption=s.corruption.spec, train_corruption=s.corruption.spec, teacher=opts.backbone,
         dataset=s.splits.name, seed=s.seed, recipe=settings.recipe_key(cfg))})
     log_samples(s)
-    model = method.train(s, opts, checkpointer=checkpointer(opts))
-    infos = method.log(s, model, opts, "")  # before its evaluation: MLflow then gives it the test metrics with their dataset
+    # logged before its evaluation: MLflow then gives the models the test metrics with their dataset
+    model, infos = train_in_run(s, method.name, opts, "", checkpointer=checkpointer(opts))
     result = evaluate_model(s, model, cfg.eval)
     link(list(infos.values()), result, s)
-    register(infos["encoder"], opts.registered_model_name)
+    register_trained(method.name, infos, opts)
     return result

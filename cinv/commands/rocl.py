@@ -19,12 +19,12 @@ from cinv.encoders.base import freeze
 from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
 from cinv.evaluation.robustness import attack_subset, robust_accuracy, smoothed_predict
+from cinv.experiments.engine import register_trained, train_in_run
 from cinv.methods import METHODS
 from cinv.probe import robust_linear_probe, train_probe
 from cinv.runtime import FP32, derive_seed
 from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
-from cinv.tracking.models import register
 from cinv.tracking.runs import log_table, training_tags
 from cinv.training.context import setup
 
@@ -84,8 +84,8 @@ def run(cfg: RoCLConfig) -> pd.DataFrame:
     mlflow.set_tags({schema.STAGE: "rocl", **training_tags(
         "rocl" if opts.adversarial else "simclr", teacher=opts.encoder, dataset=s.splits.name, train_corruption="none",
         seed=s.seed, recipe=recipe_key(cfg))})
-    encoder = method.train(s, opts)
-    register(method.log(s, encoder, opts, "")["encoder"], opts.registered_model_name)
+    encoder, infos = train_in_run(s, method.name, opts, "")
+    register_trained(method.name, infos, opts)
 
     attackable = freeze(encoder, input_gradients=True)
     probes = {"LE": train_probe(s, encoder, cfg.probe, log=False).with_encoder(attackable)}

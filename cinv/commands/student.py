@@ -22,9 +22,9 @@ from cinv.config.options import (
     WithTeacher,
 )
 from cinv.encoders.base import Encoder
+from cinv.experiments.engine import register_trained, train_in_run
 from cinv.methods import METHODS
 from cinv.tracking import schema
-from cinv.tracking.models import register
 from cinv.tracking.runs import training_tags
 from cinv.training.context import setup
 
@@ -55,8 +55,6 @@ def run(cfg: StudentConfig) -> Encoder:
             method.name, teacher=cfg.teacher, dataset=s.splits.name, train_corruption=s.corruption.spec, seed=s.seed,
             recipe=settings.recipe_key(cfg))})
         log_samples(s)
-    student = method.train(s, opts, checkpointer=checkpointer(opts, main), log=main)
-    if main:
-        info = method.log(s, student, opts, cfg.teacher)["encoder"]
-        register(info, opts.registered_model_name)
+    student, infos = train_in_run(s, method.name, opts, cfg.teacher, checkpointer=checkpointer(opts, main), log=main)
+    register_trained(method.name, infos, opts)
     return student

@@ -30,13 +30,15 @@ def metric_names(rows: pd.DataFrame) -> list[str]:
     return [c.removesuffix("_mean") for c in rows.columns if c.endswith("_mean") and f"{c.removesuffix('_mean')}_se" in rows]
 
 
-def across_seeds(rows: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+def across_seeds(rows: pd.DataFrame, keys: list[str] | None = None, sd: bool = False) -> pd.DataFrame:
     """One cell per distinct ``keys`` (default: every column that is not a statistic), from rows
     with ``seed``, ``draws`` and ``<metric>_mean`` / ``<metric>_se`` per trained model.
 
     Rows that repeat a (cell, seed) pair are the same trained model evaluated again: the last
     one counts, once. Output columns: the keys, ``seeds``, ``draws``, ``se_kind``, and for each
-    metric ``<metric>_mean``, ``<metric>_se`` and a readable ``<metric>`` (``mean ± se``).
+    metric ``<metric>_mean``, ``<metric>_se`` and a readable ``<metric>`` (``mean ± se``). ``sd``:
+    also ``<metric>_sd``, the standard deviation across seeds (what FCL's paper reports), and the
+    readable ``mean ± sd (s.e. se)``.
     """
     metrics = metric_names(rows)
     stats = {*STAT_COLUMNS, *(f"{m}_{s}" for m in metrics for s in ("mean", "se")), *metrics}
@@ -58,10 +60,16 @@ def across_seeds(rows: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFr
                 cell[f"{m}_se"] = float(valid.std(ddof=1) / math.sqrt(len(valid))) if len(valid) > 1 else math.nan
             else:
                 cell[f"{m}_mean"], cell[f"{m}_se"] = float(means[0]), float(first[f"{m}_se"])
+            if sd:
+                valid = means[~np.isnan(means)]
+                cell[f"{m}_sd"] = float(valid.std(ddof=1)) if len(valid) > 1 else math.nan
         out.append(cell)
     table = pd.DataFrame(out)
     for m in reversed(metrics):  # readable next to the exact columns, after the keys
         text = table[f"{m}_mean"].map("{:.2f}".format) + " ± " + table[f"{m}_se"].map("{:.2f}".format)
+        if sd:
+            text = (table[f"{m}_mean"].map("{:.2f}".format) + " ± " + table[f"{m}_sd"].map("{:.2f}".format)
+                    + " (s.e. " + table[f"{m}_se"].map("{:.2f}".format) + ")")
         table.insert(len(keys), m, text.where(table[f"{m}_mean"].notna(), ""))
     return table
 

@@ -38,7 +38,7 @@ from cinv.methods import METHODS, label
 from cinv.probe import train_probe
 from cinv.registry import Registry
 from cinv.tracking import schema
-from cinv.tracking.models import log_classifier, logged_models_of
+from cinv.tracking.models import log_classifier, logged_models_of, register
 from cinv.tracking.runs import (
     child_named,
     child_run,
@@ -55,7 +55,8 @@ from cinv.tracking.runs import (
 from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.checkpoint import Checkpointer, for_active_run
 
-__all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "run_label", "log_results", "hold_against_paper"]
+__all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "run_label", "log_results", "hold_against_paper",
+           "train_in_run", "register_trained"]
 
 Plot = Callable[[pd.DataFrame], object]  # a recipe's figure, drawn from its final (across-seed) table
 
@@ -120,7 +121,7 @@ class Lab:
         self.root = mlflow.active_run().info.run_id
         self.rows: list[dict] = []
         self.keys: list[str] = []  # each row's cell key (a method's name or a cell variant)
-        self.logged: dict[str, ModelInfo] = {}  # each method's logged encoder (what main registers)
+        self.logged: dict[str, dict[str, ModelInfo]] = {}  # each method's logged models by kind (what main registers)
         self._models: dict[str, Trained] = {}
         self._probes: dict[tuple, Trained] = {}
         self._open_cell: Callable[[], None] | None = None  # opens the pending cell's run (see ``cell``)
@@ -199,27 +200,24 @@ class Lab:
         found = None if done else self.reusable(key)
         if done is not None:  # this run trained it before it was interrupted: its final checkpoint, exactly
             model = method.train(here, opts, label_fraction=fraction, checkpointer=Checkpointer(done.info.run_id), log=False)
-            logged = logged_models_of(done.info.run_id)
-            infos = {kind: logged[f"{name}_{kind}"] for kind in ("encoder", "classifier") if f"{name}_{kind}" in logged}
+            infos = logged_kinds(done.info.run_id, name)
             held = Trained(model, list(infos.values()), corruption.spec)
-            self.logged.setdefault(name, infos["encoder"])
+            self.logged.setdefault(name, infos)
         elif found is not None:
             mlflow.MlflowClient().set_tag(self.root, schema.reused(name, key), found.model_uri)
             held = Trained(found, [mlflow.models.get_model_info(found.model_uri)], corruption.spec)
-            self.logged.setdefault(name, held.logged[0])
+            self.logged.setdefault(name, {"classifier" if "classifier" in method.produces else "encoder": held.logged[0]})
         else:
             with child_run(run_name, parent=self.root, **tags):
                 log_datasets(self.s.splits, "train", "val")  # val_loss is read from the validation split
                 log_params({"corruption": corruption.spec, "seed": self.seed, "label_fraction": fraction,
                             **{f"{name}_{k}": v for k, v in opts.model_dump().items()}})
-                model = method.train(here, opts, label_fraction=fraction, checkpointer=for_active_run(opts))
-                logged = logged_models_of(mlflow.active_run().info.run_id)  # a reopened training may have logged them
-                infos = {kind: logged[f"{name}_{kind}"] for kind in ("encoder", "classifier") if f"{name}_{kind}" in logged} \
-                    or method.log(here, model, opts, self.cfg.teacher)
+                model, infos = train_in_run(here, name, opts, self.cfg.teacher, label_fraction=fraction,
+                                            checkpointer=for_active_run(opts))
                 for kind, info in infos.items():
                     mlflow.set_logged_model_tags(info.model_id, {"fingerprint": encoder_key if kind == "encoder" else key})
             held = Trained(model, list(infos.values()), corruption.spec)
-            self.logged.setdefault(name, infos["encoder"])
+            self.logged.setdefault(name, infos)
         if "classifier" in method.produces and not isinstance(held.model, LoadedEncoder):
             self._models[encoder_key] = Trained(method.encoder(held.model), held.logged[:1], corruption.spec)
         self._models[key] = held
@@ -375,6 +373,37 @@ class Lab:
                 yield open_now
         finally:
             self._open_cell = None
+
+
+def train_in_run(s: Setup, name: str, opts, teacher: str, *, label_fraction: float = 1.0,
+                 checkpointer: Checkpointer | None = None, log: bool = True,
+                 **produced_by: str) -> tuple[torch.nn.Module, dict[str, ModelInfo]]:
+    """Method ``name`` trained in the active run, and its models logged there (by kind: ``encoder``,
+    ``classifier``): what every command that trains does, the engine's cells and the single-method
+    commands alike. A reopened run that logged them before it stopped keeps those. ``log=False``
+    (another process of a distributed run): trained only. ``produced_by``: more tags for the models."""
+    method = METHODS.get(name)
+    model = method.train(s, opts, label_fraction=label_fraction, checkpointer=checkpointer, log=log)
+    if not log:
+        return model, {}
+    infos = logged_kinds(mlflow.active_run().info.run_id, method.name) or method.log(s, model, opts, teacher, **produced_by)
+    return model, infos
+
+
+def logged_kinds(run_id: str, name: str) -> dict[str, ModelInfo]:
+    """The models method ``name`` logged in a run, by kind (``encoder``, ``classifier``)."""
+    logged = logged_models_of(run_id)
+    return {kind: logged[f"{name}_{kind}"] for kind in ("encoder", "classifier") if f"{name}_{kind}" in logged}
+
+
+def register_trained(name: str, infos: dict[str, ModelInfo], opts) -> None:
+    """The one registration rule: a command registers one version per method it trains, the
+    first training seed's, once every stage has succeeded, under the method's
+    ``registered_model_name`` (none: not registered); what is registered is the model kind the
+    method declares (``Method.registers``: the encoder, or FCL's whole classifier)."""
+    kind = METHODS.get(name).registers
+    if kind in infos:
+        register(infos[kind], getattr(opts, "registered_model_name", None))
 
 
 def run_label(key: str) -> str:

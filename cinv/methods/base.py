@@ -94,6 +94,8 @@ class Method:
         space: what ``tune`` searches, by option name.
         produces: ``{"encoder"}`` (a linear probe makes it a classifier), or ``{"classifier",
             "encoder"}`` (it trains its own head; its encoder is the fine-tuned backbone).
+        registers: the kind its ``registered_model_name`` registers: ``encoder``, or ``classifier``
+            (FCL, whose model is the whole network).
         clean_training: trains on clean images (RoCL, FCL); otherwise on the command's corruption.
         needs_teacher: uses the frozen teacher of the run context (``ctx.teacher``).
         trains: False for a method that only evaluates an existing network (the teacher's representations).
@@ -108,6 +110,7 @@ class Method:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"cpu": {}, "paper": {}}
     space: ClassVar[dict[str, Range]] = {}
     produces: ClassVar[frozenset[str]] = frozenset({"encoder"})
+    registers: ClassVar[str] = "encoder"  # the kind its registered_model_name names
     clean_training: ClassVar[bool] = False
     needs_teacher: ClassVar[bool] = False
     trains: ClassVar[bool] = True

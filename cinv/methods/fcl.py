@@ -357,6 +357,7 @@ class FCL(Method):
                "warmup_start": 1, "warmup_epochs": 1}
     space = {"lr": Range(1e-4, 1e-1, log=True), "lam": Range(1e-4, 1e-2, log=True)}
     produces = frozenset({"classifier", "encoder"})
+    registers = "classifier"  # the whole network: FCL's model is its classifier
     clean_training = True
 
     def preset(self, name, data):
