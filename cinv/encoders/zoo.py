@@ -199,10 +199,16 @@ def cifar_resnet(arch: str, weights: str | None = None) -> Encoder:
     embed_dim = model.fc.in_features
     model.fc = nn.Identity()
     encoder = Encoder(model, embed_dim=embed_dim, mean=(0.0,) * 3, std=(1.0,) * 3, input_size=32, name=f"cifar_resnet:{arch}")
+    return with_state_dict(encoder, weights)
+
+
+def with_state_dict(encoder: Encoder, weights: str | None) -> Encoder:
+    """``encoder`` as initialised (``weights`` None or "none"), or with a state-dict file's weights:
+    the encoders that have no published weights of their own."""
     if weights not in (None, RANDOM_INIT):
         path = weights_path(weights)
         if path is None:
-            raise ValueError(f"cifar_resnet:{arch} weights must be a state-dict path or {RANDOM_INIT!r}; got {weights!r}")
+            raise ValueError(f"{encoder.name} weights must be a state-dict path or {RANDOM_INIT!r}; got {weights!r}")
         encoder.load_state_dict(load_state_dict(path))
     return encoder
 
@@ -239,12 +245,7 @@ def mnist_cnn(weights: str | None = None, embed_dim: int = 128) -> Encoder:
     """128-d embeddings of 28x28 grayscale images; random initialisation (``weights`` None or
     "none") or a state-dict file of this encoder."""
     encoder = Encoder(MnistCNN(embed_dim), embed_dim=embed_dim, mean=MNIST_MEAN, std=MNIST_STD, input_size=28, name="mnist_cnn")
-    if weights not in (None, RANDOM_INIT):
-        path = weights_path(weights)
-        if path is None:
-            raise ValueError(f"mnist_cnn weights must be a state-dict path or {RANDOM_INIT!r}; got {weights!r}")
-        encoder.load_state_dict(load_state_dict(path))
-    return encoder
+    return with_state_dict(encoder, weights)
 
 
 mnist_cnn.default_weights = RANDOM_INIT
