@@ -351,6 +351,9 @@ def set_verbosity(level: int) -> None:
     name = os.environ.get("CINV_LOG_LEVEL") or {-1: "WARNING", 0: "INFO"}.get(max(min(level, 1), -1), "DEBUG")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("cinv").setLevel(name.upper())
+    # MLflow's system-metrics monitor says three INFO lines per run (GPU skipped, started, stopped):
+    # 20 of a main job's log lines. Shown with -v.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.INFO if name.upper() == "DEBUG" else logging.WARNING)
 
 
 EXPERIMENT_NOTE = """Runs of cinv (robust image representations by contrastive inversion).
