@@ -220,3 +220,20 @@ def test_every_run_of_a_few_seconds_shows_its_own_system_metrics(main_run):
     assert timed
     for run in timed:
         assert any(k.startswith("system/") for k in run.data.metrics), (run.info.run_name, sorted(run.data.metrics))
+
+
+def test_training_runs_list_the_validation_data_and_the_html_table_says_its_charset(main_run):
+    """Issue 39 items 4 and 6: val_loss comes from embedded-val, so the training runs list it (context
+    validation); results.html declares UTF-8 ("±", not "Â±"); no cinv tag on a run is an empty chip."""
+    client, parent, children = main_run
+    trainings = [r for r in children if r.info.run_name.split(" · ")[0].endswith(" train")]
+    assert {r.info.run_name.split(" · ")[0] for r in trainings} == {"student train", "baseline train"}
+    for run in trainings:
+        inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+        contexts = {(d.dataset.name, tag.value) for d in inputs for tag in d.tags if tag.key == "mlflow.data.context"}
+        assert {("embedded-train", "training"), ("embedded-val", "validation")} <= contexts, (run.info.run_name, contexts)
+    html = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/results.html")
+    assert html.startswith('<meta charset="utf-8">') and "±" in html
+    for run in [parent, *children]:
+        empty = [k for k, v in run.data.tags.items() if k.startswith("cinv.") and not str(v).strip()]
+        assert not empty, (run.info.run_name, empty)
