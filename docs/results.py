@@ -154,7 +154,12 @@ def machine(m) -> str:
 
 def commit(d: dict) -> str:
     at = d.get("measured_at")
-    return f"commit {code(at)}" if at else "not recorded in the file"
+    if at:
+        return f"commit {code(at)}"
+    if d.get("committed_in"):  # written by hand for files from before the harness recorded the commit
+        return (f"not recorded by the benchmark (its harness did not yet record it); the figures were committed in "
+                f"{code(d['committed_in'])}, measured on the code that commit records, before it was made")
+    return "not recorded in the file"
 
 
 def provenance(d: dict, source: str, script: str | None = None, command: str | None = None,
