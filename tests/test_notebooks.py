@@ -21,6 +21,21 @@ def test_the_three_notebooks_exist_and_are_stored_without_outputs():
         assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell holds the parameters"
 
 
+def test_the_sites_executed_copies_hold_the_notebooks_current_code():
+    """docs/notebooks/ holds what ``python docs/notebooks.py`` executed: rerun it when a notebook changes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("site_notebooks", ROOT / "docs" / "notebooks.py")
+    site = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site)
+    assert not site.stale()
+    for path in sorted(site.SITE.glob("*.ipynb")):
+        executed = nbformat.read(path, as_version=4)
+        assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code"), path.name
+        text = path.read_text()
+        assert "/tmp/" not in text and "site-packages" not in text, path.name  # no machine's path published
+
+
 @pytest.mark.slow
 def test_notebooks_run_top_to_bottom(store, tmp_path):
     import papermill
