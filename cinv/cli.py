@@ -180,7 +180,7 @@ def run(command: str, argv: list[str] | None = None) -> int:
 SYSTEM_METRICS = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"  # MLflow's default for every run a process opens
 # MLflow samples every 10 s, so an evaluation of a few seconds would show "System metrics (0)"; every
 # 2 s it shows its own (the monitor's cost stays under 1% of a core: benchmarks/system_metrics.py
-# measures 0.3 CPU-s a minute at 2 s, 0.1 at 10 s). A user's own setting wins.
+# measures 0.32-0.38 CPU-s a minute at 2 s, 0.1 at 10 s). A user's own setting wins.
 SAMPLING = "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"
 SAMPLING_S = "2"
 

@@ -49,6 +49,8 @@ def publish(executed: Path, target: Path, workdir: Path) -> None:
     text = executed.read_text().replace(str(workdir), ".")
     notebook = nbformat.reads(text, as_version=4)
     notebook.cells = [c for c in notebook.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    run = notebook.metadata.get("papermill", {})
+    run.update(input_path=f"notebooks/{target.name}", output_path=f"docs/notebooks/{target.name}")  # not this machine's
     notebook.cells.insert(0, nbformat.v4.new_markdown_cell(HEADER.format(name=target.name)))
     nbformat.write(notebook, target)
 

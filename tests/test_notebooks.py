@@ -34,6 +34,7 @@ def test_the_sites_executed_copies_hold_the_notebooks_current_code():
         assert any(cell.get("outputs") for cell in executed.cells if cell.cell_type == "code"), path.name
         text = path.read_text()
         assert "/tmp/" not in text and "site-packages" not in text, path.name  # no machine's path published
+        assert not executed.metadata.papermill.input_path.startswith("/"), path.name
 
 
 @pytest.mark.slow

@@ -237,7 +237,7 @@ class RunOptions(Strict):
                                  "through mlflow run, give --experiment-name instead)")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed for initialisation, shuffling, augmentation and training corruptions")
     system_metrics: Annotated[bool, Runtime()] = Field(True, description="log CPU, memory, disk and network use (and GPU use with nvidia-ml-py "
-                                 "installed) as MLflow system metrics, sampled every 2 s (the monitor takes 0.3 CPU-s a minute: "
+                                 "installed) as MLflow system metrics, sampled every 2 s (the monitor takes about 0.4 CPU-s a minute: "
                                  "benchmarks/system_metrics.py)")
     device: Annotated[Device, Runtime()] = Field("auto", description="auto, cpu, cuda or cuda:N")
     precision: Literal["auto", "fp32"] = Field(
