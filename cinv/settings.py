@@ -311,9 +311,13 @@ def fingerprint(config: Strict, name: str, opts: Strict, *, corruption: str, see
 
 
 def describe(config: Strict) -> dict[str, Any]:
-    """The dry run's answer: the whole resolved configuration, its deviations from the paper, and
-    where the paper's text and its released code disagree on the settings it uses."""
-    return {"config": config.model_dump(mode="json"), "deviations": deviations(config), "paper_vs_code": paper_vs_code(config)}
+    """The dry run's answer: the whole resolved configuration, the methods it compares (where it
+    compares several), its deviations from the paper, and where the paper's text and its released
+    code disagree on the settings it uses."""
+    out = {"config": config.model_dump(mode="json")}
+    if callable(getattr(config, "compared", None)):  # an empty ``methods`` means every registered method: name them
+        out["compared"] = config.compared()
+    return out | {"deviations": deviations(config), "paper_vs_code": paper_vs_code(config)}
 
 
 

@@ -17,7 +17,7 @@ from cinv.config import ConfigError
 from cinv.config.base import PRESET_NAMES, class_presets, flat_fields
 from cinv.methods import METHODS
 from cinv.runtime import Autocast, derive_seed
-from cinv.settings import build, deviations, paper_recipe
+from cinv.settings import build, deviations, paper_recipe, registered_methods
 from conftest import ROOT, run_cli, write_image_folder
 
 
@@ -199,7 +199,7 @@ def test_dry_run_prints_the_resolved_configuration_and_its_deviations(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     cpu = dry(["main"], work)
-    assert set(cpu) == {"config", "deviations", "paper_vs_code"}
+    assert set(cpu) == {"config", "compared", "deviations", "paper_vs_code"} and cpu["compared"] == ["student", "baseline"]
     assert {"dataset", "val_fraction", "image_size"} <= set(cpu["deviations"])
     assert cpu["deviations"]["image_size"]["value"] == "48 (upsampled from the stored 32 px)"
     assert {"student_weight_decay", "student_schedule", "student_teacher_batchnorm"} <= {c["setting"] for c in cpu["paper_vs_code"]}
@@ -221,7 +221,9 @@ def test_every_command_has_a_dry_run(command, tmp_path, monkeypatch, capsys):
     required = {"evaluate": ["--model", "models:/m/1"], "embed": ["--images", str(ROOT)]}.get(command, [])
     assert cli.run(command, [*required, "--dry_run", "true"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"config", "deviations", "paper_vs_code"} and not list(tmp_path.iterdir())
+    assert set(out) - {"compared"} == {"config", "deviations", "paper_vs_code"} and not list(tmp_path.iterdir())
+    if command == "benchmark":  # an empty ``methods`` compares every registered method: the dry run names them
+        assert out["compared"] == registered_methods() and "trades" in out["compared"]
 
 
 def test_mlproject_declares_no_parameter_that_would_show_as_the_literal_empty_string():
