@@ -8,7 +8,7 @@ import numbers
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -261,18 +261,24 @@ def progress(iterable, **options):
 
 
 @contextlib.contextmanager
-def environ(values: dict[str, str] | None = None, keep: Iterable[str] = ()) -> Iterator[None]:
-    """Environment variables set to ``values`` for the block; those and the ones named in ``keep``
-    are as they were before it afterwards, whatever the block set (a notebook runs more than one
-    command in one process)."""
+def patched(mapping: MutableMapping, values: dict | None = None, keep: Iterable = ()) -> Iterator[None]:
+    """``mapping`` with ``values`` set for the block; those keys and the ones named in ``keep`` are
+    as they were before it afterwards (absent where they were absent), whatever the block set."""
     values = values or {}
-    saved = {key: os.environ.get(key) for key in {*values, *keep}}
-    os.environ.update(values)
+    missing = object()
+    saved = {key: mapping.get(key, missing) for key in {*values, *keep}}
+    mapping.update(values)
     try:
         yield
     finally:
         for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
+            if value is missing:
+                mapping.pop(key, None)
             else:
-                os.environ[key] = value
+                mapping[key] = value
+
+
+def environ(values: dict[str, str] | None = None, keep: Iterable[str] = ()) -> contextlib.AbstractContextManager:
+    """Environment variables set to ``values`` for the block, restored with those named in ``keep``
+    afterwards (a notebook runs more than one command in one process)."""
+    return patched(os.environ, values, keep)

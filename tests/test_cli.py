@@ -193,3 +193,16 @@ def test_help_shows_each_default_once_and_folds_the_methods_a_command_does_not_r
     assert "--rocl_lr" in full and "--trades_beta" in full
     warmup = " ".join(full.split("--rocl_warmup_multiplier")[1].split("--rocl_detach")[0].split())
     assert "(default: preset cpu: none; preset paper: 15.0)" in warmup, warmup  # both presets, not one
+
+
+def test_patched_restores_every_key_as_it_was_whatever_the_block_did():
+    from cinv.runtime import patched
+
+    table = {"kept": 1, "set": 2, "none": None}
+    with patched(table, {"set": 20, "new": 30, "none": 5}, keep=("kept", "later")):
+        table.update(kept=10, later=40)
+        assert table == {"kept": 10, "set": 20, "none": 5, "new": 30, "later": 40}
+    assert table == {"kept": 1, "set": 2, "none": None}  # a key held as None is put back, not dropped
+    with pytest.raises(RuntimeError), patched(table, {"set": 3}):
+        raise RuntimeError
+    assert table["set"] == 2

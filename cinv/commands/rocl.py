@@ -100,10 +100,10 @@ def run(cfg: RoCLConfig) -> pd.DataFrame:
         rows.append({"probe": probe_name, "attack": "none (clean test set)", "top1": round(clean.mean("top1"), 2)})
         for norm, eps in parse_budgets(cfg.attack.budgets):
             for attack in ["pgd"] + (["autoattack"] if cfg.attack.autoattack and norm == "inf" else []):
-                accuracy = robust_accuracy(model, images, labels, norm=norm, eps=eps, steps=cfg.attack.steps,
-                                           step_size=cfg.attack.step_size(eps),
-                                           seed=derive_seed(cfg.seed, "eval attack"), method=attack,
-                                           batch_size=cfg.attack.batch_size)
+                # AutoAttack is parameter-free: PGD's steps and step size are PGD's own
+                pgd = {"steps": cfg.attack.steps, "step_size": cfg.attack.step_size(eps)} if attack == "pgd" else {}
+                accuracy = robust_accuracy(model, images, labels, method=attack, norm=norm, eps=eps, **pgd,
+                                           seed=derive_seed(cfg.seed, "eval attack"), batch_size=cfg.attack.batch_size)
                 mlflow.log_metric(f"{key}_{attack}_l{norm}_{eps:.4g}".replace(".", "p"), accuracy)
                 rows.append({"probe": probe_name, "attack": f"{attack} l_{norm} {eps:.4g}", "top1": round(accuracy, 2)})
         if cfg.attack.smoothing_samples:

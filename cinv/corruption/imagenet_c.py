@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from cinv.corruption.base import REGISTRY, Distortion
+from cinv.runtime import patched
 
 __all__ = ["CORRUPTIONS", "ImageNetC"]
 
@@ -102,11 +103,10 @@ def load_imagecorruptions():
             "pkg_resources": types.SimpleNamespace(resource_filename=_resource_filename),
             "scipy.ndimage.interpolation": types.SimpleNamespace(map_coordinates=scipy.ndimage.map_coordinates),
         }
-        previous = {name: sys.modules.get(name) for name in stand_ins}
-        sys.modules.update(stand_ins)
         try:
-            import imagecorruptions
-            import imagecorruptions.corruptions as module
+            with patched(sys.modules, stand_ins):
+                import imagecorruptions
+                import imagecorruptions.corruptions as module
         except ImportError as error:
             if "libGL" in str(error):
                 raise ImportError(
@@ -115,12 +115,6 @@ def load_imagecorruptions():
                     "pip uninstall -y opencv-python && pip install --force-reinstall --no-deps opencv-python-headless"
                 ) from error
             raise
-        finally:
-            for name, module_before in previous.items():
-                if module_before is None:
-                    sys.modules.pop(name, None)
-                else:
-                    sys.modules[name] = module_before
 
         if not hasattr(np, "float_"):
             module.np = _Overlay(np, float_=np.float64)

@@ -218,31 +218,23 @@ def robust_accuracy(
     images: Tensor,
     labels: Tensor,
     *,
-    norm: str = "inf",
-    eps: float = 8 / 255,
-    steps: int = 20,
-    step_size: float | None = None,
-    random_start: bool = True,
-    seed: int = 0,
     method: str = "pgd",
+    seed: int = 0,
     batch_size: int = 256,
-    **autoattack_options,
+    **options,
 ) -> float:
-    """Accuracy in percent on adversarial examples (``method`` "pgd" or "autoattack", which takes
-    [autoattack][]'s options), attacked ``batch_size`` images at a time so memory stays bounded."""
-    if method not in ("pgd", "autoattack"):
+    """Accuracy in percent on adversarial examples, attacked ``batch_size`` images at a time so
+    memory stays bounded; ``method`` "pgd" ([attack][]) or "autoattack" ([autoattack][]), each with
+    its own ``options`` (norm, eps, ...)."""
+    attacks = {"pgd": attack, "autoattack": autoattack}
+    if method not in attacks:
         raise ValueError(f"robust_accuracy: method must be 'pgd' or 'autoattack'; got {method!r}")
     if len(images) == 0:
         raise ValueError("robust_accuracy: no images")
     correct = 0
     for start in range(0, len(images), batch_size):
         x, y = images[start:start + batch_size], labels[start:start + batch_size]
-        if method == "pgd":
-            adv = attack(classifier, x, y, norm=norm, eps=eps, steps=steps, step_size=step_size,
-                         random_start=random_start, seed=seed + start, batch_size=batch_size)
-        else:
-            adv = autoattack(classifier, x, y, norm=norm, eps=eps, seed=seed + start, batch_size=batch_size,
-                             **autoattack_options)
+        adv = attacks[method](classifier, x, y, seed=seed + start, batch_size=batch_size, **options)
         correct += _correct(classifier, adv, y)
     return 100.0 * correct / len(images)
 
