@@ -23,7 +23,7 @@ import hashlib
 import json
 from typing import Any, get_args
 
-from cinv.config.base import FlatField, Paper, Strict, flat_fields, validate
+from cinv.config.base import FlatField, Paper, Strict, flat_fields, updated, validate
 from cinv.config.base import build as build_fields
 from cinv.config.base import to_flat as own_flat
 from cinv.config.options import MODEL_URI_SCHEMES, Trains
@@ -96,7 +96,7 @@ def build(cls: type[Strict], flat: dict[str, Any], *, check: bool = True):
                           f"{', '.join(used) or 'no method'}); add {name} to its methods or leave the option out")
     data = config.data_facts()
     options = {name: _configure(name, config.preset, data, given.get(name, {})) for name in used}
-    config = _resolved(config.model_copy(update={"options": options}), data)
+    config = _resolved(config, options, data)
     if not check:
         return config
     try:
@@ -132,21 +132,22 @@ def _with_weights(opts: Strict) -> Strict:
             resolved = _weights(getattr(opts, key.removesuffix("_weights")), getattr(opts, key))
             if resolved != getattr(opts, key):
                 update[key] = resolved
-    return opts.model_copy(update=update) if update else opts
+    return updated(opts, **update) if update else opts
 
 
-def _resolved(config: Trains, data: DataFacts) -> Trains:
-    """The image size in pixels and every encoder's weights, as the run will use them, in the config itself."""
-    update: dict[str, Any] = {"options": {name: _with_weights(opts) for name, opts in config.options.items()}}
+def _resolved(config: Trains, options: dict[str, Strict], data: DataFacts) -> Trains:
+    """The methods' options, the image size in pixels and every encoder's weights, as the run will
+    use them, in the config itself, validated again."""
+    update: dict[str, Any] = {"options": {name: _with_weights(opts) for name, opts in options.items()}}
     if data.image_size is None:  # a dataset whose default size cinv does not know: its own loader decides
         pass
     elif "data" in type(config).model_fields:
-        update["data"] = config.data.model_copy(update={"image_size": data.image_size})
+        update["data"] = updated(config.data, image_size=data.image_size)
     elif "image_size" in type(config).model_fields:
         update["image_size"] = data.image_size
     if "teacher" in type(config).model_fields:
         update["teacher_weights"] = _weights(config.teacher, config.teacher_weights)
-    return config.model_copy(update=update)
+    return updated(config, **update)
 
 
 def to_flat(config: Strict) -> dict[str, Any]:

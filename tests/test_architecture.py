@@ -211,3 +211,12 @@ def test_the_cli_parses_and_runs_and_leaves_resume_and_mlproject_to_their_owners
                                    "config", "commands", "experiments"])
 def test_the_layout_reads_as_the_pipeline(stage):
     assert is_package(f"cinv.{stage}"), f"cinv/{stage}/ is one folder per stage"
+
+
+def test_a_setting_changed_after_validation_is_validated_again():
+    """``model_copy(update=...)`` skips pydantic's checks: a resolved config changes through
+    ``config.base.updated``, which validates the result again."""
+    copies = [f"{name}:{node.lineno}" for name, tree in TREES.items() for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "model_copy"
+              and any(k.arg == "update" for k in node.keywords)]
+    assert not copies, copies

@@ -198,8 +198,9 @@ def validate(cls: type[Strict], values: dict[str, Any], key_of=lambda loc: ".".j
 
 
 def updated(model: Strict, key_of=lambda loc: ".".join(loc), **changes) -> Strict:
-    """``model`` with ``changes``, validated again (``model_copy(update=...)`` would skip every check)."""
-    return validate(type(model), {**model.model_dump(), **changes}, key_of)
+    """``model`` with ``changes``, validated again (``model_copy(update=...)`` would skip every check);
+    its other fields as they are (a resolved method's options stay its options model)."""
+    return validate(type(model), {**dict(model), **changes}, key_of)
 
 
 def build(cls: type[Strict], flat: dict[str, Any]):
