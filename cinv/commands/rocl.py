@@ -19,13 +19,12 @@ from cinv.encoders.base import freeze
 from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
 from cinv.evaluation.robustness import attack_subset, robust_accuracy, smoothed_predict
-from cinv.experiments.engine import register_trained, train_in_run
+from cinv.experiments.engine import register_trained, train_in_run, training_run_tags
 from cinv.methods import METHODS
 from cinv.probe import robust_linear_probe, train_probe
 from cinv.runtime import FP32, derive_seed
 from cinv.settings import deviations, recipe_key
-from cinv.tracking import schema
-from cinv.tracking.runs import log_table, training_tags
+from cinv.tracking.runs import log_table
 from cinv.training.context import setup
 
 # Seed 003, section 4 and the released code: CIFAR-10 at 32 px, trained on the whole training set, in float32.
@@ -81,9 +80,7 @@ class RoCLConfig(Trains):
 def run(cfg: RoCLConfig) -> pd.DataFrame:
     s = setup(cfg, "none")
     method, opts = METHODS.get("rocl"), cfg.options["rocl"]
-    mlflow.set_tags({schema.STAGE: "rocl", **training_tags(
-        "rocl" if opts.adversarial else "simclr", teacher=opts.encoder, dataset=s.splits.name, train_corruption="none",
-        seed=s.seed, recipe=recipe_key(cfg))})
+    mlflow.set_tags(training_run_tags(s, method.name, opts, "", recipe_key(cfg)))
     encoder, infos = train_in_run(s, method.name, opts, "")
     register_trained(method.name, infos, opts)
 
@@ -118,6 +115,6 @@ def run(cfg: RoCLConfig) -> pd.DataFrame:
                          "top1": round(accuracy, 2)})
     table = pd.DataFrame(rows)
     log_table(table, "rocl_results")
-    cells = as_cells(table, "rocl" if opts.adversarial else "simclr", "attack", "top1", labels=("probe",))
+    cells = as_cells(table, method.variant(opts), "attack", "top1", labels=("probe",))
     log_comparison(compare(cells, "rocl", deviations(cfg), metrics=["top1"]))
     return table

@@ -22,10 +22,9 @@ from cinv.config.options import (
     WithTeacher,
 )
 from cinv.encoders.base import Encoder
-from cinv.experiments.engine import register_trained, train_in_run
+from cinv.experiments.engine import register_trained, train_in_run, training_run_tags
 from cinv.methods import METHODS
 from cinv.tracking import schema
-from cinv.tracking.runs import training_tags
 from cinv.training.context import setup
 
 
@@ -51,9 +50,8 @@ def run(cfg: StudentConfig) -> Encoder:
     method, opts = METHODS.get("student"), cfg.options["student"]
     main = distributed.is_main()  # another process of a distributed run trains and leaves MLflow to rank 0
     if main:
-        mlflow.set_tags({schema.STAGE: "student", schema.PROCESSES: str(distributed.world().size), **training_tags(
-            method.name, teacher=cfg.teacher, dataset=s.splits.name, train_corruption=s.corruption.spec, seed=s.seed,
-            recipe=settings.recipe_key(cfg))})
+        mlflow.set_tags({**training_run_tags(s, method.name, opts, cfg.teacher, settings.recipe_key(cfg)),
+                         schema.PROCESSES: str(distributed.world().size)})
         log_samples(s)
     student, infos = train_in_run(s, method.name, opts, cfg.teacher, checkpointer=checkpointer(opts, main), log=main)
     register_trained(method.name, infos, opts)

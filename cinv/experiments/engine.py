@@ -56,7 +56,7 @@ from cinv.tracking.serving import LoadedEncoder, load_encoder
 from cinv.training.checkpoint import Checkpointer, for_active_run
 
 __all__ = ["Recipe", "EXPERIMENTS", "recipe", "Lab", "Plot", "run", "run_label", "log_results", "hold_against_paper",
-           "train_in_run", "register_trained"]
+           "train_in_run", "training_run_tags", "register_trained"]
 
 Plot = Callable[[pd.DataFrame], object]  # a recipe's figure, drawn from its final (across-seed) table
 
@@ -192,10 +192,8 @@ class Lab:
         if key in self._models:
             return self._models[key]
         run_name = f"{run_label(name)} train · {corruption.spec} · seed {self.seed}"
-        tags = {schema.STAGE: name, "fingerprint": key, **training_tags(
-            name, teacher=method.source(opts, self.cfg.teacher), dataset=self.s.splits.name,
-            train_corruption=corruption.spec, seed=self.seed, recipe=self.recipe(name))}
         here = dataclasses.replace(self.s, corruption=corruption)
+        tags = {**training_run_tags(here, name, opts, self.cfg.teacher, self.recipe(name)), "fingerprint": key}
         done = child_named(run_name, finished=True, tags=tags, parent=self.root)
         found = None if done else self.reusable(key)
         if done is not None:  # this run trained it before it was interrupted: its final checkpoint, exactly
@@ -388,6 +386,17 @@ def train_in_run(s: Setup, name: str, opts, teacher: str, *, label_fraction: flo
         return model, {}
     infos = logged_kinds(mlflow.active_run().info.run_id, method.name) or method.log(s, model, opts, teacher, **produced_by)
     return model, infos
+
+
+def training_run_tags(s: Setup, name: str, opts, teacher: str, recipe: str) -> dict[str, str]:
+    """The tags of a run that trains method ``name`` on ``s`` (its data, corruption and seed), one
+    rule for the engine's trainings and the single-method commands: the stage (the method's name)
+    and the provenance ``tracking.runs.training_tags`` defines, under the variant the options
+    select (``Method.variant``) and the network it starts from (``Method.source``)."""
+    method = METHODS.get(name)
+    return {schema.STAGE: method.name, **training_tags(
+        method.variant(opts), teacher=method.source(opts, teacher), dataset=s.splits.name,
+        train_corruption=s.corruption.spec, seed=s.seed, recipe=recipe)}
 
 
 def logged_kinds(run_id: str, name: str) -> dict[str, ModelInfo]:

@@ -159,6 +159,11 @@ class Method:
         """Optimiser and schedule (default: Adam with a cosine schedule over every step)."""
         return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay)
 
+    def variant(self, opts) -> str:
+        """What a run of it is tagged as (``cinv.method``): its name, or the declared variant its
+        options select (FCL's ``method``, RoCL without its attack: ``simclr``)."""
+        return self.name
+
     def source(self, opts, teacher: str) -> str:
         """The pretrained network it starts from (the report's ``teacher`` column)."""
         for field in ("backbone", "encoder"):

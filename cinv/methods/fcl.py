@@ -412,5 +412,8 @@ class FCL(Method):
     def optim(self, opts):
         return Optim(epochs=opts.epochs, lr=opts.lr, weight_decay=opts.weight_decay, schedule="exponential", decay=opts.decay)
 
+    def variant(self, opts):
+        return opts.method
+
     def source(self, opts, teacher):
         return opts.encoder

@@ -219,6 +219,9 @@ class RoCL(Method):
     def paper(self, data):
         return super().paper(data) | {"encoder": "cifar_resnet:resnet18"}  # what the paper ran, whatever the data
 
+    def variant(self, opts):
+        return "rocl" if opts.adversarial else "simclr"
+
     def build(self, ctx, opts):
         encoder = encoders.get(opts.encoder, opts.encoder_weights).to(ctx.device)
         projector = Projector(encoder.embed_dim, opts.projector_hidden, opts.projector_dim).to(ctx.device)
