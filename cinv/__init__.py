@@ -1,12 +1,14 @@
 """cinv: robust image representations by contrastive inversion of a frozen pretrained teacher.
 
-The package reads as the pipeline does, one folder per stage: ``corruption`` (A(x)) -> ``data``
--> ``encoders`` -> ``losses`` -> ``methods`` (every method a peer behind one interface) ->
-``training`` -> ``probe`` -> ``evaluation``, with ``tracking`` (plain MLflow) beneath training and
-the run ``context`` and ``config`` beneath that; ``experiments`` runs the papers' grids,
-``tuning`` the Optuna studies, ``commands`` holds one thin module per command and ``cli`` turns
-them into entry points. Each package imports only the ones before it in that order
-(``tests/test_architecture.py`` keeps it). ``plugins`` loads registrations from other packages.
+The package reads as the pipeline does, one folder per stage, and each layer imports only the
+layers below it (``tests/test_architecture.py`` keeps the order): the runtime decisions
+(``runtime``, ``distributed``) at the bottom; ``corruption`` (A(x)) -> ``data`` -> ``encoders`` ->
+``losses``; the run ``context`` and ``config``; ``tracking`` (plain MLflow); ``training`` (one
+loop for everything that trains); ``methods`` (every method a peer behind one interface, trained
+by that loop); ``evaluation`` and ``probe``; ``promotion`` (@champion); ``settings`` (one
+resolution per setting); ``experiments`` (the engine and its recipes) and ``tuning`` (Optuna
+studies); ``commands``, one thin module per command, and ``cli``, which turns them into entry
+points. ``plugins`` loads registrations from other packages.
 """
 
 from importlib import import_module

@@ -220,3 +220,12 @@ def test_a_setting_changed_after_validation_is_validated_again():
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "model_copy"
               and any(k.arg == "update" for k in node.keywords)]
     assert not copies, copies
+
+
+def test_the_package_docstring_names_the_layers_in_their_order():
+    import re
+
+    import cinv
+
+    named = [n for n in re.findall(r"``(\w+)``", cinv.__doc__) if n in LAYERS and n != "plugins"]
+    assert len(named) >= 15 and named == sorted(named, key=LAYERS.index), named
