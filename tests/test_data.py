@@ -170,3 +170,18 @@ def test_sixteen_bit_grey_images_are_scaled_not_clipped(tmp_path):
     Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(tmp_path / "f.tif")
     with pytest.raises(DatasetError, match="cannot read image f.tif: floating-point"):
         decode_image(tmp_path / "f.tif", "f.tif")
+
+
+def test_one_image_size_rule_for_every_command():
+    from cinv.commands.fcl import FCLConfig
+    from cinv.commands.rocl import RoCLConfig
+    from cinv.commands.student import StudentConfig
+    from cinv.data.datasets import facts_of
+    from cinv.settings import build
+
+    assert [facts_of("embedded").image_size, facts_of("embedded", native=True).image_size] == [48, 32]
+    assert [facts_of("synthetic_mnist", native=True).image_size, facts_of("folder", native=True).image_size] == [28, 224]
+    assert facts_of("embedded", 40, native=True).image_size == 40 and facts_of("mnist").channels == 1
+    sizes = {cls.__name__: build(cls, {}).data_facts().image_size for cls in (StudentConfig, RoCLConfig, FCLConfig)}
+    assert sizes == {"StudentConfig": 48, "RoCLConfig": 32, "FCLConfig": 28}
+    assert build(RoCLConfig, {}).data.image_size == 32 and build(FCLConfig, {"dataset": "embedded"}).image_size == 32

@@ -17,7 +17,7 @@ from cinv.config.base import Paper, Runtime
 from cinv.config.options import Comparison, EvalOptions
 from cinv.context import Setup
 from cinv.corruption import get as get_corruption
-from cinv.data.datasets import DataFacts
+from cinv.data.datasets import DataFacts, facts_of
 from cinv.data.synthetic_mnist import NOISE_FRACTION, ZERO_STD, fcl_test_sets
 from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
@@ -72,10 +72,10 @@ class FCLConfig(Comparison):
         "synthetic MNIST's constant border)")
     eval_batch_size: Annotated[int, Runtime()] = Field(256, ge=1, le=65_536, description="evaluation batch size")
 
+    NATIVE_RESOLUTION = True  # synthetic MNIST at 28 px, the embedded CIFAR-10 at 32
+
     def data_facts(self) -> DataFacts:
-        if self.dataset == "synthetic_mnist":
-            return DataFacts("synthetic_mnist", self.image_size or 28, 1)
-        return DataFacts("embedded", self.image_size or 32, 3)
+        return facts_of(self.dataset, self.image_size, self.NATIVE_RESOLUTION)
 
     def check_options(self) -> None:
         if self.preset == "paper" and self.dataset == "synthetic_mnist" and not self.mnist:

@@ -9,12 +9,10 @@ from typing import Annotated, ClassVar
 import mlflow
 import pandas as pd
 import torch
-from pydantic import model_validator
 
 from cinv.config.base import Paper, Section
 from cinv.config.options import AttackOptions, DataOptions, EvalOptions, ProbeOptions, Trains, parse_budgets
 from cinv.data.augment import simclr_augment
-from cinv.data.datasets import EMBEDDED
 from cinv.encoders.base import freeze
 from cinv.evaluation.against_paper import as_cells, compare, log_comparison
 from cinv.evaluation.protocol import evaluate_model
@@ -56,6 +54,7 @@ class RoCLConfig(Trains):
 
     METHOD: ClassVar[str] = "rocl"
     PAPER = ROCL_PAPER
+    NATIVE_RESOLUTION = True  # CIFAR-10 at its 32 px (the embedded subset too), MNIST at 28
     # The paper attacks the whole CIFAR-10 test set (PGD-20, l_inf 8/255 and 16/255, unseen l_2 and l_1), with r-LE and
     # smoothing; the CPU budget 500 images, four budgets, 3 r-LE epochs, 8 smoothing samples.
     PRESETS = {"cpu": {"attack_images": 500, "attack_budgets": "inf:8/255, inf:16/255, 2:0.5, 1:12", "attack_rle_epochs": 3,
@@ -65,17 +64,6 @@ class RoCLConfig(Trains):
     probe: Annotated[ProbeOptions, Section("probe_")] = ProbeOptions()
     attack: Annotated[AttackOptions, Section("attack_")] = AttackOptions()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _native_size(cls, values):
-        # The embedded subset is stored at 48 px for the main job; RoCL's CIFAR images are 32 px.
-        # Every other dataset keeps its own size (28 px MNIST for mnist_cnn).
-        if isinstance(values, dict):
-            data = values.get("data") or {}
-            data = data.model_dump() if isinstance(data, DataOptions) else dict(data)
-            if data.get("image_size") is None and data.get("dataset", EMBEDDED) == EMBEDDED:
-                values = {**values, "data": {**data, "image_size": 32}}
-        return values
 
 def run(cfg: RoCLConfig) -> pd.DataFrame:
     s = setup(cfg, "none")

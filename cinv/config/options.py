@@ -168,8 +168,8 @@ class DataOptions(Strict):
             _dataset(self.dataset, self.class_list)
         return self
 
-    def facts(self) -> DataFacts:
-        return facts(self.dataset, self.class_list, self.image_size)
+    def facts(self, native: bool = False) -> DataFacts:
+        return facts(self.dataset, self.class_list, self.image_size, native)
 
 
 class OptimOptions(Strict):
@@ -324,6 +324,8 @@ class Trains(RunOptions, Presets):
     METHOD: ClassVar[str | None] = None  # a single-method command: its method's options also go by their bare names
     PAPER: ClassVar[dict[str, Any]] = {}
     PAPER_VS_CODE: ClassVar[tuple[Released, ...]] = ()  # its own settings where the paper's text and code disagree
+    # Trains at its data's stored size when no image_size is given (datasets.facts_of), as RoCL's and FCL's papers do
+    NATIVE_RESOLUTION: ClassVar[bool] = False
     options: dict[str, Any] = Field(default_factory=dict, description="each run method's options, resolved",
                                     json_schema_extra={"flat": False})
 
@@ -332,7 +334,7 @@ class Trains(RunOptions, Presets):
         return [self.METHOD] if self.METHOD else []
 
     def data_facts(self) -> DataFacts:
-        return self.data.facts()
+        return self.data.facts(type(self).NATIVE_RESOLUTION)
 
     def check_options(self) -> None:
         """Raise ValueError where the command's own settings and its methods' options do not fit together."""

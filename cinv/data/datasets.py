@@ -378,10 +378,19 @@ STORED_SIZE = {EMBEDDED: 32, "cifar10": 32, "cifar100": 32, "stl10": 96, "mnist"
 EMBEDDED_VAL_FRACTION = 100 / 700
 
 
-def facts(dataset: str, class_list: str | None = None, image_size: int | None = None) -> DataFacts:
-    """The facts of a dataset spec, resolved without loading it."""
+def facts(dataset: str, class_list: str | None = None, image_size: int | None = None, native: bool = False) -> DataFacts:
+    """The facts of a dataset spec, resolved without loading it ([facts_of][])."""
     name, params = dataset_spec(dataset, class_list)
-    return DataFacts(name, image_size or NATIVE_SIZE.get(name), 1 if name in GREY else 3, params.get("class_list"))
+    return facts_of(name, image_size, native, params.get("class_list"))
+
+
+def facts_of(kind: str, image_size: int | None = None, native: bool = False, class_list: str | None = None) -> DataFacts:
+    """The facts of a dataset of this kind. The one image-size rule: the size given, else the
+    stored images' own for a command that trains at its data's native resolution (``native``:
+    RoCL's CIFAR-10 and FCL's MNIST run at 32 and 28 px), else the kind's default (NATIVE_SIZE:
+    48 px for the embedded subset, 224 for a folder)."""
+    size = image_size or (STORED_SIZE.get(kind) if native else None) or NATIVE_SIZE.get(kind)
+    return DataFacts(kind, size, 1 if kind in GREY else 3, class_list)
 
 
 def check_dataset(dataset: str, class_list: str | None = None) -> str:
