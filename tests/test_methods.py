@@ -27,6 +27,7 @@ def test_fcl_command_trains_and_scores_the_three_test_sets(store, shared, method
                                           schema.TRAIN_CORRUPTION)} == {
         schema.STAGE: "fcl", schema.METHOD: method, schema.TEACHER: "mnist_cnn", schema.DATASET: "synthetic_mnist",
         schema.TRAIN_CORRUPTION: "none"}
+    assert run.data.tags[schema.AUTOCAST].startswith("train=fp32")  # the precision decided once (training.context.runtime)
     assert table["images"].tolist() == [300, 300, 300, 100]  # 20 per class; 5 rare classes
     for name in ("bal", "bal_un", "bal_nun", "bal_rare"):
         assert 0 <= run.data.metrics[f"{name}_top1_mean"] <= 100

