@@ -21,7 +21,10 @@ Every run goes into one MLflow store (``--store``, kept between invocations) and
 is rewritten after each, so an interrupted measurement continues where it stopped:
 
     nice python benchmarks/fcl_readings.py                 # about 10 hours on 2 CPU cores
-    python benchmarks/fcl_readings.py --status             # what is done
+    python benchmarks/fcl_readings.py --status             # what is done, each study's trials included
+
+A trial whose process was killed is marked FAIL by the next invocation and does not count: the
+study runs until it has ``--trials`` complete or pruned ones.
 """
 
 from __future__ import annotations
@@ -136,6 +139,26 @@ def run_fcl(out: dict, method: str, seed: int, extra: dict, args, env: dict) -> 
     return scores(latest_run({schema.STAGE: "fcl"}).data.metrics), wall
 
 
+def print_studies(journal: Path) -> None:
+    """Each lambda study's trials as the store holds them, finished or not (the results file gets a
+    study only once it has its trials)."""
+    if not journal.is_file():
+        print(f"no study yet ({journal} does not exist)")
+        return
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        done = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+        print(f"{summary.study_name}: {done} finished trial(s)")
+        for t in study.trials:
+            last = max(t.intermediate_values) if t.intermediate_values else None
+            value = t.value if t.value is not None else (t.intermediate_values[last] if last is not None else None)
+            shown = "" if value is None else f" {value:.2f}" + ("" if t.value is not None else f" (report {last})")
+            print(f"  trial {t.number}: lambda {t.params.get('lam', float('nan')):.3g} {t.state.name}{shown}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9", help="independent training seeds (the paper: 10 runs)")
@@ -150,6 +173,7 @@ def main() -> None:
         for name, reading in out["readings"].items():
             print(f"{name}: lambda {reading['lambda']}, FCL seeds {reading['fcl_runs']['seeds']}")
         print(f"XE seeds {out['xe']['seeds']}")
+        print_studies(Path(args.store) / "optuna.journal")
         return
     store = Path(args.store)
     store.mkdir(parents=True, exist_ok=True)
