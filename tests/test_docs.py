@@ -124,3 +124,45 @@ def test_every_documented_command_line_runs_as_a_dry_run(tmp_path, monkeypatch, 
             failed.append(f"{where}: {line}\n    {err.strip().splitlines()[-1] if err.strip() else code}")
     assert not failed, "\n".join(failed)
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_the_fcl_readings_file_the_measurement_writes_renders_its_verdict(tmp_path, monkeypatch):
+    """The measurement takes many sessions: its file, as benchmarks/fcl_readings.py's own ``save``
+    writes it, must render on docs/results/fcl.md with each reading's verdict before the real one lands."""
+    import random
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import fcl_readings
+    import harness
+
+    monkeypatch.setattr(harness, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(fcl_readings, "write_result", harness.write_result)
+    monkeypatch.setattr(harness, "measured_at", lambda: "0123456")
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "results")
+    (tmp_path / "results" / "fcl_readings.json").unlink(missing_ok=True)
+    out, rng = fcl_readings.empty(), random.Random(0)
+    gains = {"sum": {"BAL": 0.0, "BAL+UN": 8.0, "BAL+NUN": 3.0, "rare": 0.5}, "mean": dict.fromkeys(fcl_readings.SETS, 0.0)}
+    for seed in range(10):
+        xe = {k: 80 + rng.gauss(0, 1) for k in fcl_readings.SETS} | dict.fromkeys(fcl_readings.EXTRA, 0.3)
+        out["xe"]["seeds"].append(seed)
+        for k, v in xe.items():
+            out["xe"]["per_seed"][k].append(round(v, 2))
+        for name, reading in out["readings"].items():
+            reading["lambda"] = 1e-3
+            reading["study"] = {"name": f"fcl-lambda-{name}", "best_trial": 0, "best_value": 77.0,
+                                "trials": [{"number": 0, "lam": 1e-3, "state": "COMPLETE", "value": 77.0,
+                                            "val": {"0": 70.0, "3": 77.0}, "duration_s": 60.0}]}
+            runs = reading["fcl_runs"]
+            runs["seeds"].append(seed)
+            for k, v in xe.items():
+                runs[k].append(round(v + gains[name][k] + rng.gauss(0, 0.5), 2) if k in gains[name] else v)
+    fcl_readings.save(out)
+
+    pages, readme = tmp_path / "pages", tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    proc = results_py("--results", str(tmp_path / "results"), "--out", str(pages), "--readme", str(readme))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (pages / "fcl.md").read_text()
+    assert "**Verdict for the sum reading (10 seeds): reproduces the paper's claim**" in page
+    assert "**Verdict for the mean reading (10 seeds): does not reproduce the paper's claim**" in page
+    assert "better on BAL+UN: no" in page and "study `fcl-lambda-sum`" in page
