@@ -96,3 +96,4 @@ def test_student_compile_gives_the_eager_loss_and_gradients():
         losses[compiled] = loss.item()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     assert losses[True] == pytest.approx(losses[False], rel=1e-3), losses
+
