@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 40's checks of cinv's CUDA path, in one call on a lent GPU machine (benchmarks/gpu_check.py
-# says what each measures; each has its own time limit, about 11 minutes in all at most).
+# says what each measures; each has its own time limit, about 12.5 minutes in all at most: two calls, as below).
 #
 # Here, once, before the call (needs PyPI; puts .whl/ and .gpu_data/ in the checkout, both in .gitignore):
 #     bash benchmarks/gpu_check.sh --fetch
@@ -9,6 +9,8 @@
 # or two, when one would run past the 10-minute limit of a call:
 #     bash benchmarks/gpu_check.sh --only tests main_job throughput
 #     bash benchmarks/gpu_check.sh --only train paper_step
+# (between the two, copy the first call's gpu.json from $OUT into benchmarks/results/ here: it travels
+# with the second call, which adds its checks to it).
 # It writes benchmarks/results/gpu.json (and a copy in $OUT, which comes back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
