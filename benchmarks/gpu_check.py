@@ -7,8 +7,8 @@ others' figures, and the file is rewritten after each:
   corruptions on the device with the CPU's statistics, ``student_compile``), its counts;
 - ``main_job``: ``cinv main --device cuda`` on the embedded default, its table and wall time;
 - ``throughput``: ``benchmarks/throughput.py`` section 4 on a folder of ImageNet-sized JPEGs (the 20
-  photos of ../shared/data/imagenet-samples re-encoded at 500x375 and repeated, 3,840 of them, made
-  once for every check): open_clip RN101 in
+  photos of ../shared/data/imagenet-samples re-encoded at 500x375 and repeated, 10,240 of them,
+  made once for every check): open_clip RN101 in
   bf16, images/s end to end and model only (target: >= 3,000 img/s end to end on one H100 and
   >= 80% of model only);
 - ``train``: the student at paper scale (RN101 student and frozen RN101 teacher, random weights,
@@ -42,7 +42,7 @@ from pathlib import Path
 from harness import RESULTS, ROOT, machine_line, measured_at, rnd
 
 SAMPLES = ROOT.parent / "shared" / "data" / "imagenet-samples"
-PER_CLASS = 384  # 3,840 training JPEGs: 15 batches of 256 an epoch
+PER_CLASS = 1024  # 10,240 training JPEGs: 40 batches of 256 an epoch, so a timed run does not cross an epoch's end
 LIMITS_S = {"tests": 150, "main_job": 150, "throughput": 110, "train": 240, "paper_step": 90}  # torch.compile of RN101 takes minutes
 
 
