@@ -166,3 +166,15 @@ def test_the_fcl_readings_file_the_measurement_writes_renders_its_verdict(tmp_pa
     assert "**Verdict for the sum reading (10 seeds): reproduces the paper's claim**" in page
     assert "**Verdict for the mean reading (10 seeds): does not reproduce the paper's claim**" in page
     assert "better on BAL+UN: no" in page and "study `fcl-lambda-sum`" in page
+
+    # Partial files, as the measurement leaves them between sessions, say how far they are.
+    for kept, expected in ((3, "**Provisional verdict, 3 of the paper's 10 seeds, for the mean reading (3 seeds):"),
+                           (1, "**No verdict yet for the mean reading**: 1 seed of the paper's 10")):
+        runs = out["readings"]["mean"]["fcl_runs"]
+        for k in runs:
+            runs[k] = runs[k][:kept]
+        fcl_readings.save(out)
+        proc = results_py("--results", str(tmp_path / "results"), "--out", str(pages), "--readme", str(readme))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        page = (pages / "fcl.md").read_text()
+        assert expected in page and "**Verdict for the sum reading (10 seeds)" in page
