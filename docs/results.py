@@ -763,8 +763,9 @@ def render_fcl_readings(d: dict) -> list[str]:
                     "and a paired difference needs two to have a standard error.", ""]
             continue
         reproduced, checks = verdict(diff)
-        label = "Verdict" if len(seeds) >= FCL_RUNS else f"Provisional verdict, {len(seeds)} of the paper's {FCL_RUNS} seeds,"
-        out += [f"**{label} for the {name} reading ({len(seeds)} seeds): "
+        label, counted = (("Verdict", f"{len(seeds)} seeds") if len(seeds) >= FCL_RUNS
+                          else ("Provisional verdict", f"{len(seeds)} of the paper's {FCL_RUNS} seeds"))
+        out += [f"**{label} for the {name} reading ({counted}): "
                 f"{'reproduces' if reproduced else 'does not reproduce'} the paper's claim** ({'; '.join(checks)}; "
                 "better: paired mean − 2 s.e. > 0, kept: paired mean + 2 s.e. ≥ 0).", ""]
     return out

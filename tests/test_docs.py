@@ -168,7 +168,7 @@ def test_the_fcl_readings_file_the_measurement_writes_renders_its_verdict(tmp_pa
     assert "better on BAL+UN: no" in page and "study `fcl-lambda-sum`" in page
 
     # Partial files, as the measurement leaves them between sessions, say how far they are.
-    for kept, expected in ((3, "**Provisional verdict, 3 of the paper's 10 seeds, for the mean reading (3 seeds):"),
+    for kept, expected in ((3, "**Provisional verdict for the mean reading (3 of the paper's 10 seeds):"),
                            (1, "**No verdict yet for the mean reading**: 1 seed of the paper's 10")):
         runs = out["readings"]["mean"]["fcl_runs"]
         for k in runs:
