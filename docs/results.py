@@ -757,11 +757,11 @@ def render_fcl_readings(d: dict) -> list[str]:
         sets = [s for s in FCL_SETS if s in per["xe"]]
         extra = [k for k in per["xe"] if k not in FCL_SETS]
         out += _fcl_tables(per, seeds, sets, extra)
-        diff = {s: differences(per["fcl"][s], per["xe"][s]) for s in sets}
         if len(seeds) < 2:
             out += [f"**No verdict yet for the {name} reading**: {len(seeds)} seed of the paper's {FCL_RUNS} so far, "
                     "and a paired difference needs two to have a standard error.", ""]
             continue
+        diff = {s: differences(per["fcl"][s], per["xe"][s]) for s in sets}
         reproduced, checks = verdict(diff)
         label, counted = (("Verdict", f"{len(seeds)} seeds") if len(seeds) >= FCL_RUNS
                           else ("Provisional verdict", f"{len(seeds)} of the paper's {FCL_RUNS} seeds"))
